@@ -1,0 +1,161 @@
+//! Human and archival views of the log: the `/ct/` web UI, its JSON feed, and the RSS 2.0
+//! feed of the last 20 STHs that lets anyone keep an independent copy of every root.
+
+use axum::Json;
+use axum::Router;
+use axum::extract::State;
+use axum::http::header;
+use axum::response::{Html, IntoResponse};
+use axum::routing::get;
+use serde_json::{Value, json};
+use wire::SignedSth;
+
+use crate::error::ApiResult;
+use crate::state::{SharedState, latest_sth};
+use crate::store::StoredLeaf;
+
+/// STHs in the RSS feed and in the UI feed (API reference: "last 20 STHs").
+const FEED_STHS: usize = 20;
+/// Newest leaves shown by the UI feed.
+const FEED_ENTRIES: usize = 20;
+
+const UI_HTML: &str = include_str!("ct_ui.html");
+const UI_JS: &str = include_str!("ct_ui.js");
+
+pub fn router() -> Router<SharedState> {
+    Router::new()
+        .route("/ct", get(ui))
+        .route("/ct/", get(ui))
+        .route("/ct/ui.js", get(ui_js))
+        .route("/ct/feed", get(feed_json))
+        .route("/ct/feed.xml", get(feed_rss))
+}
+
+/// A log entry as `/v2/ct/log` and the UI show it: index, leaf hash, and the event fields the
+/// leaf commits to (so anyone can recompute the leaf hash).
+pub fn entry_json(leaf: &StoredLeaf) -> Value {
+    let mut entry = serde_json::from_slice::<Value>(&leaf.event_json).unwrap_or(Value::Null);
+    if let Value::Object(map) = &mut entry {
+        map.insert("index".into(), leaf.index.into());
+        map.insert("leaf_hash".into(), hex::encode(leaf.leaf_hash).into());
+        return entry;
+    }
+    json!({ "index": leaf.index, "leaf_hash": hex::encode(leaf.leaf_hash) })
+}
+
+async fn ui() -> impl IntoResponse {
+    (
+        [(header::CONTENT_SECURITY_POLICY, "default-src 'self'; style-src 'unsafe-inline'")],
+        Html(UI_HTML),
+    )
+}
+
+async fn ui_js() -> impl IntoResponse {
+    ([(header::CONTENT_TYPE, "text/javascript; charset=utf-8")], UI_JS)
+}
+
+async fn feed_json(State(state): State<SharedState>) -> ApiResult<Json<Value>> {
+    let snapshot = state.snapshot()?;
+    let sth = latest_sth(&snapshot)?;
+    let (sths, total) = snapshot.sth_history(FEED_STHS)?;
+    let size = sth.body.tree_size;
+    let from = size.saturating_sub(FEED_ENTRIES as u64);
+    let entries: Vec<Value> = snapshot
+        .leaves(from, FEED_ENTRIES)?
+        .iter()
+        .filter(|l| l.index < size)
+        .map(entry_json)
+        .collect();
+    Ok(Json(json!({
+        "ok": true,
+        "relay_id": state.config.relay_id,
+        "sector": state.config.sector,
+        "tree_size": size,
+        "root": sth.body.sha3_root,
+        "sth": sth,
+        "sth_total": total,
+        "recent_sths": sths,
+        "recent_entries": entries,
+        "pk_hash": state.pk_hash,
+    })))
+}
+
+async fn feed_rss(State(state): State<SharedState>) -> ApiResult<impl IntoResponse> {
+    let (sths, _) = state.snapshot()?.sth_history(FEED_STHS)?;
+    let xml = rss(&state.config.relay_id, &state.config.public_url(), &sths);
+    Ok(([(header::CONTENT_TYPE, "application/rss+xml; charset=utf-8")], xml))
+}
+
+/// RSS 2.0 document of the given STHs (newest first). Every text node is escaped.
+pub fn rss(relay_id: &str, base_url: &str, sths: &[SignedSth]) -> String {
+    let link = format!("{}/ct/", base_url.trim_end_matches('/'));
+    let mut out = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<rss version=\"2.0\">\n<channel>\n");
+    out += &format!("<title>{}</title>\n", escape(&format!("paramant CT log: {relay_id}")));
+    out += &format!("<link>{}</link>\n", escape(&link));
+    out += "<description>Signed tree heads (ML-DSA-65) of this transparency log. Archive them: a root that later changes without a consistent extension proves tampering.</description>\n";
+    if let Some(newest) = sths.first() {
+        out += &format!("<lastBuildDate>{}</lastBuildDate>\n", rfc822(newest.body.timestamp));
+    }
+    for sth in sths {
+        let json = serde_json::to_string(sth).unwrap_or_default();
+        out += "<item>\n";
+        out += &format!(
+            "<title>{}</title>\n",
+            escape(&format!("tree_size {} root {}", sth.body.tree_size, sth.body.sha3_root))
+        );
+        out += &format!("<link>{}</link>\n", escape(&format!("{}/v2/sth/{}", base_url.trim_end_matches('/'), sth.body.timestamp)));
+        out += &format!(
+            "<guid isPermaLink=\"false\">{}</guid>\n",
+            escape(&format!("{relay_id}/sth/{}/{}", sth.body.tree_size, sth.body.timestamp))
+        );
+        out += &format!("<pubDate>{}</pubDate>\n", rfc822(sth.body.timestamp));
+        out += &format!("<description>{}</description>\n", escape(&json));
+        out += "</item>\n";
+    }
+    out += "</channel>\n</rss>\n";
+    out
+}
+
+/// XML text escaping; also drops characters XML 1.0 forbids.
+fn escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&apos;"),
+            '\t' | '\n' | '\r' => out.push(c),
+            c if (c as u32) < 0x20 || c == '\u{FFFE}' || c == '\u{FFFF}' => {}
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// RFC 822 date as RSS wants it: "Wed, 15 Apr 2026 09:00:00 GMT".
+fn rfc822(unix_ms: u64) -> String {
+    const DAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
+    const MONTHS: [&str; 12] = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
+    let iso = wire::iso8601_ms(unix_ms); // "YYYY-MM-DDTHH:MM:SS.mmmZ"
+    let weekday = DAYS[((unix_ms / 86_400_000) % 7) as usize];
+    let month = iso[5..7].parse::<usize>().unwrap_or(1).clamp(1, 12);
+    format!("{weekday}, {} {} {} {} GMT", &iso[8..10], MONTHS[month - 1], &iso[0..4], &iso[11..19])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rfc822_dates_name_the_right_weekday() {
+        assert_eq!(rfc822(0), "Thu, 01 Jan 1970 00:00:00 GMT");
+        assert_eq!(rfc822(1_744_123_456_789), "Tue, 08 Apr 2025 14:44:16 GMT");
+    }
+
+    #[test]
+    fn escaping_neutralises_markup_and_control_characters() {
+        assert_eq!(escape("<a href=\"x\">&'</a>\u{1}"), "&lt;a href=&quot;x&quot;&gt;&amp;&apos;&lt;/a&gt;");
+    }
+}

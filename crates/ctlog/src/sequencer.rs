@@ -1,0 +1,324 @@
+//! The sequencer: the only writer of the log. Group commit — every append waiting when a batch
+//! starts goes into one redb transaction under one signed STH.
+//!
+//! Runs on its own OS thread (signing and fsync are blocking work). A caller's append resolves
+//! only after its batch is durable and signed; on a failed commit the in-memory tree is left as
+//! it was, every caller of the batch gets an error, and nothing of the batch is visible.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use crypto::LogSigningKey;
+use tlog::tile::{Tile, TileId, locate};
+use tlog::{CompactRange, Hash, NodeId, Sha3_256};
+use tokio::sync::{mpsc, oneshot};
+use wire::{LogEvent, SignedSth, SthBody};
+
+use crate::store::{Batch, LogStore, StoreError};
+
+/// Most appends committed under one STH; bounds batch latency and transaction size.
+const MAX_BATCH: usize = 1024;
+/// Appends that may wait for the sequencer before callers feel backpressure.
+const QUEUE_DEPTH: usize = 8192;
+
+/// What an acknowledged append gets back.
+#[derive(Clone, Debug)]
+pub struct Appended {
+    pub leaf_index: u64,
+    pub leaf_hash: Hash,
+    /// The STH of the batch the leaf was committed in (its tree includes the leaf).
+    pub sth: SignedSth,
+}
+
+/// Why an append was not acknowledged.
+#[derive(Debug, thiserror::Error)]
+pub enum AppendError {
+    #[error("the event is not valid: {0}")]
+    Invalid(String),
+    #[error("storage failed: {0}")]
+    Storage(#[from] StoreError),
+    #[error("the sequencer has stopped")]
+    Stopped,
+}
+
+enum Request {
+    Append { event: LogEvent, reply: oneshot::Sender<Result<Appended, AppendError>> },
+    /// Sign a fresh STH if the newest is older than the refresh interval.
+    Refresh,
+}
+
+/// Handle to the sequencer thread; cloning is cheap.
+#[derive(Clone)]
+pub struct Sequencer {
+    tx: mpsc::Sender<Request>,
+}
+
+/// Settings of the sequencer.
+pub struct SequencerConfig {
+    pub relay_id: String,
+    /// A new STH is signed when the newest is older than this, even without appends, so
+    /// gossip peers (±5 min window) always see a fresh head.
+    pub refresh_interval: Duration,
+}
+
+impl Sequencer {
+    /// Checks the stored log against the key, signs the first STH of a new log, and starts
+    /// the sequencer thread.
+    pub fn start(
+        store: Arc<LogStore>,
+        key: Arc<LogSigningKey>,
+        config: SequencerConfig,
+    ) -> Result<(Self, SignedSth), StartError> {
+        let core = Core::open(store, key, config)?;
+        let latest = core.latest.clone();
+        let (tx, rx) = mpsc::channel(QUEUE_DEPTH);
+        std::thread::Builder::new()
+            .name("sequencer".into())
+            .spawn(move || core.run(rx))
+            .map_err(|e| StartError::Thread(e.to_string()))?;
+        Ok((Self { tx }, latest))
+    }
+
+    /// Appends one event; resolves once it is durable under a signed STH. The event's
+    /// timestamp is set by the sequencer (the batch time) whatever the caller put there.
+    pub async fn append(&self, event: LogEvent) -> Result<Appended, AppendError> {
+        let (reply, rx) = oneshot::channel();
+        self.tx.send(Request::Append { event, reply }).await.map_err(|_| AppendError::Stopped)?;
+        rx.await.map_err(|_| AppendError::Stopped)?
+    }
+
+    /// Asks for a fresh STH if the newest is stale (called from a timer).
+    pub async fn refresh(&self) {
+        // A full queue means appends are flowing, and they sign STHs anyway.
+        let _ = self.tx.try_send(Request::Refresh);
+    }
+}
+
+/// Why the log could not be opened.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Storage(#[from] StoreError),
+    #[error(
+        "the newest stored STH does not verify with this signing key: the key file was replaced \
+         or the database belongs to another log ({0})"
+    )]
+    KeyMismatch(String),
+    #[error("the newest STH (size {sth_size}) disagrees with the stored tree (size {tree_size})")]
+    TreeMismatch { sth_size: u64, tree_size: u64 },
+    #[error("cannot start the sequencer thread: {0}")]
+    Thread(String),
+}
+
+struct Core {
+    store: Arc<LogStore>,
+    key: Arc<LogSigningKey>,
+    pk_hash: String,
+    config: SequencerConfig,
+    compact: CompactRange<Sha3_256>,
+    /// Tiles on the right edge of each tile level, kept so a batch never re-reads them.
+    edge: BTreeMap<TileId, Tile>,
+    latest: SignedSth,
+}
+
+impl Core {
+    fn open(store: Arc<LogStore>, key: Arc<LogSigningKey>, config: SequencerConfig) -> Result<Self, StartError> {
+        let compact = store.compact_range()?;
+        let pk_hash = hex::encode(key.verifying_key().pk_hash());
+        let latest = match store.snapshot()?.latest_sth()? {
+            Some(sth) => {
+                check_matches_tree(&key, &compact, &sth)?;
+                sth
+            }
+            None => {
+                let sth = sign_sth(&key, &pk_hash, &config.relay_id, &compact, now_ms());
+                store.commit_sth(&sth)?;
+                sth
+            }
+        };
+        Ok(Core { store, key, pk_hash, config, compact, edge: BTreeMap::new(), latest })
+    }
+
+    fn run(mut self, mut rx: mpsc::Receiver<Request>) {
+        while let Some(first) = rx.blocking_recv() {
+            let mut appends = Vec::new();
+            let mut refresh = false;
+            let mut next = Some(first);
+            while let Some(request) = next.take() {
+                match request {
+                    Request::Append { event, reply } => appends.push((event, reply)),
+                    Request::Refresh => refresh = true,
+                }
+                if appends.len() < MAX_BATCH {
+                    next = rx.try_recv().ok();
+                }
+            }
+            if !appends.is_empty() {
+                self.commit_appends(appends);
+            } else if refresh {
+                self.refresh_if_stale();
+            }
+        }
+    }
+
+    fn refresh_if_stale(&mut self) {
+        let now = now_ms();
+        let age = Duration::from_millis(now.saturating_sub(self.latest.body.timestamp));
+        if age < self.config.refresh_interval {
+            return;
+        }
+        let sth = self.sign_sth(now);
+        match self.store.commit_sth(&sth) {
+            Ok(()) => self.latest = sth,
+            // The old STH stays valid; the next refresh or append tries again.
+            Err(e) => eprintln!("paramant-ctlog: could not store refreshed STH: {e}"),
+        }
+    }
+
+    /// Sequences, hashes, signs and commits one batch, then answers every caller.
+    fn commit_appends(&mut self, appends: Vec<(LogEvent, oneshot::Sender<Result<Appended, AppendError>>)>) {
+        let timestamp = self.next_timestamp();
+        let iso = wire::iso8601_ms(timestamp);
+        let first_index = self.compact.size();
+        let mut compact = self.compact.clone();
+        let mut bases: Vec<NodeId> = Vec::new();
+        let mut base_hashes: Vec<Hash> = Vec::new();
+        let mut leaves = Vec::with_capacity(appends.len());
+        let mut accepted = Vec::with_capacity(appends.len());
+        for (mut event, reply) in appends {
+            event.set_timestamp(iso.clone());
+            match encode_leaf(&event) {
+                Ok((hash, json)) => {
+                    compact.append(hash, |node, h| {
+                        // Only tile bases are stored; a tile derives its interior nodes.
+                        if node.level % tlog::tile::TILE_HEIGHT == 0 {
+                            bases.push(node);
+                            base_hashes.push(*h);
+                        }
+                    });
+                    leaves.push((hash, json));
+                    accepted.push((hash, reply));
+                }
+                Err(e) => {
+                    let _ = reply.send(Err(AppendError::Invalid(e)));
+                }
+            }
+        }
+        if accepted.is_empty() {
+            return;
+        }
+        let result = self
+            .grow_tiles(&bases, &base_hashes)
+            .and_then(|tiles| self.commit(first_index, &leaves, tiles, compact, timestamp));
+        match result {
+            Ok(()) => {
+                for (offset, (leaf_hash, reply)) in accepted.into_iter().enumerate() {
+                    let leaf_index = first_index + offset as u64;
+                    let _ = reply.send(Ok(Appended { leaf_index, leaf_hash, sth: self.latest.clone() }));
+                }
+            }
+            Err(e) => {
+                eprintln!("paramant-ctlog: batch of {} appends failed: {e}", accepted.len());
+                for (_, reply) in accepted {
+                    let _ = reply.send(Err(AppendError::Storage(StoreError::Corrupt(e.to_string()))));
+                }
+            }
+        }
+    }
+
+    /// Copies of the edge tiles with the new base nodes pushed, keyed by tile.
+    fn grow_tiles(&self, bases: &[NodeId], hashes: &[Hash]) -> Result<BTreeMap<TileId, Tile>, StoreError> {
+        let mut dirty: BTreeMap<TileId, Tile> = BTreeMap::new();
+        for (node, hash) in bases.iter().zip(hashes) {
+            let (tile_id, _, _) = locate(*node);
+            if let std::collections::btree_map::Entry::Vacant(e) = dirty.entry(tile_id) {
+                let tile = match self.edge.get(&tile_id) {
+                    Some(t) => t.clone(),
+                    None => self.store.tile(tile_id)?.unwrap_or_default(),
+                };
+                e.insert(tile);
+            }
+            let tile = dirty.get_mut(&tile_id).ok_or_else(|| StoreError::Corrupt("tile".into()))?;
+            tile.push_base::<Sha3_256>(*hash)
+                .map_err(|e| StoreError::Corrupt(format!("tile {tile_id:?}: {e}")))?;
+        }
+        Ok(dirty)
+    }
+
+    fn commit(
+        &mut self,
+        first_index: u64,
+        leaves: &[(Hash, Vec<u8>)],
+        tiles: BTreeMap<TileId, Tile>,
+        compact: CompactRange<Sha3_256>,
+        timestamp: u64,
+    ) -> Result<(), StoreError> {
+        let sth = sign_sth(&self.key, &self.pk_hash, &self.config.relay_id, &compact, timestamp);
+        let batch = Batch { leaves, tiles: &tiles, compact: &compact, sth: &sth };
+        self.store.commit_batch(first_index, &batch)?;
+        self.compact = compact;
+        self.latest = sth;
+        for (id, tile) in tiles {
+            if tile.is_full() {
+                self.edge.remove(&id);
+            } else {
+                self.edge.insert(id, tile);
+            }
+        }
+        Ok(())
+    }
+
+    fn sign_sth(&self, timestamp: u64) -> SignedSth {
+        sign_sth(&self.key, &self.pk_hash, &self.config.relay_id, &self.compact, timestamp)
+    }
+
+    /// STH timestamps strictly increase, so each STH has its own key and history is ordered.
+    fn next_timestamp(&self) -> u64 {
+        now_ms().max(self.latest.body.timestamp + 1)
+    }
+}
+
+fn sign_sth(
+    key: &LogSigningKey,
+    pk_hash: &str,
+    relay_id: &str,
+    compact: &CompactRange<Sha3_256>,
+    timestamp: u64,
+) -> SignedSth {
+    let body = SthBody {
+        relay_id: relay_id.to_owned(),
+        sha3_root: hex::encode(compact.root()),
+        timestamp,
+        tree_size: compact.size(),
+        version: 1,
+    };
+    let signature = wire::b64(key.sign(&body.signed_bytes()));
+    SignedSth { body, signature, pk_hash: pk_hash.to_owned() }
+}
+
+/// The leaf hash and the stored JSON of an event (canonical, so auditors can recompute).
+fn encode_leaf(event: &LogEvent) -> Result<(Hash, Vec<u8>), String> {
+    event.validate().map_err(|e| e.to_string())?;
+    let hash = event.leaf_hash().map_err(|e| e.to_string())?;
+    let json = wire::canonical_json_of(event).map_err(|e| e.to_string())?;
+    Ok((hash, json))
+}
+
+/// Refuses a database whose newest STH is not ours or not for the stored tree.
+fn check_matches_tree(
+    key: &LogSigningKey,
+    compact: &CompactRange<Sha3_256>,
+    sth: &SignedSth,
+) -> Result<(), StartError> {
+    sth.verify(&key.verifying_key()).map_err(|e| StartError::KeyMismatch(e.to_string()))?;
+    if sth.body.tree_size != compact.size() || sth.body.sha3_root != hex::encode(compact.root()) {
+        return Err(StartError::TreeMismatch { sth_size: sth.body.tree_size, tree_size: compact.size() });
+    }
+    Ok(())
+}
+
+/// Wall-clock Unix milliseconds (the sequencer owns the log's clock).
+pub fn now_ms() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+}

@@ -1,0 +1,423 @@
+//! Durable state of the log in one redb file: leaves, hash tiles, every STH, and gossip records.
+//!
+//! Durability contract: [`LogStore::commit_batch`] returns only after the batch's leaves, tiles
+//! and its signed STH are on disk in ONE redb transaction (`Durability::Immediate`). A crash
+//! before that leaves the log exactly as the previous batch left it; nothing acknowledged is
+//! lost and no half-written batch is ever visible. Readers use MVCC snapshots and never block
+//! the writer.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use redb::{
+    Database, Durability, ReadTransaction, ReadableDatabase, ReadableTable, ReadableTableMetadata,
+    TableDefinition,
+};
+use tlog::tile::{Tile, TileId, locate};
+use tlog::{CompactRange, Hash, NodeId, Sha3_256};
+use wire::SignedSth;
+
+/// `index -> leaf_hash (32 bytes) ‖ event JSON`.
+const LEAVES: TableDefinition<u64, &[u8]> = TableDefinition::new("leaves");
+/// `leaf_hash -> first index` (proofs by hash; duplicates keep the first).
+const LEAF_INDEX: TableDefinition<[u8; 32], u64> = TableDefinition::new("leaf_index");
+/// `(tile level, tile index) -> fat tile bytes`.
+const TILES: TableDefinition<(u8, u64), &[u8]> = TableDefinition::new("tiles");
+/// `timestamp ms -> signed STH JSON`; timestamps are strictly increasing.
+const STHS: TableDefinition<u64, &[u8]> = TableDefinition::new("sths");
+/// `tree_size -> timestamp of the first STH of that size`.
+const STH_BY_SIZE: TableDefinition<u64, u64> = TableDefinition::new("sth_by_size");
+/// `"compact_range" -> size (8 bytes BE) ‖ hashes`, written with every batch.
+const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
+/// Gossip: `peer pk_hash -> PeerRecord JSON`.
+const PEERS: TableDefinition<[u8; 32], &[u8]> = TableDefinition::new("peers");
+/// Gossip: `relay_id -> pinned pk_hash`.
+const PEER_IDS: TableDefinition<&str, [u8; 32]> = TableDefinition::new("peer_ids");
+/// Gossip: `(peer pk_hash, sequence) -> STH JSON as the peer signed it`.
+const PEER_STHS: TableDefinition<([u8; 32], u64), &[u8]> = TableDefinition::new("peer_sths");
+/// Gossip: `sequence -> fork evidence JSON`.
+const FORKS: TableDefinition<u64, &[u8]> = TableDefinition::new("forks");
+
+const COMPACT_KEY: &str = "compact_range";
+
+/// Storage failures. Every one is an operator problem (disk, corruption), never a client's.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("redb: {0}")]
+    Redb(#[from] redb::Error),
+    #[error("log storage is corrupt: {0}")]
+    Corrupt(String),
+}
+
+impl From<redb::DatabaseError> for StoreError {
+    fn from(e: redb::DatabaseError) -> Self {
+        Self::Redb(e.into())
+    }
+}
+impl From<redb::TransactionError> for StoreError {
+    fn from(e: redb::TransactionError) -> Self {
+        Self::Redb(e.into())
+    }
+}
+impl From<redb::TableError> for StoreError {
+    fn from(e: redb::TableError) -> Self {
+        Self::Redb(e.into())
+    }
+}
+impl From<redb::StorageError> for StoreError {
+    fn from(e: redb::StorageError) -> Self {
+        Self::Redb(e.into())
+    }
+}
+impl From<redb::CommitError> for StoreError {
+    fn from(e: redb::CommitError) -> Self {
+        Self::Redb(e.into())
+    }
+}
+impl From<redb::SetDurabilityError> for StoreError {
+    fn from(e: redb::SetDurabilityError) -> Self {
+        Self::Redb(e.into())
+    }
+}
+
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+/// One leaf as stored: its hash and the event JSON it commits to.
+#[derive(Clone, Debug)]
+pub struct StoredLeaf {
+    pub index: u64,
+    pub leaf_hash: Hash,
+    pub event_json: Vec<u8>,
+}
+
+/// A batch the sequencer commits: new leaves (in index order) and the STH that covers them.
+pub struct Batch<'a> {
+    pub leaves: &'a [(Hash, Vec<u8>)],
+    pub tiles: &'a BTreeMap<TileId, Tile>,
+    pub compact: &'a CompactRange<Sha3_256>,
+    pub sth: &'a SignedSth,
+}
+
+/// The log's redb file. Cheap to share (`Arc`); one writer (the sequencer) at a time.
+pub struct LogStore {
+    db: Database,
+}
+
+impl LogStore {
+    /// Opens (or creates) the database and makes sure every table exists.
+    pub fn open(path: &Path) -> Result<Self> {
+        let db = Database::create(path)?;
+        let txn = db.begin_write()?;
+        {
+            txn.open_table(LEAVES)?;
+            txn.open_table(LEAF_INDEX)?;
+            txn.open_table(TILES)?;
+            txn.open_table(STHS)?;
+            txn.open_table(STH_BY_SIZE)?;
+            txn.open_table(META)?;
+            txn.open_table(PEERS)?;
+            txn.open_table(PEER_IDS)?;
+            txn.open_table(PEER_STHS)?;
+            txn.open_table(FORKS)?;
+        }
+        txn.commit()?;
+        Ok(Self { db })
+    }
+
+    /// The compact range of the committed tree (empty for a new log).
+    pub fn compact_range(&self) -> Result<CompactRange<Sha3_256>> {
+        let txn = self.db.begin_read()?;
+        let meta = txn.open_table(META)?;
+        let Some(raw) = meta.get(COMPACT_KEY)? else {
+            return Ok(CompactRange::new());
+        };
+        decode_compact(raw.value())
+    }
+
+    /// Loads the tile that holds `id`, if it was ever written.
+    pub fn tile(&self, id: TileId) -> Result<Option<Tile>> {
+        let txn = self.db.begin_read()?;
+        read_tile(&txn, id)
+    }
+
+    /// Commits a batch durably: leaves, their hash index, dirty tiles, compact range and STH.
+    pub fn commit_batch(&self, first_index: u64, batch: &Batch<'_>) -> Result<()> {
+        let mut txn = self.db.begin_write()?;
+        txn.set_durability(Durability::Immediate)?;
+        {
+            let mut leaves = txn.open_table(LEAVES)?;
+            let mut by_hash = txn.open_table(LEAF_INDEX)?;
+            let mut record = Vec::new();
+            for (offset, (hash, json)) in batch.leaves.iter().enumerate() {
+                let index = first_index + offset as u64;
+                record.clear();
+                record.extend_from_slice(hash);
+                record.extend_from_slice(json);
+                leaves.insert(index, record.as_slice())?;
+                if by_hash.get(hash)?.is_none() {
+                    by_hash.insert(hash, index)?;
+                }
+            }
+            let mut tiles = txn.open_table(TILES)?;
+            for (id, tile) in batch.tiles {
+                tiles.insert((id.level, id.index), tile.to_bytes().as_slice())?;
+            }
+            let mut meta = txn.open_table(META)?;
+            meta.insert(COMPACT_KEY, encode_compact(batch.compact).as_slice())?;
+            insert_sth(&txn, batch.sth)?;
+        }
+        txn.commit()?;
+        Ok(())
+    }
+
+    /// Stores an STH that covers no new leaves (the periodic refresh), durably.
+    pub fn commit_sth(&self, sth: &SignedSth) -> Result<()> {
+        let mut txn = self.db.begin_write()?;
+        txn.set_durability(Durability::Immediate)?;
+        insert_sth(&txn, sth)?;
+        txn.commit()?;
+        Ok(())
+    }
+
+    /// A consistent snapshot for answering reads.
+    pub fn snapshot(&self) -> Result<Snapshot> {
+        Ok(Snapshot { txn: self.db.begin_read()? })
+    }
+
+    /// Write access for gossip records (short transactions, durable).
+    pub fn gossip_write<T>(
+        &self,
+        f: impl FnOnce(&mut GossipTables<'_>) -> Result<T>,
+    ) -> Result<T> {
+        let mut txn = self.db.begin_write()?;
+        txn.set_durability(Durability::Immediate)?;
+        let out = {
+            let mut tables = GossipTables {
+                peers: txn.open_table(PEERS)?,
+                peer_ids: txn.open_table(PEER_IDS)?,
+                peer_sths: txn.open_table(PEER_STHS)?,
+                forks: txn.open_table(FORKS)?,
+            };
+            f(&mut tables)?
+        };
+        txn.commit()?;
+        Ok(out)
+    }
+}
+
+fn insert_sth(txn: &redb::WriteTransaction, sth: &SignedSth) -> Result<()> {
+    let json = serde_json::to_vec(sth).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    txn.open_table(STHS)?.insert(sth.body.timestamp, json.as_slice())?;
+    let mut by_size = txn.open_table(STH_BY_SIZE)?;
+    if by_size.get(sth.body.tree_size)?.is_none() {
+        by_size.insert(sth.body.tree_size, sth.body.timestamp)?;
+    }
+    Ok(())
+}
+
+fn read_tile(txn: &ReadTransaction, id: TileId) -> Result<Option<Tile>> {
+    let tiles = txn.open_table(TILES)?;
+    let Some(raw) = tiles.get((id.level, id.index))? else {
+        return Ok(None);
+    };
+    Tile::from_bytes(raw.value())
+        .map(Some)
+        .map_err(|e| StoreError::Corrupt(format!("tile {id:?}: {e}")))
+}
+
+fn encode_compact(range: &CompactRange<Sha3_256>) -> Vec<u8> {
+    let mut out = range.size().to_be_bytes().to_vec();
+    for hash in range.hashes() {
+        out.extend_from_slice(hash);
+    }
+    out
+}
+
+fn decode_compact(raw: &[u8]) -> Result<CompactRange<Sha3_256>> {
+    let corrupt = || StoreError::Corrupt("compact range record".into());
+    let (size, rest) = raw.split_first_chunk::<8>().ok_or_else(corrupt)?;
+    if rest.len() % 32 != 0 {
+        return Err(corrupt());
+    }
+    let hashes = rest
+        .chunks_exact(32)
+        .map(|c| c.try_into().map_err(|_| corrupt()))
+        .collect::<Result<Vec<Hash>>>()?;
+    CompactRange::from_parts(u64::from_be_bytes(*size), hashes).map_err(|_| corrupt())
+}
+
+/// Gossip tables inside one write transaction.
+pub struct GossipTables<'t> {
+    pub peers: redb::Table<'t, [u8; 32], &'static [u8]>,
+    pub peer_ids: redb::Table<'t, &'static str, [u8; 32]>,
+    pub peer_sths: redb::Table<'t, ([u8; 32], u64), &'static [u8]>,
+    pub forks: redb::Table<'t, u64, &'static [u8]>,
+}
+
+/// A read-only MVCC view of the log; everything in it is mutually consistent.
+pub struct Snapshot {
+    txn: ReadTransaction,
+}
+
+impl Snapshot {
+    /// Hashes of the given perfect nodes, each tile read once.
+    pub fn nodes(&self, ids: &[NodeId]) -> Result<Vec<Hash>> {
+        let mut tiles: BTreeMap<TileId, Tile> = BTreeMap::new();
+        let mut out = Vec::with_capacity(ids.len());
+        for &id in ids {
+            let (tile_id, level, position) = locate(id);
+            if let std::collections::btree_map::Entry::Vacant(e) = tiles.entry(tile_id) {
+                let tile = read_tile(&self.txn, tile_id)?
+                    .ok_or_else(|| StoreError::Corrupt(format!("missing tile {tile_id:?}")))?;
+                e.insert(tile);
+            }
+            let hash = tiles
+                .get(&tile_id)
+                .and_then(|t| t.node(level, position))
+                .ok_or_else(|| StoreError::Corrupt(format!("missing node {id:?}")))?;
+            out.push(hash);
+        }
+        Ok(out)
+    }
+
+    /// The RFC 9162 inclusion proof of leaf `index` in the tree of `size` (≤ committed size).
+    pub fn inclusion_proof(&self, index: u64, size: u64) -> Result<Vec<Hash>> {
+        let nodes = tlog::inclusion_nodes(index, size)
+            .map_err(|e| StoreError::Corrupt(format!("inclusion nodes: {e}")))?;
+        let hashes = self.nodes(nodes.ids())?;
+        nodes
+            .rehash::<Sha3_256>(&hashes)
+            .map_err(|e| StoreError::Corrupt(format!("rehash: {e}")))
+    }
+
+    /// The RFC 9162 consistency proof between two sizes (0 < size1 ≤ size2 ≤ committed size).
+    pub fn consistency_proof(&self, size1: u64, size2: u64) -> Result<Vec<Hash>> {
+        let nodes = tlog::consistency_nodes(size1, size2)
+            .map_err(|e| StoreError::Corrupt(format!("consistency nodes: {e}")))?;
+        let hashes = self.nodes(nodes.ids())?;
+        nodes
+            .rehash::<Sha3_256>(&hashes)
+            .map_err(|e| StoreError::Corrupt(format!("rehash: {e}")))
+    }
+
+    /// The root hash of the tree of `size` (≤ committed size), from stored nodes.
+    pub fn root_at(&self, size: u64) -> Result<Hash> {
+        let hashes = self.nodes(&tlog::root_nodes(size))?;
+        Ok(tlog::root_from_nodes::<Sha3_256>(&hashes))
+    }
+
+    /// Number of leaves committed (O(1): redb tracks table lengths).
+    pub fn tree_size(&self) -> Result<u64> {
+        Ok(self.txn.open_table(LEAVES)?.len()?)
+    }
+
+    /// Leaf `index`, if present.
+    pub fn leaf(&self, index: u64) -> Result<Option<StoredLeaf>> {
+        let leaves = self.txn.open_table(LEAVES)?;
+        leaves.get(index)?.map(|raw| decode_leaf(index, raw.value())).transpose()
+    }
+
+    /// Up to `limit` leaves starting at `from`.
+    pub fn leaves(&self, from: u64, limit: usize) -> Result<Vec<StoredLeaf>> {
+        let leaves = self.txn.open_table(LEAVES)?;
+        let mut out = Vec::new();
+        for row in leaves.range(from..)?.take(limit) {
+            let (k, v) = row?;
+            out.push(decode_leaf(k.value(), v.value())?);
+        }
+        Ok(out)
+    }
+
+    /// Index of the first leaf with this hash.
+    pub fn index_of(&self, leaf_hash: &Hash) -> Result<Option<u64>> {
+        let table = self.txn.open_table(LEAF_INDEX)?;
+        Ok(table.get(leaf_hash)?.map(|v| v.value()))
+    }
+
+    /// The newest STH.
+    pub fn latest_sth(&self) -> Result<Option<SignedSth>> {
+        let sths = self.txn.open_table(STHS)?;
+        sths.last()?.map(|(_, v)| decode_sth(v.value())).transpose()
+    }
+
+    /// The newest `limit` STHs, newest first, and how many exist in all.
+    pub fn sth_history(&self, limit: usize) -> Result<(Vec<SignedSth>, u64)> {
+        let sths = self.txn.open_table(STHS)?;
+        let total = sths.len()?;
+        let mut out = Vec::new();
+        for row in sths.iter()?.rev().take(limit) {
+            out.push(decode_sth(row?.1.value())?);
+        }
+        Ok((out, total))
+    }
+
+    /// The first STH with timestamp ≥ `unix_ms`.
+    pub fn sth_at_or_after(&self, unix_ms: u64) -> Result<Option<SignedSth>> {
+        let sths = self.txn.open_table(STHS)?;
+        let mut range = sths.range(unix_ms..)?;
+        range.next().transpose()?.map(|(_, v)| decode_sth(v.value())).transpose()
+    }
+
+    /// The first STH signed for exactly `tree_size` leaves.
+    pub fn sth_for_size(&self, tree_size: u64) -> Result<Option<SignedSth>> {
+        let by_size = self.txn.open_table(STH_BY_SIZE)?;
+        let Some(ts) = by_size.get(tree_size)?.map(|v| v.value()) else {
+            return Ok(None);
+        };
+        let sths = self.txn.open_table(STHS)?;
+        sths.get(ts)?.map(|v| decode_sth(v.value())).transpose()
+    }
+
+    /// Peer records (gossip), in pk_hash order.
+    pub fn peers(&self) -> Result<Vec<Vec<u8>>> {
+        let peers = self.txn.open_table(PEERS)?;
+        let mut out = Vec::new();
+        for row in peers.iter()? {
+            out.push(row?.1.value().to_vec());
+        }
+        Ok(out)
+    }
+
+    /// One peer record by key hash.
+    pub fn peer(&self, pk_hash: &[u8; 32]) -> Result<Option<Vec<u8>>> {
+        let peers = self.txn.open_table(PEERS)?;
+        Ok(peers.get(pk_hash)?.map(|v| v.value().to_vec()))
+    }
+
+    /// The pk_hash pinned for a relay id.
+    pub fn pinned_key(&self, relay_id: &str) -> Result<Option<[u8; 32]>> {
+        let ids = self.txn.open_table(PEER_IDS)?;
+        Ok(ids.get(relay_id)?.map(|v| v.value()))
+    }
+
+    /// A page of a peer's STHs (oldest first) and the peer's total.
+    pub fn peer_sths(&self, pk_hash: &[u8; 32], offset: u64, limit: usize) -> Result<Vec<Vec<u8>>> {
+        let table = self.txn.open_table(PEER_STHS)?;
+        let mut out = Vec::new();
+        for row in table.range((*pk_hash, offset)..=(*pk_hash, u64::MAX))?.take(limit) {
+            out.push(row?.1.value().to_vec());
+        }
+        Ok(out)
+    }
+
+    /// Fork evidence records, oldest first.
+    pub fn forks(&self, limit: usize) -> Result<Vec<Vec<u8>>> {
+        let table = self.txn.open_table(FORKS)?;
+        let mut out = Vec::new();
+        for row in table.iter()?.take(limit) {
+            out.push(row?.1.value().to_vec());
+        }
+        Ok(out)
+    }
+}
+
+fn decode_leaf(index: u64, raw: &[u8]) -> Result<StoredLeaf> {
+    let (hash, json) = raw
+        .split_first_chunk::<32>()
+        .ok_or_else(|| StoreError::Corrupt(format!("leaf {index}")))?;
+    Ok(StoredLeaf { index, leaf_hash: *hash, event_json: json.to_vec() })
+}
+
+fn decode_sth(raw: &[u8]) -> Result<SignedSth> {
+    serde_json::from_slice(raw).map_err(|e| StoreError::Corrupt(format!("sth record: {e}")))
+}

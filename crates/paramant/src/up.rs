@@ -1,0 +1,213 @@
+//! `paramant up`: runs the appliance's services as child processes on loopback with embedded
+//! defaults, generates missing keys and secrets into the data directory on first start, writes
+//! `DIR/dev.json` for other tools, and stops the children on Ctrl-C or SIGTERM. Running it
+//! again reuses the directory, its ports and the log.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+use serde_json::json;
+use tokio::process::{Child, Command};
+
+/// How long a service may take to answer its health check after start.
+const START_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long children get to drain after SIGTERM before they are killed.
+const STOP_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// Options of `paramant up`.
+pub struct UpOptions {
+    pub data_dir: PathBuf,
+}
+
+pub fn parse_args(args: &[String]) -> anyhow::Result<UpOptions> {
+    match args {
+        [] => Ok(UpOptions { data_dir: PathBuf::from("paramant-data") }),
+        [flag, dir] if flag == "--data" => Ok(UpOptions { data_dir: PathBuf::from(dir) }),
+        _ => bail!("usage: paramant up [--data DIR]"),
+    }
+}
+
+/// One child service: how to start it and where it answers.
+struct Service {
+    name: &'static str,
+    args: Vec<String>,
+    health: SocketAddr,
+}
+
+pub fn run(options: UpOptions) -> anyhow::Result<ExitCode> {
+    std::fs::create_dir_all(&options.data_dir)
+        .with_context(|| format!("cannot create {}", options.data_dir.display()))?;
+    let dir = options.data_dir.canonicalize()?;
+    let ctlog = CtlogLayout::ensure(&dir)?;
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    runtime.block_on(supervise(&dir, vec![ctlog.service()], |_| ctlog.dev_json()))
+}
+
+async fn supervise(
+    dir: &Path,
+    services: Vec<Service>,
+    dev_json: impl Fn(&Path) -> serde_json::Value,
+) -> anyhow::Result<ExitCode> {
+    let exe = std::env::current_exe()?;
+    let mut children = Vec::new();
+    for service in &services {
+        let child = Command::new(&exe)
+            .args(&service.args)
+            .kill_on_drop(true)
+            .spawn()
+            .with_context(|| format!("cannot start {}", service.name))?;
+        children.push((service.name, child));
+    }
+    for service in &services {
+        wait_healthy(service, &mut children).await?;
+    }
+    let info = dev_json(dir);
+    write_atomically(&dir.join("dev.json"), &serde_json::to_vec_pretty(&info)?)?;
+    println!("paramant up: services running (Ctrl-C stops them)");
+    if let Some(map) = info.as_object() {
+        for (k, v) in map.iter().filter(|(k, _)| k.ends_with("_url")) {
+            println!("  {k:<16} {}", v.as_str().unwrap_or_default());
+        }
+    }
+    println!("  {:<16} {}", "dev.json", dir.join("dev.json").display());
+    let code = wait_for_stop(&mut children).await;
+    stop_all(&mut children).await;
+    Ok(code)
+}
+
+/// Polls a service's /health until it answers 200; fails early if the child died.
+async fn wait_healthy(service: &Service, children: &mut [(&'static str, Child)]) -> anyhow::Result<()> {
+    let deadline = Instant::now() + START_TIMEOUT;
+    loop {
+        if health_ok(service.health) {
+            return Ok(());
+        }
+        for (name, child) in children.iter_mut() {
+            if let Some(status) = child.try_wait()? {
+                bail!("{name} exited during start-up ({status}); see its messages above");
+            }
+        }
+        if Instant::now() > deadline {
+            bail!("{} did not become healthy at http://{}/health", service.name, service.health);
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Waits for SIGINT/SIGTERM (exit 0) or for any child to exit on its own (exit 1).
+async fn wait_for_stop(children: &mut [(&'static str, Child)]) -> ExitCode {
+    use tokio::signal::unix::{SignalKind, signal};
+    let Ok(mut term) = signal(SignalKind::terminate()) else { return ExitCode::FAILURE };
+    // Polling is enough here: a dead child is noticed within a fraction of a second.
+    let any_exit = async {
+        loop {
+            for (name, child) in children.iter_mut() {
+                if let Ok(Some(status)) = child.try_wait() {
+                    return (*name, status);
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => ExitCode::SUCCESS,
+        _ = term.recv() => ExitCode::SUCCESS,
+        (name, status) = any_exit => {
+            eprintln!("paramant up: {name} exited unexpectedly ({status}); stopping the rest");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// SIGTERM to every child, then SIGKILL to those still running after the drain timeout.
+async fn stop_all(children: &mut [(&'static str, Child)]) {
+    for (_, child) in children.iter() {
+        if let Some(pid) = child.id() {
+            let _ = kill(Pid::from_raw(pid as i32), Signal::SIGTERM);
+        }
+    }
+    for (name, child) in children.iter_mut() {
+        match tokio::time::timeout(STOP_TIMEOUT, child.wait()).await {
+            Ok(_) => {}
+            Err(_) => {
+                eprintln!("paramant up: {name} did not stop in time; killing it");
+                let _ = child.kill().await;
+            }
+        }
+    }
+}
+
+/// True when `GET /health` on `addr` answers 200.
+fn health_ok(addr: SocketAddr) -> bool {
+    let Ok(mut stream) = TcpStream::connect_timeout(&addr, Duration::from_millis(500)) else { return false };
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(2)));
+    if stream.write_all(b"GET /health HTTP/1.0\r\nHost: localhost\r\n\r\n").is_err() {
+        return false;
+    }
+    let mut head = [0u8; 12];
+    stream.read_exact(&mut head).is_ok() && head.starts_with(b"HTTP/1.") && &head[9..12] == b"200"
+}
+
+fn write_atomically(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, bytes)?;
+    std::fs::rename(&tmp, path)?;
+    Ok(())
+}
+
+/// A free loopback port (bound then released; the config file keeps it from then on).
+fn free_port() -> anyhow::Result<u16> {
+    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+/// Where the log lives inside the data directory, and its generated configuration.
+struct CtlogLayout {
+    config_path: PathBuf,
+    config: ctlog::config::Config,
+}
+
+impl CtlogLayout {
+    /// Loads `DIR/ctlog.toml`, writing embedded defaults with fresh ports on first start.
+    fn ensure(dir: &Path) -> anyhow::Result<Self> {
+        let config_path = dir.join("ctlog.toml");
+        if !config_path.exists() {
+            let text = format!(
+                "# Written by `paramant up` on first start; edit freely.\n\
+                 relay_id = \"relay.localhost\"\n\
+                 sector = \"relay\"\n\
+                 state_dir = {state:?}\n\
+                 public_listen = \"127.0.0.1:{public}\"\n\
+                 internal_listen = \"127.0.0.1:{internal}\"\n",
+                state = dir.join("ctlog").display().to_string(),
+                public = free_port()?,
+                internal = free_port()?,
+            );
+            write_atomically(&config_path, text.as_bytes())?;
+        }
+        let config = ctlog::config::Config::load(&config_path)?;
+        Ok(Self { config_path, config })
+    }
+
+    fn service(&self) -> Service {
+        Service {
+            name: "paramant-ctlog",
+            args: vec!["ctlog".into(), "run".into(), "--config".into(), self.config_path.display().to_string()],
+            health: self.config.public_listen,
+        }
+    }
+
+    fn dev_json(&self) -> serde_json::Value {
+        json!({
+            "ct_url": self.config.public_url(),
+            "ct_internal_url": format!("http://{}", self.config.internal_listen),
+            "ct_internal_token_file": self.config.internal_token_path(),
+            "ct_config": self.config_path,
+        })
+    }
+}
