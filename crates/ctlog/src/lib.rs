@@ -17,6 +17,7 @@ mod state;
 pub mod store;
 
 use std::net::SocketAddr;
+use std::os::unix::fs::DirBuilderExt;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -67,7 +68,11 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
 
 /// Loads keys and secrets (generating them on first start), opens storage, starts the sequencer.
 pub fn open(config: Config) -> anyhow::Result<SharedState> {
-    std::fs::create_dir_all(&config.state_dir)
+    // The state directory holds the key and secrets when no credentials directory is used.
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(&config.state_dir)
         .with_context(|| format!("cannot create state directory {}", config.state_dir.display()))?;
     let key_path = config.signing_key_path();
     let (key, origin) = LogSigningKey::load_or_generate(&key_path)?;
