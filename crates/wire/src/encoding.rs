@@ -58,10 +58,15 @@ pub fn b64url(bytes: impl AsRef<[u8]>) -> String {
     URL_SAFE_NO_PAD.encode(bytes)
 }
 
-/// Decodes base64url with or without `=` padding.
+/// Decodes base64url or standard base64, with or without `=` padding. Clients differ: the
+/// receipt header is base64url, but the Python SDK re-encodes receipts as padded standard base64.
 ///
 /// # Errors
 /// [`Error::Base64`].
 pub fn parse_b64url_lenient(s: &str) -> Result<Vec<u8>, Error> {
+    if s.contains(['+', '/']) {
+        let url_safe: String = s.chars().map(|c| match c { '+' => '-', '/' => '_', c => c }).collect();
+        return Ok(URL_SAFE_LENIENT.decode(url_safe)?);
+    }
     Ok(URL_SAFE_LENIENT.decode(s)?)
 }
