@@ -54,6 +54,9 @@ pub enum LogEvent {
         ecdh_pub: String,
         /// Its ML-KEM-768 public key, as sent by the client.
         kyber_pub: String,
+        /// Its ML-DSA-65 public key, if it registered one (absent from the record otherwise).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        dsa_pub: Option<String>,
         /// The relay's sector.
         sector: String,
         /// When, `YYYY-MM-DDTHH:MM:SS.mmmZ`.
@@ -232,12 +235,14 @@ impl LogEvent {
                 device_id,
                 ecdh_pub,
                 kyber_pub,
+                dsa_pub,
                 sector,
                 timestamp,
             } => vec![
                 ("device_id", device_id.as_str()),
                 ("ecdh_pub", ecdh_pub.as_str()),
                 ("kyber_pub", kyber_pub.as_str()),
+                ("dsa_pub", dsa_pub.as_deref().unwrap_or_default()),
                 ("sector", sector.as_str()),
                 ("timestamp", timestamp.as_str()),
             ],

@@ -65,6 +65,7 @@ fn other_events_hash_their_type_byte_and_whole_canonical_record() {
                 device_id: "receiver-001".into(),
                 ecdh_pub: "BASE64ECDH==".into(),
                 kyber_pub: "BASE64KYBER==".into(),
+                dsa_pub: None,
                 sector: "health".into(),
                 timestamp: TS.into(),
             },
@@ -119,6 +120,7 @@ fn type_bytes_are_distinct_and_never_0x00_or_0x01() {
             device_id: "d".into(),
             ecdh_pub: "e".into(),
             kyber_pub: "k".into(),
+            dsa_pub: None,
             sector: "s".into(),
             timestamp: TS.into(),
         },
@@ -235,6 +237,7 @@ fn validation_rejects_long_fields_bad_hashes_bad_timestamps_and_empty_ids() {
         device_id: String::new(),
         ecdh_pub: "e".into(),
         kyber_pub: "k".into(),
+        dsa_pub: None,
         sector: "s".into(),
         timestamp: TS.into(),
     };
