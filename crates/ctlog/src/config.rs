@@ -39,6 +39,23 @@ pub struct Config {
     /// Gossip (peer STH exchange) settings.
     #[serde(default)]
     pub gossip: GossipConfig,
+    /// The process sandbox (see `Config::sandbox_policy` for what it allows).
+    #[serde(default)]
+    pub sandbox: SandboxConfig,
+}
+
+/// How strictly the sandbox is enforced. What it allows is derived from the rest of the file:
+/// the config file and `$CREDENTIALS_DIRECTORY` read-only, `state_dir` read-write, TCP bind on
+/// the listen ports, TCP connect to the gossip peers' ports; nothing else (no exec, no other
+/// file). Capabilities are dropped after binding and `no_new_privs` is set in every mode.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SandboxConfig {
+    /// "required" (default): refuse to start, naming the cause, unless landlock's filesystem and
+    /// TCP rules are fully in force (Linux 6.7+, landlock syscalls not blocked by seccomp).
+    /// "best-effort": start with whatever the kernel enforces and log what is missing.
+    #[serde(default)]
+    pub landlock: harden::Enforcement,
 }
 
 /// Limits and peers for `/v2/sth/ingest`.
@@ -154,6 +171,9 @@ impl Config {
             return Err(invalid("gossip", "max_clock_skew_secs, ingest_per_ip_per_minute and push_interval_secs must be ≥ 1"));
         }
         for peer in &self.gossip.peers {
+            if let Some(url) = &peer.url {
+                peer_endpoint(url).map_err(|m| invalid("gossip.peer.url", &m))?;
+            }
             let key = wire::parse_b64(&peer.public_key)
                 .map_err(|_| invalid("gossip.peer.public_key", "is not base64"))?;
             crypto::LogVerifyingKey::from_bytes(&key).map_err(|_| {
@@ -194,6 +214,34 @@ impl Config {
         Duration::from_secs(self.sth_refresh_secs)
     }
 
+    /// What the sandbox allows, for this file at `config_file`. The Unix socket of
+    /// `internal_listen` and the key and token files are absent on purpose: they are bound and
+    /// read before the sandbox is applied and never opened again.
+    pub fn sandbox_policy(&self, config_file: &Path) -> harden::SandboxPolicy {
+        let mut read_only = vec![config_file.to_path_buf()];
+        read_only.extend(std::env::var_os("CREDENTIALS_DIRECTORY").map(PathBuf::from));
+        let endpoints: Vec<(String, u16)> =
+            self.gossip.peers.iter().filter_map(|p| p.url.as_deref()).filter_map(|u| peer_endpoint(u).ok()).collect();
+        // A peer named by host name needs the resolver's files (DNS itself is UDP, not restricted).
+        if endpoints.iter().any(|(host, _)| host.parse::<std::net::IpAddr>().is_err()) {
+            read_only.extend(RESOLVER_FILES.iter().map(PathBuf::from));
+        }
+        let mut bind_tcp = vec![self.public_listen.port()];
+        if let Ok(InternalListen::Tcp(addr)) = self.internal_listen() {
+            bind_tcp.push(addr.port());
+        }
+        let mut connect_tcp: Vec<u16> = endpoints.iter().map(|(_, port)| *port).collect();
+        connect_tcp.sort_unstable();
+        connect_tcp.dedup();
+        harden::SandboxPolicy {
+            read_only,
+            read_write: vec![self.state_dir.clone()],
+            bind_tcp,
+            connect_tcp,
+            enforcement: self.sandbox.landlock,
+        }
+    }
+
     /// Path of the signing key seed.
     pub fn signing_key_path(&self) -> PathBuf {
         secret_path(&self.signing_key_file, "log-key", &self.state_dir)
@@ -205,10 +253,76 @@ impl Config {
     }
 }
 
+/// Files glibc reads to resolve a host name (missing ones are skipped by the sandbox).
+const RESOLVER_FILES: [&str; 5] =
+    ["/etc/hosts", "/etc/resolv.conf", "/etc/nsswitch.conf", "/etc/host.conf", "/etc/gai.conf"];
+
+/// Host and port of a peer URL, which must be `http://HOST:PORT` (what `peer_client` can call).
+pub fn peer_endpoint(url: &str) -> Result<(String, u16), String> {
+    let usage = || format!("{url:?}: use \"http://HOST:PORT\" (plain HTTP, explicit port, no path)");
+    let authority = url.strip_prefix("http://").ok_or_else(usage)?.trim_end_matches('/');
+    let (host, port) = authority.rsplit_once(':').ok_or_else(usage)?;
+    let port: u16 = port.parse().map_err(|_| usage())?;
+    // An IPv6 literal comes in brackets; any other ':' or a path, user or bracket is an error.
+    let host = host.strip_prefix('[').and_then(|h| h.strip_suffix(']')).map_or(host, |v6| v6);
+    let bracketed = authority.starts_with('[');
+    if host.is_empty() || port == 0 || host.contains(['/', '@', '[', ']']) || (host.contains(':') && !bracketed) {
+        return Err(usage());
+    }
+    Ok((host.to_owned(), port))
+}
+
 /// An explicit path wins; then the systemd credential; then a file in the state directory.
 fn secret_path(explicit: &Option<PathBuf>, name: &str, state_dir: &Path) -> PathBuf {
     explicit
         .clone()
         .or_else(|| crypto::credential_path(name))
         .unwrap_or_else(|| state_dir.join(name))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(extra: &str) -> Config {
+        let text = format!(
+            "relay_id = \"log.example\"\nstate_dir = \"/var/lib/ctlog\"\npublic_listen = \"127.0.0.1:8081\"\n\
+             internal_listen = \"127.0.0.1:8082\"\n{extra}"
+        );
+        toml::from_str(&text).expect("valid config")
+    }
+
+    #[test]
+    fn peer_urls_must_be_plain_http_with_a_port() {
+        assert_eq!(peer_endpoint("http://10.0.0.2:8081"), Ok(("10.0.0.2".into(), 8081)));
+        assert_eq!(peer_endpoint("http://log.example:80/"), Ok(("log.example".into(), 80)));
+        assert_eq!(peer_endpoint("http://[::1]:9000"), Ok(("::1".into(), 9000)));
+        for bad in ["https://log.example:443", "http://log.example", "http://:80", "http://a:b", "http://::1:80", "http://h:1/x"] {
+            assert!(peer_endpoint(bad).is_err(), "{bad} accepted");
+        }
+    }
+
+    #[test]
+    fn sandbox_defaults_to_required_and_rejects_unknown_keys() {
+        assert_eq!(config("").sandbox.landlock, harden::Enforcement::Required);
+        assert_eq!(config("[sandbox]\nlandlock = \"best-effort\"\n").sandbox.landlock, harden::Enforcement::BestEffort);
+        let typo = "relay_id = \"x\"\nstate_dir = \"/s\"\npublic_listen = \"127.0.0.1:1\"\n\
+                    internal_listen = \"127.0.0.1:2\"\n[sandbox]\nlandlok = \"required\"\n";
+        assert!(toml::from_str::<Config>(typo).is_err());
+    }
+
+    #[test]
+    fn sandbox_policy_allows_state_config_listen_ports_and_peer_ports_only() {
+        let policy = config("").sandbox_policy(Path::new("/etc/paramant/ctlog.toml"));
+        assert_eq!(policy.read_write, vec![PathBuf::from("/var/lib/ctlog")]);
+        assert_eq!(policy.read_only[0], PathBuf::from("/etc/paramant/ctlog.toml"));
+        assert_eq!(policy.bind_tcp, vec![8081, 8082]);
+        assert!(policy.connect_tcp.is_empty());
+        assert!(!policy.read_only.contains(&PathBuf::from("/etc/resolv.conf")));
+        let peers = "[[gossip.peer]]\nrelay_id = \"a\"\npublic_key = \"k\"\nurl = \"http://10.0.0.2:9001\"\n\
+                     [[gossip.peer]]\nrelay_id = \"b\"\npublic_key = \"k\"\nurl = \"http://log.example:9002\"\n";
+        let policy = config(peers).sandbox_policy(Path::new("/c.toml"));
+        assert_eq!(policy.connect_tcp, vec![9001, 9002]);
+        assert!(policy.read_only.contains(&PathBuf::from("/etc/resolv.conf")), "a host name needs the resolver");
+    }
 }

@@ -36,38 +36,26 @@ pub use internal_api::AUTH_HEADER;
 /// File name of the log database inside the state directory.
 pub const DB_FILE: &str = "ctlog.redb";
 
-/// Opens the log and serves it until SIGTERM or Ctrl-C, then drains in-flight requests.
-pub async fn serve(config: Config) -> anyhow::Result<()> {
-    let state = open(config)?;
-    let public = tokio::net::TcpListener::bind(state.config.public_listen)
-        .await
-        .with_context(|| format!("cannot listen on {}", state.config.public_listen))?;
-    let internal = bind_internal(&state.config)?;
-    spawn_timers(&state);
-    let shutdown = shutdown_signal();
-    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    eprintln!(
-        "paramant-ctlog: {} serving on http://{} (tree size {}, key {})",
-        state.config.relay_id,
-        public.local_addr()?,
-        state.snapshot().ok().and_then(|s| s.tree_size().ok()).unwrap_or(0),
-        state.pk_hash,
-    );
-    let public_app = public_api::router(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
-    let public_task = tokio::spawn(
-        axum::serve(public, public_app).with_graceful_shutdown(wait_for(stop_rx.clone())).into_future(),
-    );
-    let internal_task = tokio::spawn(serve_internal(internal, state.clone(), stop_rx));
-    shutdown.await;
-    eprintln!("paramant-ctlog: stopping; finishing requests in flight");
-    let _ = stop_tx.send(true);
-    public_task.await?.context("public API")?;
-    internal_task.await?.context("internal API")?;
-    Ok(())
+/// Keys, secrets and the database, opened (and generated on a first start) before the sandbox
+/// is applied: afterwards only the state directory is writable and nothing else is readable.
+pub struct Opened {
+    pub config: Config,
+    key: Arc<LogSigningKey>,
+    internal_token: Secret,
+    store: Arc<LogStore>,
 }
 
-/// Loads keys and secrets (generating them on first start), opens storage, starts the sequencer.
-pub fn open(config: Config) -> anyhow::Result<SharedState> {
+/// The hardening in force, as `/health` reports it.
+#[derive(Clone, Debug)]
+pub struct Hardening {
+    pub sandbox: harden::SandboxReport,
+    /// Every capability was dropped after binding (`harden::drop_capabilities` succeeded).
+    pub capabilities_dropped: bool,
+}
+
+/// Creates the state directory and loads keys and secrets (generating them on first start),
+/// then opens the database. No thread is started: the sandbox comes next.
+pub fn open(config: Config) -> anyhow::Result<Opened> {
     // The state directory holds the key and secrets when no credentials directory is used.
     std::fs::DirBuilder::new()
         .recursive(true)
@@ -81,46 +69,127 @@ pub fn open(config: Config) -> anyhow::Result<SharedState> {
     }
     let internal_token = Secret::load_or_generate(&config.internal_token_path(), "pit_")?;
     let store = Arc::new(LogStore::open(&config.state_dir.join(DB_FILE)).context("cannot open the log database")?);
-    let key = Arc::new(key);
-    let public_key = key.verifying_key();
-    let sequencer_config =
-        SequencerConfig { relay_id: config.relay_id.clone(), refresh_interval: config.refresh_interval() };
-    let (sequencer, _) = Sequencer::start(store.clone(), key.clone(), sequencer_config)?;
-    Ok(Arc::new(AppState {
-        gossip: Gossip::new(&config, public_key.pk_hash()),
-        public_key_b64: wire::b64(public_key.to_bytes()),
-        pk_hash: hex::encode(public_key.pk_hash()),
-        public_key,
-        signing_key: key,
-        internal_token,
-        sequencer,
-        store,
-        config,
-    }))
+    Ok(Opened { config, key: Arc::new(key), internal_token, store })
 }
 
-enum InternalListener {
-    Unix(tokio::net::UnixListener),
-    Tcp(tokio::net::TcpListener),
+impl Opened {
+    /// Checks the log against the key and starts the sequencer thread; call it after the
+    /// sandbox so the thread inherits it.
+    pub fn start(self, hardening: Hardening) -> anyhow::Result<SharedState> {
+        let Opened { config, key, internal_token, store } = self;
+        let public_key = key.verifying_key();
+        let sequencer_config =
+            SequencerConfig { relay_id: config.relay_id.clone(), refresh_interval: config.refresh_interval() };
+        let (sequencer, _) = Sequencer::start(store.clone(), key.clone(), sequencer_config)?;
+        Ok(Arc::new(AppState {
+            gossip: Gossip::new(&config, public_key.pk_hash()),
+            public_key_b64: wire::b64(public_key.to_bytes()),
+            pk_hash: hex::encode(public_key.pk_hash()),
+            public_key,
+            signing_key: key,
+            internal_token,
+            sequencer,
+            store,
+            hardening,
+            config,
+        }))
+    }
 }
 
-fn bind_internal(config: &Config) -> anyhow::Result<InternalListener> {
-    match config.internal_listen().map_err(anyhow::Error::msg)? {
+/// The listening sockets, bound before the sandbox and before capabilities are dropped.
+pub struct Listeners {
+    public: std::net::TcpListener,
+    internal: StdInternalListener,
+}
+
+enum StdInternalListener {
+    Unix(std::os::unix::net::UnixListener),
+    Tcp(std::net::TcpListener),
+}
+
+/// Binds the public and internal listeners.
+pub fn bind(config: &Config) -> anyhow::Result<Listeners> {
+    let public = std::net::TcpListener::bind(config.public_listen)
+        .with_context(|| format!("cannot listen on {}", config.public_listen))?;
+    let internal = match config.internal_listen().map_err(anyhow::Error::msg)? {
         InternalListen::Unix(path) => {
             // A socket file left by a previous run would make bind fail.
             if path.exists() {
                 std::fs::remove_file(&path).with_context(|| format!("cannot remove stale {}", path.display()))?;
             }
-            let listener = tokio::net::UnixListener::bind(&path)
+            let listener = std::os::unix::net::UnixListener::bind(&path)
                 .with_context(|| format!("cannot listen on {}", path.display()))?;
-            Ok(InternalListener::Unix(listener))
+            StdInternalListener::Unix(listener)
         }
-        InternalListen::Tcp(addr) => {
-            let listener = std::net::TcpListener::bind(addr).with_context(|| format!("cannot listen on {addr}"))?;
-            listener.set_nonblocking(true)?;
-            Ok(InternalListener::Tcp(tokio::net::TcpListener::from_std(listener)?))
+        InternalListen::Tcp(addr) => StdInternalListener::Tcp(
+            std::net::TcpListener::bind(addr).with_context(|| format!("cannot listen on {addr}"))?,
+        ),
+    };
+    Ok(Listeners { public, internal })
+}
+
+/// Serves until SIGTERM or Ctrl-C, then drains in-flight requests. Tells the service manager
+/// `READY=1` once both listeners serve, pings its watchdog, and says `STOPPING=1` on drain.
+pub async fn serve(state: SharedState, listeners: Listeners) -> anyhow::Result<()> {
+    let public = tokio_tcp(listeners.public)?;
+    let internal = match listeners.internal {
+        StdInternalListener::Unix(l) => {
+            l.set_nonblocking(true)?;
+            InternalListener::Unix(tokio::net::UnixListener::from_std(l)?)
         }
+        StdInternalListener::Tcp(l) => InternalListener::Tcp(tokio_tcp(l)?),
+    };
+    spawn_timers(&state);
+    let shutdown = shutdown_signal();
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let public_addr = public.local_addr()?;
+    let public_app = public_api::router(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
+    let public_task = tokio::spawn(
+        axum::serve(public, public_app).with_graceful_shutdown(wait_for(stop_rx.clone())).into_future(),
+    );
+    let internal_task = tokio::spawn(serve_internal(internal, state.clone(), stop_rx));
+    eprintln!("paramant-ctlog: {} on http://{public_addr} (key {})", status_line(&state), state.pk_hash);
+    notify_or_log(harden::notify::ready(&status_line(&state)));
+    if let Some(interval) = harden::notify::watchdog_interval() {
+        tokio::spawn(async move {
+            let error = harden::notify::watchdog(interval).await;
+            eprintln!("paramant-ctlog: cannot ping the service manager's watchdog: {error}");
+        });
     }
+    shutdown.await;
+    eprintln!("paramant-ctlog: stopping; finishing requests in flight");
+    notify_or_log(harden::notify::stopping("draining: finishing requests in flight"));
+    let _ = stop_tx.send(true);
+    public_task.await?.context("public API")?;
+    internal_task.await?.context("internal API")?;
+    Ok(())
+}
+
+fn tokio_tcp(listener: std::net::TcpListener) -> std::io::Result<tokio::net::TcpListener> {
+    listener.set_nonblocking(true)?;
+    tokio::net::TcpListener::from_std(listener)
+}
+
+/// The `STATUS=` line: what this log serves, how big it is, and a sandbox shortfall if any.
+fn status_line(state: &AppState) -> String {
+    let size = state.snapshot().ok().and_then(|s| s.tree_size().ok()).unwrap_or(0);
+    let sandbox = &state.hardening.sandbox;
+    match sandbox.landlock {
+        harden::LandlockState::FullyEnforced => format!("serving {}, tree size {size}", state.config.relay_id),
+        other => format!("serving {}, tree size {size} (sandbox: landlock {other})", state.config.relay_id),
+    }
+}
+
+/// sd-notify failures are logged, never fatal: the service works without a service manager.
+fn notify_or_log(result: std::io::Result<()>) {
+    if let Err(e) = result {
+        eprintln!("paramant-ctlog: cannot notify the service manager: {e}");
+    }
+}
+
+enum InternalListener {
+    Unix(tokio::net::UnixListener),
+    Tcp(tokio::net::TcpListener),
 }
 
 async fn serve_internal(
@@ -136,13 +205,14 @@ async fn serve_internal(
 }
 
 fn spawn_timers(state: &SharedState) {
-    let refresher = state.sequencer.clone();
+    let refresher = state.clone();
     let every = state.config.refresh_interval().min(Duration::from_secs(10));
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(every);
         loop {
             tick.tick().await;
-            refresher.refresh().await;
+            refresher.sequencer.refresh().await;
+            notify_or_log(harden::notify::status(&status_line(&refresher)));
         }
     });
     if state.config.gossip.peers.iter().any(|p| p.url.is_some()) {
@@ -182,18 +252,22 @@ async fn wait_for(mut stop: tokio::sync::watch::Receiver<bool>) {
     let _ = stop.wait_for(|stopped| *stopped).await;
 }
 
-/// Resolves on SIGTERM or SIGINT.
+/// Resolves on SIGTERM or SIGINT. SIGHUP (reload, elsewhere) is answered with a log line:
+/// this service does not reload its configuration; it must be restarted.
 async fn shutdown_signal() {
     use tokio::signal::unix::{SignalKind, signal};
-    match signal(SignalKind::terminate()) {
-        Ok(mut term) => {
-            tokio::select! {
-                _ = term.recv() => {}
-                _ = tokio::signal::ctrl_c() => {}
+    let (Ok(mut term), Ok(mut hangup)) = (signal(SignalKind::terminate()), signal(SignalKind::hangup())) else {
+        let _ = tokio::signal::ctrl_c().await;
+        return;
+    };
+    loop {
+        tokio::select! {
+            _ = term.recv() => return,
+            _ = tokio::signal::ctrl_c() => return,
+            _ = hangup.recv() => {
+                eprintln!("paramant-ctlog: SIGHUP ignored: configuration reload is not supported; restart the service to apply a changed configuration");
+                notify_or_log(harden::notify::status("reload is not supported: restart to apply a changed configuration"));
             }
-        }
-        Err(_) => {
-            let _ = tokio::signal::ctrl_c().await;
         }
     }
 }

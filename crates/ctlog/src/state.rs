@@ -27,6 +27,8 @@ pub struct AppState {
     pub gossip: Gossip,
     /// `X-Internal-Auth` secret of the internal API.
     pub internal_token: crypto::Secret,
+    /// The sandbox and capabilities in force (reported by `/health`).
+    pub hardening: crate::Hardening,
 }
 
 pub type SharedState = Arc<AppState>;

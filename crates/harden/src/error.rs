@@ -1,0 +1,27 @@
+//! The one error type of this crate; every variant says what to change.
+
+use std::path::PathBuf;
+
+/// Why the process could not be hardened as asked.
+#[derive(Debug, thiserror::Error)]
+pub enum HardenError {
+    /// Required enforcement, but the sandbox would not be fully in force.
+    #[error("landlock is {state} but the sandbox is required: {cause}")]
+    NotEnforced { state: &'static str, cause: String },
+    /// Landlock and capabilities bind only the calling thread, so other threads would escape.
+    #[error(
+        "{threads} threads are running: the sandbox must be applied before any other thread \
+         (the async runtime included) is started"
+    )]
+    ThreadsRunning { threads: u32 },
+    #[error("cannot set no_new_privs: {0}")]
+    NoNewPrivs(nix::Error),
+    #[error("cannot open {path} for a landlock rule: {source}")]
+    Path { path: PathBuf, source: landlock::PathFdError },
+    #[error("landlock refused the ruleset: {0}")]
+    Ruleset(#[from] landlock::RulesetError),
+    #[error("cannot drop capabilities: {0}")]
+    Capabilities(#[from] caps::errors::CapsError),
+    #[error("capabilities remain after dropping them: {set} = {remaining}")]
+    CapabilitiesRemain { set: &'static str, remaining: String },
+}
