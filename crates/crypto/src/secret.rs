@@ -85,6 +85,21 @@ impl Secret {
         }
     }
 
+    /// Reads the token in `path`, which must exist (a secret shared with another service).
+    ///
+    /// # Errors
+    /// IO failures naming the path, or an empty file.
+    pub fn load(path: &Path) -> Result<Self, Error> {
+        let text = Zeroizing::new(
+            std::fs::read_to_string(path).map_err(|source| Error::KeyFileIo { path: path.to_path_buf(), action: "read", source })?,
+        );
+        let trimmed = text.trim();
+        if trimmed.is_empty() {
+            return Err(Error::KeyFileFormat { path: path.to_path_buf(), len: 0 });
+        }
+        Ok(Self::new(trimmed.to_owned()))
+    }
+
     /// Constant-time comparison with a presented value.
     #[must_use]
     pub fn matches(&self, presented: &[u8]) -> bool {

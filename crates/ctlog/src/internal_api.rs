@@ -1,5 +1,5 @@
-//! The internal API relays use: append an event, record a delivery and get its signed receipt,
-//! prove a leaf by hash. Served only on a Unix socket or loopback, and every request must carry
+//! The internal API relays use: append an event, get a signed delivery receipt for a transfer
+//! leaf, prove a leaf by hash. Served only on a Unix socket or loopback, and every request must carry
 //! the shared `X-Internal-Auth` secret (compared in constant time).
 
 use axum::body::Bytes;
@@ -29,7 +29,7 @@ const MAX_INTERNAL_BODY: usize = 256 * 1024;
 pub fn router(state: SharedState) -> Router {
     Router::new()
         .route("/internal/append", post(append))
-        .route("/internal/deliver", post(deliver))
+        .route("/internal/receipt", post(receipt))
         .route("/internal/prove", get(prove))
         .fallback(|| async { ApiError::not_found("no such endpoint") })
         .layer(middleware::from_fn_with_state(state.clone(), require_auth))
@@ -84,31 +84,27 @@ async fn append(State(state): State<SharedState>, body: Result<Bytes, BytesRejec
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct DeliverRequest {
+struct ReceiptRequest {
     /// Hash the receipt names (sha256 of the payload, or a drop's lookup id).
     blob_hash: String,
     sector: String,
     /// Leaf hash of the transfer being delivered (from its append).
     transfer_leaf_hash: String,
+    /// Whether this delivery destroys the blob.
     burned: bool,
 }
 
-/// `POST /internal/deliver` → appends the delivery event, then returns the signed receipt that
-/// proves the transfer leaf against the STH covering the delivery.
-async fn deliver(State(state): State<SharedState>, body: Result<Bytes, BytesRejection>) -> ApiResult<Json<Value>> {
-    let request: DeliverRequest = json_body(body)?;
+/// `POST /internal/receipt` → the signed receipt proving the transfer leaf against the newest
+/// STH. The relay sends it in the response headers, before the body; it appends the delivery
+/// event itself once the body was completely sent.
+async fn receipt(State(state): State<SharedState>, body: Result<Bytes, BytesRejection>) -> ApiResult<Json<Value>> {
+    let request: ReceiptRequest = json_body(body)?;
     let leaf_hash = wire::parse_hash_hex(&request.transfer_leaf_hash)
         .map_err(|_| ApiError::bad_request("transfer_leaf_hash must be 64 hex characters"))?;
-    if state.snapshot()?.index_of(&leaf_hash)?.is_none() {
-        return Err(ApiError::not_found("no transfer leaf with that hash in the log"));
+    if request.blob_hash.is_empty() || request.blob_hash.len() > 128 || request.sector.is_empty() || request.sector.len() > 64 {
+        return Err(ApiError::bad_request("blob_hash and sector must be 1-128 and 1-64 characters"));
     }
-    let event = parse_event(json!({
-        "type": "delivery",
-        "blob_hash": request.blob_hash,
-        "sector": request.sector,
-        "burned": request.burned,
-    }))?;
-    let appended = state.sequencer.append(event).await?;
+    let sth = latest_sth(&state.snapshot()?)?;
     let delivery = Delivery {
         blob_hash: request.blob_hash,
         sector: request.sector,
@@ -116,17 +112,11 @@ async fn deliver(State(state): State<SharedState>, body: Result<Bytes, BytesReje
         burn_confirmed: request.burned,
     };
     let worker = state.clone();
-    let sth = appended.sth.clone();
     // ML-DSA signing is ~1 ms of CPU: keep it off the async workers.
     let receipt = tokio::task::spawn_blocking(move || receipt::issue(&worker, &leaf_hash, delivery, &sth))
         .await
         .map_err(|e| ApiError::internal("receipt task", &e))??;
-    Ok(Json(json!({
-        "ok": true,
-        "delivery_leaf_index": appended.leaf_index,
-        "receipt": receipt,
-        "receipt_header": receipt.to_header(),
-    })))
+    Ok(Json(json!({ "ok": true, "receipt": receipt, "receipt_header": receipt.to_header() })))
 }
 
 /// `GET /internal/prove?leaf_hash=HEX` → inclusion proof against the newest STH.

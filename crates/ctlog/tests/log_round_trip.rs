@@ -177,7 +177,7 @@ fn deliveries_get_receipts_that_verify_and_tampering_is_caught() {
     let log = Log::configure(dir.path(), "health.example", "").start();
     let transfer = log.append_transfer(&blob_hash(1));
     let (status, delivered) = log.internal(
-        "/internal/deliver",
+        "/internal/receipt",
         &json!({ "blob_hash": blob_hash(1), "sector": "health", "transfer_leaf_hash": transfer["leaf_hash"], "burned": true }),
     );
     assert_eq!(status, 200, "{delivered}");
@@ -189,7 +189,7 @@ fn deliveries_get_receipts_that_verify_and_tampering_is_caught() {
     assert_eq!(verdict["valid"], true, "{verdict}");
     assert_eq!(verdict["burn_confirmed"], true);
     assert_eq!(verdict["blob_hash"], blob_hash(1));
-    assert_eq!(verdict["tree_size_at_retrieval"], 2, "the receipt's tree includes the delivery");
+    assert_eq!(verdict["tree_size_at_retrieval"], 1, "proved against the newest signed head");
 
     let padded = format!("{header}{}", "=".repeat((4 - header.len() % 4) % 4));
     assert_eq!(log.post("/v2/verify-receipt", &json!({ "receipt": padded })).1["valid"], true);
@@ -210,7 +210,7 @@ fn deliveries_get_receipts_that_verify_and_tampering_is_caught() {
     assert_eq!(verdict["reason"], "malformed_receipt");
 
     let (status, _) = log.internal(
-        "/internal/deliver",
+        "/internal/receipt",
         &json!({ "blob_hash": blob_hash(9), "sector": "health", "transfer_leaf_hash": "ab".repeat(32), "burned": true }),
     );
     assert_eq!(status, 404, "no receipt for a transfer the log never saw");

@@ -45,40 +45,49 @@ pub fn run(options: UpOptions) -> anyhow::Result<ExitCode> {
         .with_context(|| format!("cannot create {}", options.data_dir.display()))?;
     let dir = options.data_dir.canonicalize()?;
     let ctlog = CtlogLayout::ensure(&dir)?;
+    let relay = RelayLayout::ensure(&dir, &ctlog.config)?;
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-    runtime.block_on(supervise(&dir, vec![ctlog.service()], |_| ctlog.dev_json()))
+    runtime.block_on(async {
+        let mut children = Vec::new();
+        // In dependency order: the relay reads the log's internal token at start.
+        start(ctlog.service(), &mut children).await?;
+        start(relay.service(), &mut children).await?;
+        let mut info = ctlog.dev_json();
+        let previous = std::fs::read(dir.join("dev.json")).ok().and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok());
+        let api_key = relay.api_key(previous.as_ref().and_then(|p| p["api_key"].as_str()))?;
+        merge(&mut info, relay.dev_json(api_key));
+        write_atomically(&dir.join("dev.json"), &serde_json::to_vec_pretty(&info)?)?;
+        println!("paramant up: services running (Ctrl-C stops them)");
+        if let Some(map) = info.as_object() {
+            for (k, v) in map.iter().filter(|(k, _)| k.ends_with("_url")) {
+                println!("  {k:<16} {}", v.as_str().unwrap_or_default());
+            }
+        }
+        println!("  {:<16} {}", "dev.json", dir.join("dev.json").display());
+        let code = wait_for_stop(&mut children).await;
+        // Reverse order: the relay drains before its log goes away.
+        children.reverse();
+        stop_all(&mut children).await;
+        Ok(code)
+    })
 }
 
-async fn supervise(
-    dir: &Path,
-    services: Vec<Service>,
-    dev_json: impl Fn(&Path) -> serde_json::Value,
-) -> anyhow::Result<ExitCode> {
+fn merge(into: &mut serde_json::Value, from: serde_json::Value) {
+    if let (Some(into), serde_json::Value::Object(from)) = (into.as_object_mut(), from) {
+        into.extend(from);
+    }
+}
+
+/// Starts one service as a child of this process and waits until it answers `/health`.
+async fn start(service: Service, children: &mut Vec<(&'static str, Child)>) -> anyhow::Result<()> {
     let exe = std::env::current_exe()?;
-    let mut children = Vec::new();
-    for service in &services {
-        let child = Command::new(&exe)
-            .args(&service.args)
-            .kill_on_drop(true)
-            .spawn()
-            .with_context(|| format!("cannot start {}", service.name))?;
-        children.push((service.name, child));
-    }
-    for service in &services {
-        wait_healthy(service, &mut children).await?;
-    }
-    let info = dev_json(dir);
-    write_atomically(&dir.join("dev.json"), &serde_json::to_vec_pretty(&info)?)?;
-    println!("paramant up: services running (Ctrl-C stops them)");
-    if let Some(map) = info.as_object() {
-        for (k, v) in map.iter().filter(|(k, _)| k.ends_with("_url")) {
-            println!("  {k:<16} {}", v.as_str().unwrap_or_default());
-        }
-    }
-    println!("  {:<16} {}", "dev.json", dir.join("dev.json").display());
-    let code = wait_for_stop(&mut children).await;
-    stop_all(&mut children).await;
-    Ok(code)
+    let child = Command::new(&exe)
+        .args(&service.args)
+        .kill_on_drop(true)
+        .spawn()
+        .with_context(|| format!("cannot start {}", service.name))?;
+    children.push((service.name, child));
+    wait_healthy(&service, children).await
 }
 
 /// Polls a service's /health until it answers 200; fails early if the child died.
@@ -145,13 +154,27 @@ async fn stop_all(children: &mut [(&'static str, Child)]) {
 
 /// True when `GET /health` on `addr` answers 200.
 fn health_ok(addr: SocketAddr) -> bool {
-    let Ok(mut stream) = TcpStream::connect_timeout(&addr, Duration::from_millis(500)) else { return false };
-    let _ = stream.set_read_timeout(Some(Duration::from_secs(2)));
-    if stream.write_all(b"GET /health HTTP/1.0\r\nHost: localhost\r\n\r\n").is_err() {
-        return false;
+    matches!(http_call(addr, "GET", "/health", &[], b""), Ok((200, _)))
+}
+
+/// A minimal HTTP/1.0 call on loopback: (status, body). Enough for health checks and the
+/// internal APIs; `up` needs no HTTP client beyond this.
+fn http_call(addr: SocketAddr, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> std::io::Result<(u16, Vec<u8>)> {
+    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_millis(500))?;
+    stream.set_read_timeout(Some(Duration::from_secs(10)))?;
+    let mut request = format!("{method} {path} HTTP/1.0\r\nHost: localhost\r\nContent-Length: {}\r\n", body.len());
+    for (name, value) in headers {
+        request += &format!("{name}: {value}\r\n");
     }
-    let mut head = [0u8; 12];
-    stream.read_exact(&mut head).is_ok() && head.starts_with(b"HTTP/1.") && &head[9..12] == b"200"
+    request += "\r\n";
+    stream.write_all(request.as_bytes())?;
+    stream.write_all(body)?;
+    let mut response = Vec::new();
+    stream.read_to_end(&mut response)?;
+    let text = String::from_utf8_lossy(&response);
+    let status = text.get(9..12).and_then(|s| s.parse().ok()).unwrap_or(0);
+    let body_at = text.find("\r\n\r\n").map(|i| i + 4).unwrap_or(response.len());
+    Ok((status, response[body_at..].to_vec()))
 }
 
 fn write_atomically(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
@@ -208,6 +231,80 @@ impl CtlogLayout {
             "ct_internal_url": format!("http://{}", self.config.internal_listen),
             "ct_internal_token_file": self.config.internal_token_path(),
             "ct_config": self.config_path,
+        })
+    }
+}
+
+/// The relay inside the data directory, wired to the log.
+struct RelayLayout {
+    config_path: PathBuf,
+    config: relay::config::Config,
+}
+
+impl RelayLayout {
+    /// Loads `DIR/relay.toml`, writing embedded defaults with fresh ports on first start.
+    fn ensure(dir: &Path, ctlog: &ctlog::config::Config) -> anyhow::Result<Self> {
+        let config_path = dir.join("relay.toml");
+        if !config_path.exists() {
+            let text = format!(
+                "# Written by `paramant up` on first start; edit freely.\n\
+                 sector = \"relay\"\n\
+                 public_listen = \"127.0.0.1:{public}\"\n\
+                 internal_listen = \"127.0.0.1:{internal}\"\n\
+                 state_dir = {state:?}\n\
+                 [ctlog]\n\
+                 internal_url = \"http://{ct_internal}\"\n\
+                 public_url = \"{ct_public}\"\n\
+                 token_file = {token:?}\n",
+                public = free_port()?,
+                internal = free_port()?,
+                state = dir.join("relay").display().to_string(),
+                ct_internal = ctlog.internal_listen,
+                ct_public = ctlog.public_url(),
+                token = ctlog.internal_token_path().display().to_string(),
+            );
+            write_atomically(&config_path, text.as_bytes())?;
+        }
+        let config = relay::config::Config::load(&config_path)?;
+        Ok(Self { config_path, config })
+    }
+
+    fn service(&self) -> Service {
+        Service {
+            name: "paramant-relay",
+            args: vec!["relay".into(), "run".into(), "--config".into(), self.config_path.display().to_string()],
+            health: self.config.public_listen,
+        }
+    }
+
+    /// The previous `api_key` while the relay still accepts it, else a new Enterprise `pgp_`
+    /// key (the SDK accepts only `pgp_`; Enterprise so tests and benchmarks are not throttled).
+    fn api_key(&self, previous: Option<&str>) -> anyhow::Result<String> {
+        if let Some(key) = previous {
+            let (status, body) = http_call(self.config.public_listen, "GET", "/v2/check-key", &[("X-Api-Key", key)], b"")?;
+            let valid = status == 200 && serde_json::from_slice::<serde_json::Value>(&body).is_ok_and(|v| v["valid"] == true);
+            if valid {
+                return Ok(key.to_owned());
+            }
+        }
+        let token = crypto::Secret::load(&self.config.internal_token_path())?;
+        let request = br#"{"plan":"enterprise","label":"paramant up (dev)"}"#;
+        let headers = [("X-Internal-Auth", token.danger_expose()), ("Content-Type", "application/json")];
+        let (status, body) = http_call(self.config.internal_listen, "POST", "/internal/keys", &headers, request)?;
+        let answer: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
+        match answer["key"].as_str() {
+            Some(key) if status == 200 => Ok(key.to_owned()),
+            _ => bail!("the relay did not mint an API key ({status}): {answer}"),
+        }
+    }
+
+    fn dev_json(&self, api_key: String) -> serde_json::Value {
+        json!({
+            "relay_url": self.config.public_url(),
+            "relay_internal_url": format!("http://{}", self.config.internal_listen),
+            "relay_internal_token_file": self.config.internal_token_path(),
+            "relay_config": self.config_path,
+            "api_key": api_key,
         })
     }
 }

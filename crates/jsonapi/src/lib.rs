@@ -1,0 +1,131 @@
+//! The JSON error contract shared by paramant's HTTP services: one `ApiError` type that carries
+//! an HTTP status and an API error code (the API reference's `bad_request`, `unauthorized`, …),
+//! and parsers for bodies and query parameters that turn bad input into a 4xx, never a 5xx.
+//! Clients see the code and a short detail; internals go to the service log only.
+#![forbid(unsafe_code)]
+
+use std::collections::HashMap;
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::http::{HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+
+/// An error answer: status, API error code, client-safe detail, optional `Retry-After`.
+#[derive(Debug)]
+pub struct ApiError {
+    status: StatusCode,
+    code: &'static str,
+    detail: String,
+    retry_after_secs: Option<u64>,
+}
+
+/// Handler result.
+pub type ApiResult<T> = Result<T, ApiError>;
+
+impl ApiError {
+    /// Any status and code.
+    pub fn new(status: StatusCode, code: &'static str, detail: impl Into<String>) -> Self {
+        Self { status, code, detail: detail.into(), retry_after_secs: None }
+    }
+    /// 400 `bad_request`: malformed body or missing/invalid field.
+    pub fn bad_request(detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "bad_request", detail)
+    }
+    /// 401 `unauthorized`: missing or invalid credential.
+    pub fn unauthorized(detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::UNAUTHORIZED, "unauthorized", detail)
+    }
+    /// 403 `forbidden`: valid credential, not allowed for this resource.
+    pub fn forbidden(detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::FORBIDDEN, "forbidden", detail)
+    }
+    /// 404 `not_found`.
+    pub fn not_found(detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::NOT_FOUND, "not_found", detail)
+    }
+    /// 409 with a specific code.
+    pub fn conflict(code: &'static str, detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::CONFLICT, code, detail)
+    }
+    /// 413 `payload_too_large`.
+    pub fn too_large(detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", detail)
+    }
+    /// 429 `rate_limited` with `Retry-After`.
+    pub fn rate_limited(detail: impl Into<String>, retry_after_secs: u64) -> Self {
+        Self::new(StatusCode::TOO_MANY_REQUESTS, "rate_limited", detail).retry_after(retry_after_secs)
+    }
+    /// 503 `unavailable` with `Retry-After` (full, draining).
+    pub fn unavailable(code: &'static str, detail: impl Into<String>, retry_after_secs: u64) -> Self {
+        Self::new(StatusCode::SERVICE_UNAVAILABLE, code, detail).retry_after(retry_after_secs)
+    }
+    /// Adds a `Retry-After` header.
+    pub fn retry_after(mut self, secs: u64) -> Self {
+        self.retry_after_secs = Some(secs);
+        self
+    }
+    /// A failure that is ours, not the client's: logged in full, answered without detail.
+    pub fn internal(context: &str, error: &dyn std::fmt::Display) -> Self {
+        eprintln!("internal error: {context}: {error}");
+        Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "internal error")
+    }
+    /// The HTTP status.
+    pub fn status(&self) -> StatusCode {
+        self.status
+    }
+    /// The API error code.
+    pub fn code(&self) -> &'static str {
+        self.code
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = json!({ "ok": false, "error": self.code, "detail": self.detail });
+        let mut response = (self.status, Json(body)).into_response();
+        if let Some(secs) = self.retry_after_secs {
+            response.headers_mut().insert("retry-after", HeaderValue::from(secs));
+        }
+        response
+    }
+}
+
+/// 404 for unknown paths.
+pub async fn not_found() -> ApiError {
+    ApiError::not_found("no such endpoint")
+}
+
+/// 405 for known paths with the wrong method.
+pub async fn method_not_allowed() -> ApiError {
+    ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", "method not allowed here")
+}
+
+/// Parses a JSON body, mapping an oversized body to 413 and everything else to 400.
+pub fn json_body<T: serde::de::DeserializeOwned>(body: Result<Bytes, BytesRejection>) -> ApiResult<T> {
+    let bytes = body_bytes(body)?;
+    parse_json(&bytes)
+}
+
+/// The raw body, with an oversized body mapped to 413.
+pub fn body_bytes(body: Result<Bytes, BytesRejection>) -> ApiResult<Bytes> {
+    body.map_err(|e| match e {
+        BytesRejection::FailedToBufferBody(_) => ApiError::too_large("request body too large"),
+        other => ApiError::bad_request(other.body_text()),
+    })
+}
+
+/// Parses JSON from bytes (borrowing from them where the type allows), 400 on failure.
+pub fn parse_json<'a, T: serde::Deserialize<'a>>(bytes: &'a [u8]) -> ApiResult<T> {
+    serde_json::from_slice(bytes).map_err(|e| ApiError::bad_request(format!("invalid JSON body: {e}")))
+}
+
+/// An optional unsigned integer query parameter; anything else is a 400 naming it.
+pub fn query_u64(params: &HashMap<String, String>, name: &str) -> ApiResult<Option<u64>> {
+    params
+        .get(name)
+        .map(|v| v.parse::<u64>().map_err(|_| ApiError::bad_request(format!("{name} must be a non-negative integer"))))
+        .transpose()
+}

@@ -1,0 +1,356 @@
+//! The blob store: payloads in RAM only, within a byte budget, zeroized when burned or expired.
+//!
+//! Life of a blob: `claim` (the hash is taken, its bytes are counted against the budget) →
+//! `publish` (after the log acknowledged the transfer) → `begin_delivery` / `finish_delivery`
+//! (a view is consumed only when a body was completely sent; the last view burns the blob) →
+//! gone. The TTL sweeper removes expired blobs that are not being delivered.
+//!
+//! Lock discipline: one mutex over the map, held only for bookkeeping, never across IO.
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::Mutex;
+
+use bytes::Bytes;
+use zeroize::Zeroize;
+
+use crate::keys::KeyHash;
+
+/// Payload bytes that are overwritten with zeros when the last reference goes away.
+struct ZeroizedPayload(Vec<u8>);
+
+impl AsRef<[u8]> for ZeroizedPayload {
+    fn as_ref(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl Drop for ZeroizedPayload {
+    fn drop(&mut self) {
+        self.0.zeroize();
+    }
+}
+
+/// Wraps decoded payload bytes so every copy handed out shares one zeroize-on-drop buffer.
+pub fn payload_bytes(decoded: Vec<u8>) -> Bytes {
+    Bytes::from_owner(ZeroizedPayload(decoded))
+}
+
+/// Who may download a blob.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Access {
+    /// Only holders of the uploading key.
+    Owner(KeyHash),
+    /// Anyone who knows the lookup id (anonymous drop).
+    LookupId,
+}
+
+/// What a stored blob carries besides its bytes.
+#[derive(Clone, Debug)]
+pub struct BlobMeta {
+    pub access: Access,
+    pub size: u64,
+    pub created_ms: u64,
+    pub expires_ms: u64,
+    pub max_views: u32,
+    /// The transfer leaf in the log (for receipts).
+    pub transfer_leaf_hash: String,
+    /// Device queue this blob was announced on, if any.
+    pub device_id: Option<String>,
+    pub sig_verified: bool,
+}
+
+enum State {
+    /// Hash claimed, upload still being logged.
+    Pending,
+    /// Downloadable.
+    Ready { payload: Bytes, views_left: u32, in_flight: u32 },
+}
+
+struct Entry {
+    meta: BlobMeta,
+    state: State,
+}
+
+struct Inner {
+    blobs: HashMap<String, Entry>,
+    /// `(expires_ms, hash)` for the sweeper.
+    expiry: BTreeSet<(u64, String)>,
+    used_bytes: u64,
+}
+
+/// Why a blob operation was refused.
+#[derive(Debug, PartialEq, Eq)]
+pub enum BlobError {
+    /// The hash is already stored or being uploaded.
+    Duplicate,
+    /// Not enough budget left for this payload.
+    Full,
+    /// No such blob (never stored, expired, or burned).
+    NotFound,
+    /// Someone else's blob.
+    Forbidden,
+    /// Every remaining view is being delivered right now.
+    Busy,
+}
+
+/// A delivery in progress: the bytes to send.
+pub struct Delivery {
+    pub payload: Bytes,
+    pub meta: BlobMeta,
+    /// Views left before this one; 1 means this delivery burns the blob.
+    pub views_left: u32,
+}
+
+/// What `finish_delivery` did.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Finished {
+    /// A view was consumed; `burned` when it was the last.
+    Consumed { burned: bool },
+    /// The body was not completely sent; the view is available again.
+    Released,
+}
+
+/// Availability as `/v2/status` reports it.
+pub struct Status {
+    pub size: u64,
+    pub expires_ms: u64,
+    pub sig_verified: bool,
+    pub views_left: u32,
+}
+
+/// The in-RAM store with its byte budget.
+pub struct BlobStore {
+    inner: Mutex<Inner>,
+    budget: u64,
+}
+
+impl BlobStore {
+    pub fn new(budget_bytes: u64) -> Self {
+        Self {
+            inner: Mutex::new(Inner { blobs: HashMap::new(), expiry: BTreeSet::new(), used_bytes: 0 }),
+            budget: budget_bytes,
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        // A panic while holding the lock leaves only counters possibly off; keep serving.
+        self.inner.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Whether `hash` is taken (stored or being uploaded).
+    pub fn contains(&self, hash: &str) -> bool {
+        self.lock().blobs.contains_key(hash)
+    }
+
+    /// Takes the hash and counts `meta.size` bytes against the budget, before the upload is
+    /// logged. Must be followed by `publish` or `abandon`.
+    pub fn claim(&self, hash: &str, meta: BlobMeta) -> Result<(), BlobError> {
+        let mut inner = self.lock();
+        if inner.blobs.contains_key(hash) {
+            return Err(BlobError::Duplicate);
+        }
+        if inner.used_bytes + meta.size > self.budget {
+            return Err(BlobError::Full);
+        }
+        inner.used_bytes += meta.size;
+        inner.blobs.insert(hash.to_owned(), Entry { meta, state: State::Pending });
+        Ok(())
+    }
+
+    /// Makes a claimed blob downloadable.
+    pub fn publish(&self, hash: &str, payload: Bytes, transfer_leaf_hash: String) {
+        let mut inner = self.lock();
+        let Some(entry) = inner.blobs.get_mut(hash) else { return };
+        entry.meta.transfer_leaf_hash = transfer_leaf_hash;
+        entry.state = State::Ready { payload, views_left: entry.meta.max_views, in_flight: 0 };
+        let key = (entry.meta.expires_ms, hash.to_owned());
+        inner.expiry.insert(key);
+    }
+
+    /// Releases a claim whose upload failed.
+    pub fn abandon(&self, hash: &str) {
+        let mut inner = self.lock();
+        if let Some(entry) = inner.blobs.remove(hash) {
+            inner.used_bytes -= entry.meta.size;
+        }
+    }
+
+    /// Starts sending a blob to `caller` (None: no API key presented). Reserves one view.
+    pub fn begin_delivery(&self, hash: &str, caller: Option<&KeyHash>, now_ms: u64) -> Result<Delivery, BlobError> {
+        let mut inner = self.lock();
+        let entry = inner.blobs.get_mut(hash).ok_or(BlobError::NotFound)?;
+        if entry.meta.expires_ms <= now_ms {
+            return Err(BlobError::NotFound);
+        }
+        if let Access::Owner(owner) = &entry.meta.access
+            && caller.is_none_or(|c| !crypto::ct_eq(c, owner))
+        {
+            return Err(BlobError::Forbidden);
+        }
+        let State::Ready { payload, views_left, in_flight } = &mut entry.state else {
+            return Err(BlobError::NotFound);
+        };
+        if *in_flight >= *views_left {
+            return Err(BlobError::Busy);
+        }
+        *in_flight += 1;
+        Ok(Delivery { payload: payload.clone(), meta: entry.meta.clone(), views_left: *views_left })
+    }
+
+    /// Ends a delivery. A completely sent body consumes the view; the last view burns the blob
+    /// (its bytes are zeroized when the last in-flight copy is dropped).
+    pub fn finish_delivery(&self, hash: &str, completed: bool) -> Finished {
+        let mut inner = self.lock();
+        let Some(entry) = inner.blobs.get_mut(hash) else { return Finished::Released };
+        let State::Ready { views_left, in_flight, .. } = &mut entry.state else { return Finished::Released };
+        *in_flight = in_flight.saturating_sub(1);
+        if !completed {
+            return Finished::Released;
+        }
+        *views_left = views_left.saturating_sub(1);
+        let burned = *views_left == 0;
+        if burned {
+            remove(&mut inner, hash);
+        }
+        Finished::Consumed { burned }
+    }
+
+    /// Status for `caller`, or why not.
+    pub fn status(&self, hash: &str, caller: &KeyHash, now_ms: u64) -> Result<Status, BlobError> {
+        let inner = self.lock();
+        let entry = inner.blobs.get(hash).ok_or(BlobError::NotFound)?;
+        if let Access::Owner(owner) = &entry.meta.access
+            && !crypto::ct_eq(caller, owner)
+        {
+            return Err(BlobError::Forbidden);
+        }
+        match &entry.state {
+            State::Ready { views_left, .. } if entry.meta.expires_ms > now_ms => Ok(Status {
+                size: entry.meta.size,
+                expires_ms: entry.meta.expires_ms,
+                sig_verified: entry.meta.sig_verified,
+                views_left: *views_left,
+            }),
+            _ => Err(BlobError::NotFound),
+        }
+    }
+
+    /// Who may download `hash`, if it exists.
+    pub fn access(&self, hash: &str) -> Option<Access> {
+        self.lock().blobs.get(hash).map(|e| e.meta.access)
+    }
+
+    /// Whether a published blob is still downloadable (for device queues).
+    pub fn is_available(&self, hash: &str, now_ms: u64) -> bool {
+        let inner = self.lock();
+        inner
+            .blobs
+            .get(hash)
+            .is_some_and(|e| matches!(e.state, State::Ready { .. }) && e.meta.expires_ms > now_ms)
+    }
+
+    /// Removes every expired blob not being delivered; returns how many.
+    pub fn sweep(&self, now_ms: u64) -> usize {
+        let mut inner = self.lock();
+        let due: Vec<(u64, String)> = inner.expiry.range(..(now_ms + 1, String::new())).cloned().collect();
+        let mut removed = 0;
+        for (_, hash) in due {
+            let busy = matches!(inner.blobs.get(&hash).map(|e| &e.state), Some(State::Ready { in_flight, .. }) if *in_flight > 0);
+            if !busy {
+                remove(&mut inner, &hash);
+                removed += 1;
+            }
+        }
+        removed
+    }
+
+    /// (blobs stored, payload bytes held, budget).
+    pub fn usage(&self) -> (usize, u64, u64) {
+        let inner = self.lock();
+        (inner.blobs.len(), inner.used_bytes, self.budget)
+    }
+}
+
+fn remove(inner: &mut Inner, hash: &str) {
+    if let Some(entry) = inner.blobs.remove(hash) {
+        inner.used_bytes -= entry.meta.size;
+        inner.expiry.remove(&(entry.meta.expires_ms, hash.to_owned()));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn meta(size: u64, access: Access) -> BlobMeta {
+        BlobMeta {
+            access,
+            size,
+            created_ms: 0,
+            expires_ms: 1_000,
+            max_views: 1,
+            transfer_leaf_hash: String::new(),
+            device_id: None,
+            sig_verified: false,
+        }
+    }
+
+    fn stored(store: &BlobStore, hash: &str, owner: KeyHash) {
+        store.claim(hash, meta(3, Access::Owner(owner))).unwrap();
+        store.publish(hash, payload_bytes(b"abc".to_vec()), "leaf".into());
+    }
+
+    #[test]
+    fn exactly_one_of_two_concurrent_downloads_gets_a_single_view_blob() {
+        let store = BlobStore::new(100);
+        stored(&store, "h", [1; 32]);
+        let first = store.begin_delivery("h", Some(&[1; 32]), 0);
+        let second = store.begin_delivery("h", Some(&[1; 32]), 0);
+        assert!(first.is_ok());
+        assert_eq!(second.err(), Some(BlobError::Busy));
+        assert_eq!(store.finish_delivery("h", true), Finished::Consumed { burned: true });
+        assert_eq!(store.begin_delivery("h", Some(&[1; 32]), 0).err(), Some(BlobError::NotFound));
+        assert_eq!(store.usage().1, 0, "burned bytes leave the budget");
+    }
+
+    #[test]
+    fn an_aborted_download_leaves_the_blob_downloadable() {
+        let store = BlobStore::new(100);
+        stored(&store, "h", [1; 32]);
+        store.begin_delivery("h", Some(&[1; 32]), 0).unwrap();
+        assert_eq!(store.finish_delivery("h", false), Finished::Released);
+        assert!(store.begin_delivery("h", Some(&[1; 32]), 0).is_ok());
+    }
+
+    #[test]
+    fn other_keys_are_forbidden_and_drops_need_no_key() {
+        let store = BlobStore::new(100);
+        stored(&store, "h", [1; 32]);
+        assert_eq!(store.begin_delivery("h", Some(&[2; 32]), 0).err(), Some(BlobError::Forbidden));
+        assert_eq!(store.begin_delivery("h", None, 0).err(), Some(BlobError::Forbidden));
+        store.claim("d", meta(3, Access::LookupId)).unwrap();
+        store.publish("d", payload_bytes(b"abc".to_vec()), "leaf".into());
+        assert!(store.begin_delivery("d", None, 0).is_ok());
+    }
+
+    #[test]
+    fn the_budget_refuses_what_does_not_fit_and_duplicates_are_refused() {
+        let store = BlobStore::new(5);
+        store.claim("a", meta(3, Access::LookupId)).unwrap();
+        assert_eq!(store.claim("a", meta(1, Access::LookupId)).err(), Some(BlobError::Duplicate));
+        assert_eq!(store.claim("b", meta(3, Access::LookupId)).err(), Some(BlobError::Full));
+        store.abandon("a");
+        assert!(store.claim("b", meta(3, Access::LookupId)).is_ok());
+    }
+
+    #[test]
+    fn expired_blobs_are_swept_unless_in_flight() {
+        let store = BlobStore::new(100);
+        stored(&store, "a", [1; 32]);
+        stored(&store, "b", [1; 32]);
+        store.begin_delivery("b", Some(&[1; 32]), 0).unwrap();
+        assert_eq!(store.sweep(999), 0);
+        assert_eq!(store.sweep(1_000), 1, "a is expired and idle; b is being sent");
+        assert_eq!(store.begin_delivery("a", Some(&[1; 32]), 1_000).err(), Some(BlobError::NotFound));
+    }
+}

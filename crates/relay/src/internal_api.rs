@@ -1,0 +1,91 @@
+//! The relay's internal API for the admin panel and `paramant up`: API key administration.
+//! Loopback only, and every request must carry `X-Internal-Auth` (compared in constant time).
+
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{Request, State};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use axum::{Json, Router};
+use jsonapi::{ApiError, ApiResult};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::keys::{Keys, Plan};
+use crate::state::{SharedState, now_ms};
+
+pub fn router(state: SharedState) -> Router {
+    Router::new()
+        .route("/internal/keys", post(create_key).get(list_keys))
+        .route("/internal/keys/update", post(update_key))
+        .fallback(jsonapi::not_found)
+        .layer(middleware::from_fn_with_state(state.clone(), require_auth))
+        .layer(axum::extract::DefaultBodyLimit::max(64 * 1024))
+        .with_state(state)
+}
+
+async fn require_auth(State(state): State<SharedState>, request: Request, next: Next) -> Response {
+    let presented = request.headers().get("x-internal-auth").map(|v| v.as_bytes()).unwrap_or_default();
+    if !state.internal_token.matches(presented) {
+        return ApiError::unauthorized("missing or wrong X-Internal-Auth").into_response();
+    }
+    next.run(request).await
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CreateKey {
+    plan: String,
+    #[serde(default)]
+    label: String,
+    #[serde(default)]
+    email: Option<String>,
+    /// "pgp_" (developer keys, the default) or "plk_" (operator keys).
+    #[serde(default)]
+    prefix: Option<String>,
+}
+
+fn parse_plan(name: &str) -> ApiResult<Plan> {
+    Plan::parse(name).ok_or_else(|| ApiError::bad_request("plan must be free, community, professional or enterprise"))
+}
+
+/// `POST /internal/keys` → the new key, shown once.
+async fn create_key(State(state): State<SharedState>, body: Result<Bytes, BytesRejection>) -> ApiResult<Json<Value>> {
+    let request: CreateKey = jsonapi::json_body(body)?;
+    let plan = parse_plan(&request.plan)?;
+    let prefix = request.prefix.as_deref().unwrap_or("pgp_");
+    if prefix != "pgp_" && prefix != "plk_" {
+        return Err(ApiError::bad_request("prefix must be pgp_ or plk_"));
+    }
+    if request.label.len() > 200 {
+        return Err(ApiError::bad_request("label must be at most 200 characters"));
+    }
+    let key = Keys { db: &state.db }.create(prefix, plan, &request.label, request.email.as_deref(), now_ms())?;
+    let key_hash = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(key.as_bytes()));
+    Ok(Json(json!({ "ok": true, "key": key, "key_hash": key_hash, "plan": plan })))
+}
+
+/// `GET /internal/keys`: every key's hash, plan, label and state (never the key itself).
+async fn list_keys(State(state): State<SharedState>) -> ApiResult<Json<Value>> {
+    let keys = Keys { db: &state.db }.list()?;
+    Ok(Json(json!({ "ok": true, "count": keys.len(), "keys": keys })))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct UpdateKey {
+    key_hash: String,
+    #[serde(default)]
+    plan: Option<String>,
+    #[serde(default)]
+    active: Option<bool>,
+}
+
+/// `POST /internal/keys/update`: change a key's plan, or (de)activate it.
+async fn update_key(State(state): State<SharedState>, body: Result<Bytes, BytesRejection>) -> ApiResult<Json<Value>> {
+    let request: UpdateKey = jsonapi::json_body(body)?;
+    let plan = request.plan.as_deref().map(parse_plan).transpose()?;
+    let record = Keys { db: &state.db }.update(&request.key_hash, plan, request.active)?;
+    Ok(Json(json!({ "ok": true, "key": record })))
+}

@@ -1,0 +1,155 @@
+//! The relay's connection to its sector's log: the internal API (append, deliver, prove) with
+//! the shared secret, and forwarding of the public CT endpoints so they answer on the relay's
+//! origin too. Pooled HTTP/1.1 keep-alive connections over loopback.
+
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::http::{Method, Request, Response, StatusCode, Uri};
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full, Limited};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+use jsonapi::ApiError;
+use serde_json::{Value, json};
+
+/// Longest a log call may take; an append waits for a durable, signed batch.
+const LOG_TIMEOUT: Duration = Duration::from_secs(30);
+/// Largest log answer we read (proofs and receipts are a few KiB).
+const MAX_LOG_RESPONSE: usize = 1 << 20;
+
+/// Client of one log.
+pub struct LogClient {
+    client: Client<HttpConnector, Full<Bytes>>,
+    internal_url: String,
+    public_url: String,
+    token: crypto::Secret,
+}
+
+/// What an append returned: the API's `merkle_proof` object and the leaf hash.
+pub struct Appended {
+    pub leaf_hash: String,
+    pub leaf_index: u64,
+    pub merkle_proof: Value,
+}
+
+impl LogClient {
+    pub fn new(internal_url: &str, public_url: &str, token: crypto::Secret) -> Self {
+        let mut connector = HttpConnector::new();
+        connector.set_nodelay(true);
+        connector.set_connect_timeout(Some(Duration::from_secs(5)));
+        Self {
+            client: Client::builder(TokioExecutor::new()).build(connector),
+            internal_url: internal_url.trim_end_matches('/').to_owned(),
+            public_url: public_url.trim_end_matches('/').to_owned(),
+            token,
+        }
+    }
+
+    /// Appends an event (without timestamp; the log stamps it) and returns its proof.
+    pub async fn append(&self, event: Value) -> Result<Appended, ApiError> {
+        let answer = self.internal("/internal/append", &json!({ "event": event })).await?;
+        let leaf_hash = answer["leaf_hash"].as_str().unwrap_or_default().to_owned();
+        let leaf_index = answer["leaf_index"].as_u64().unwrap_or_default();
+        let merkle_proof = json!({
+            "leaf_hash": answer["leaf_hash"],
+            "leaf_index": answer["leaf_index"],
+            "tree_size": answer["tree_size"],
+            "audit_path": answer["audit_path"],
+            "root": answer["root"],
+            "sth": answer["sth"],
+            "sth_signature": answer["sth_signature"],
+        });
+        Ok(Appended { leaf_hash, leaf_index, merkle_proof })
+    }
+
+    /// A signed receipt (header value) proving the transfer leaf against the newest STH.
+    pub async fn receipt(&self, blob_hash: &str, sector: &str, transfer_leaf_hash: &str, burned: bool) -> Result<String, ApiError> {
+        let body = json!({
+            "blob_hash": blob_hash,
+            "sector": sector,
+            "transfer_leaf_hash": transfer_leaf_hash,
+            "burned": burned,
+        });
+        let answer = self.internal("/internal/receipt", &body).await?;
+        answer["receipt_header"]
+            .as_str()
+            .map(str::to_owned)
+            .ok_or_else(|| ApiError::internal("log receipt", &"answer without receipt_header"))
+    }
+
+    async fn internal(&self, path: &str, body: &Value) -> Result<Value, ApiError> {
+        let uri: Uri = format!("{}{path}", self.internal_url)
+            .parse()
+            .map_err(|e| ApiError::internal("log url", &e))?;
+        let request = Request::post(uri)
+            .header("content-type", "application/json")
+            .header("x-internal-auth", self.token.danger_expose())
+            .body(Full::new(Bytes::from(serde_json::to_vec(body).map_err(|e| ApiError::internal("encode", &e))?)))
+            .map_err(|e| ApiError::internal("log request", &e))?;
+        let (status, bytes) = self.send(request).await?;
+        let answer: Value = serde_json::from_slice(&bytes).map_err(|e| ApiError::internal("log answer", &e))?;
+        if status.is_success() {
+            return Ok(answer);
+        }
+        // The log refused the event: a client error of ours maps to a 4xx of the relay only
+        // when the log says 4xx; anything else is the relay's problem.
+        if status.is_client_error() {
+            let detail = answer["detail"].as_str().unwrap_or("the log refused the request").to_owned();
+            return Err(ApiError::new(status, "log_refused", detail));
+        }
+        Err(ApiError::unavailable("log_unavailable", "the transparency log is not answering", 5))
+    }
+
+    async fn send(&self, request: Request<Full<Bytes>>) -> Result<(StatusCode, Bytes), ApiError> {
+        let unavailable = |e: &dyn std::fmt::Display| {
+            eprintln!("paramant-relay: log call failed: {e}");
+            ApiError::unavailable("log_unavailable", "the transparency log is not answering", 5)
+        };
+        let response = tokio::time::timeout(LOG_TIMEOUT, self.client.request(request))
+            .await
+            .map_err(|_| unavailable(&"timeout"))?
+            .map_err(|e| unavailable(&e))?;
+        let status = response.status();
+        let bytes = Limited::new(response.into_body(), MAX_LOG_RESPONSE)
+            .collect()
+            .await
+            .map_err(|e| unavailable(&e))?
+            .to_bytes();
+        Ok((status, bytes))
+    }
+
+    /// Forwards a public CT request (GET or POST with a small body) to the log and relays the
+    /// answer as is; `client_ip` travels as `X-Real-IP` for the log's per-IP limits.
+    pub async fn forward_public(&self, method: Method, path_and_query: &str, body: Bytes, client_ip: &str) -> Result<Response<Body>, ApiError> {
+        let uri: Uri = format!("{}{path_and_query}", self.public_url)
+            .parse()
+            .map_err(|_| ApiError::bad_request("invalid request path"))?;
+        let request = Request::builder()
+            .method(method)
+            .uri(uri)
+            .header("content-type", "application/json")
+            .header("x-real-ip", client_ip)
+            .body(Full::new(body))
+            .map_err(|e| ApiError::internal("forward", &e))?;
+        let response = tokio::time::timeout(LOG_TIMEOUT, self.client.request(request))
+            .await
+            .map_err(|_| ApiError::unavailable("log_unavailable", "the transparency log is not answering", 5))?
+            .map_err(|e| ApiError::internal("forward", &e))?;
+        let (parts, body) = response.into_parts();
+        let bytes = Limited::new(body, 4 * MAX_LOG_RESPONSE)
+            .collect()
+            .await
+            .map_err(|e| ApiError::internal("forward body", &e))?
+            .to_bytes();
+        let mut out = Response::new(Body::from(bytes));
+        *out.status_mut() = parts.status;
+        for name in ["content-type", "retry-after", "content-security-policy"] {
+            if let Some(v) = parts.headers.get(name) {
+                out.headers_mut().insert(name, v.clone());
+            }
+        }
+        Ok(out)
+    }
+}

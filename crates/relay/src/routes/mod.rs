@@ -1,0 +1,81 @@
+//! The public router of the relay: which path goes where, body limits, and the refusal of API
+//! keys in query strings.
+
+pub mod ct_proxy;
+pub mod devices;
+pub mod info;
+pub mod registry;
+pub mod transfer;
+
+use axum::extract::{DefaultBodyLimit, Request};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use jsonapi::ApiError;
+
+use crate::state::SharedState;
+use crate::webhook;
+
+/// Body limit of everything but uploads.
+const SMALL_BODY: usize = 64 * 1024;
+
+pub fn router(state: SharedState) -> Router {
+    // base64 grows 4/3; JSON framing and meta add a little.
+    let inbound_limit = state.config.limits.max_blob_bytes.div_ceil(3) * 4 + 64 * 1024;
+    let uploads = Router::new().route("/v2/inbound", post(transfer::inbound)).layer(DefaultBodyLimit::max(inbound_limit));
+    let ct = Router::new()
+        .route("/v2/sth", get(ct_proxy::forward))
+        .route("/v2/sth/{*rest}", get(ct_proxy::forward).post(ct_proxy::forward))
+        .route("/v2/ct/{*rest}", get(ct_proxy::forward))
+        .route("/ct", get(ct_proxy::forward))
+        .route("/ct/", get(ct_proxy::forward))
+        .route("/ct/{*rest}", get(ct_proxy::forward))
+        .route("/v2/verify-receipt", post(ct_proxy::forward));
+    let api = Router::new()
+        .route("/health", get(info::health))
+        .route("/v2/capabilities", get(info::capabilities))
+        .route("/v2/auth/capabilities", get(info::auth_capabilities))
+        .route("/v2/check-key", get(info::check_key))
+        .route("/v2/audit", get(info::audit))
+        .route("/v2/stream-next", get(info::stream_next))
+        .route("/v2/outbound/{hash}", get(transfer::outbound))
+        .route("/v2/status/{hash}", get(transfer::status))
+        .route("/v2/dl/{token}", get(transfer::download_page))
+        .route("/v2/dl/{token}/get", get(transfer::download_get))
+        .route("/v2/dl/{token}/info", get(transfer::download_info))
+        // GET /v2/pubkey is the log's key (forwarded); POST registers a device.
+        .route("/v2/pubkey", get(ct_proxy::forward).post(devices::register_pubkey))
+        .route("/v2/pubkey/{device}", get(devices::get_pubkey))
+        .route("/v2/did", get(devices::list_dids))
+        .route("/v2/did/register", post(devices::register_did))
+        .route("/v2/did/{did}", get(devices::resolve_did))
+        .route("/v2/attest", post(devices::attest))
+        .route("/v2/attest/challenge", post(devices::attest_challenge))
+        .route("/v2/webhook", post(webhook::register))
+        .route("/v2/relays", get(registry::list_relays))
+        .route("/v2/relays/register", post(registry::register_relay))
+        .route("/v2/request-trial", post(registry::request_trial))
+        .merge(ct)
+        .layer(DefaultBodyLimit::max(SMALL_BODY));
+    Router::new()
+        .merge(uploads)
+        .merge(api)
+        .fallback(jsonapi::not_found)
+        .method_not_allowed_fallback(jsonapi::method_not_allowed)
+        .layer(middleware::from_fn(refuse_key_in_query))
+        .with_state(state)
+}
+
+/// API keys travel in `X-Api-Key` only: a key in a URL ends up in logs and browser history.
+async fn refuse_key_in_query(request: Request, next: Next) -> Response {
+    let query = request.uri().query().unwrap_or_default();
+    let has_key = query.split('&').any(|pair| {
+        let name = pair.split('=').next().unwrap_or_default();
+        matches!(name, "k" | "key" | "api_key" | "apikey") || pair.contains("pgp_") || pair.contains("plk_")
+    });
+    if has_key {
+        return ApiError::bad_request("send the API key in the X-Api-Key header, never in the URL").into_response();
+    }
+    next.run(request).await
+}

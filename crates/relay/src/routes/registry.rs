@@ -1,0 +1,230 @@
+//! The relay registry (`/v2/relays`: relays of every sector register with an ML-DSA-65 signed,
+//! time-windowed request) and trial key requests (`/v2/request-trial`).
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{ConnectInfo, Query, State};
+use jsonapi::{ApiError, ApiResult};
+use redb::ReadableTable;
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+
+use crate::config::SECTORS;
+use crate::db::{DbError, RELAYS, TRIAL_LIMITS};
+use crate::keys::{Keys, Plan};
+use crate::mail::{self, Mail};
+use crate::state::{SharedState, now_ms};
+
+/// Accepted clock difference of a registration.
+const MAX_SKEW_MS: u64 = 5 * 60 * 1000;
+/// Trial limits (API reference): 3 requests per IP per 24 h, 1 per email per 7 days.
+const TRIALS_PER_IP: usize = 3;
+const IP_WINDOW_MS: u64 = 24 * 3600 * 1000;
+const TRIALS_PER_EMAIL: usize = 1;
+const EMAIL_WINDOW_MS: u64 = 7 * 24 * 3600 * 1000;
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+struct RelayRecord {
+    url: String,
+    sector: String,
+    version: String,
+    edition: String,
+    pk_hash: String,
+    verified_since: String,
+    last_seen: String,
+    ct_index: u64,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RegisterRelay {
+    url: String,
+    sector: String,
+    version: String,
+    #[serde(default)]
+    edition: Option<String>,
+    public_key: String,
+    signature: String,
+    /// ISO-8601 ms; the signed message is `url|sector|version|timestamp`.
+    timestamp: String,
+}
+
+/// `POST /v2/relays/register`.
+pub async fn register_relay(State(state): State<SharedState>, ConnectInfo(peer): ConnectInfo<SocketAddr>, body: Result<Bytes, BytesRejection>) -> ApiResult<Json<Value>> {
+    state.limit_ip(peer.ip())?;
+    let request: RegisterRelay = jsonapi::json_body(body)?;
+    let allow_private = state.config.webhook.danger_allow_private_targets;
+    let target = crate::webhook::parse_target(&request.url, allow_private).map_err(ApiError::bad_request)?;
+    if !allow_private && target.host.parse::<IpAddr>().is_ok_and(|ip| !crate::webhook::is_public(ip)) {
+        return Err(ApiError::bad_request("url must be a public address"));
+    }
+    if !SECTORS.contains(&request.sector.as_str()) || request.version.is_empty() || request.version.len() > 32 {
+        return Err(ApiError::bad_request("sector must be a known sector and version 1-32 characters"));
+    }
+    let signed_at = wire::parse_iso8601_ms(&request.timestamp).map_err(|_| ApiError::bad_request("timestamp must be ISO-8601 with milliseconds"))?;
+    if now_ms().abs_diff(signed_at) > MAX_SKEW_MS {
+        return Err(ApiError::bad_request("timestamp is more than 5 minutes from now"));
+    }
+    let key = wire::parse_b64(&request.public_key)
+        .ok()
+        .and_then(|k| crypto::LogVerifyingKey::from_bytes(&k).ok())
+        .ok_or_else(|| ApiError::bad_request("public_key must be a base64 ML-DSA-65 public key"))?;
+    let signature = wire::parse_b64(&request.signature).map_err(|_| ApiError::bad_request("signature must be base64"))?;
+    let message = format!("{}|{}|{}|{}", request.url, request.sector, request.version, request.timestamp);
+    key.verify(message.as_bytes(), &signature)
+        .map_err(|_| ApiError::new(axum::http::StatusCode::UNAUTHORIZED, "signature_invalid", "ML-DSA-65 signature does not verify"))?;
+    let pk_hash = hex::encode(key.pk_hash());
+    let existing = load_relay(&state, &request.url)?;
+    if let Some(old) = &existing
+        && old.pk_hash != pk_hash
+    {
+        return Err(ApiError::conflict("key_mismatch", "this URL is registered with another key"));
+    }
+    let now = wire::iso8601_ms(now_ms());
+    let changed = existing.as_ref().is_none_or(|old| old.version != request.version || old.sector != request.sector);
+    let ct_index = if changed {
+        let appended = state
+            .log
+            .append(json!({
+                "type": "admin_action",
+                "action": "relay_registered",
+                "actor": pk_hash,
+                "subject": request.url,
+                "detail": format!("sector={} version={}", request.sector, request.version),
+            }))
+            .await?;
+        appended.leaf_index
+    } else {
+        existing.as_ref().map(|o| o.ct_index).unwrap_or_default()
+    };
+    let record = RelayRecord {
+        url: request.url.clone(),
+        sector: request.sector,
+        version: request.version,
+        edition: request.edition.unwrap_or_else(|| "community".into()),
+        pk_hash: pk_hash.clone(),
+        verified_since: existing.map(|o| o.verified_since).unwrap_or_else(|| now.clone()),
+        last_seen: now,
+        ct_index,
+    };
+    let json_record = serde_json::to_vec(&record).map_err(DbError::from)?;
+    state.db.write(|txn| {
+        txn.open_table(RELAYS).map_err(DbError::from)?.insert(record.url.as_str(), json_record.as_slice()).map_err(DbError::from)?;
+        Ok::<_, ApiError>(())
+    })?;
+    Ok(Json(json!({ "ok": true, "pk_hash": pk_hash, "ct_index": ct_index, "verified_since": record.verified_since })))
+}
+
+fn load_relay(state: &SharedState, url: &str) -> ApiResult<Option<RelayRecord>> {
+    let txn = state.db.read()?;
+    let table = txn.open_table(RELAYS).map_err(DbError::from)?;
+    let raw = table.get(url).map_err(DbError::from)?;
+    Ok(raw.map(|v| serde_json::from_slice(v.value())).transpose().map_err(DbError::from)?)
+}
+
+/// `GET /v2/relays?limit&offset`.
+pub async fn list_relays(State(state): State<SharedState>, Query(params): Query<HashMap<String, String>>) -> ApiResult<Json<Value>> {
+    let limit = jsonapi::query_u64(&params, "limit")?.unwrap_or(50).clamp(1, 200) as usize;
+    let offset = jsonapi::query_u64(&params, "offset")?.unwrap_or(0) as usize;
+    let txn = state.db.read()?;
+    let table = txn.open_table(RELAYS).map_err(DbError::from)?;
+    let mut relays = Vec::new();
+    let mut total = 0;
+    for row in table.iter().map_err(DbError::from)? {
+        let (_, raw) = row.map_err(DbError::from)?;
+        if total >= offset && relays.len() < limit {
+            relays.push(serde_json::from_slice::<Value>(raw.value()).map_err(DbError::from)?);
+        }
+        total += 1;
+    }
+    Ok(Json(json!({ "ok": true, "total": total, "relays": relays, "limit": limit, "offset": offset })))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TrialRequest {
+    name: String,
+    email: String,
+    #[serde(default)]
+    use_case: String,
+}
+
+fn plausible_email(email: &str) -> bool {
+    let Some((local, domain)) = email.split_once('@') else { return false };
+    !local.is_empty()
+        && domain.contains('.')
+        && !domain.starts_with('.')
+        && !domain.ends_with('.')
+        && email.len() <= 254
+        && !email.contains(['<', '>', ',', ';', ' ', '\r', '\n', '"'])
+}
+
+/// `POST /v2/request-trial`: mints a Free `pgp_` key and mails it.
+pub async fn request_trial(State(state): State<SharedState>, ConnectInfo(peer): ConnectInfo<SocketAddr>, body: Result<Bytes, BytesRejection>) -> ApiResult<Json<Value>> {
+    let request: TrialRequest = jsonapi::json_body(body)?;
+    let name = request.name.trim();
+    let email = request.email.trim().to_ascii_lowercase();
+    if name.is_empty() || name.len() > 200 || name.contains(['\r', '\n']) || request.use_case.len() > 2000 || !plausible_email(&email) {
+        return Err(ApiError::bad_request("name (1-200 characters), a valid email and use_case (≤ 2000) are required"));
+    }
+    let now = now_ms();
+    let email_key = format!("email:{}", hex::encode(Sha256::digest(email.as_bytes())));
+    let ip_key = format!("ip:{}", peer.ip());
+    state.db.write(|txn| {
+        let mut table = txn.open_table(TRIAL_LIMITS).map_err(DbError::from)?;
+        let times = |key: &str, window: u64| -> Result<Vec<u64>, DbError> {
+            let list: Vec<u64> = match table.get(key)? {
+                Some(raw) => serde_json::from_slice(raw.value())?,
+                None => Vec::new(),
+            };
+            Ok(list.into_iter().filter(|t| now.saturating_sub(*t) < window).collect())
+        };
+        let mut by_ip = times(&ip_key, IP_WINDOW_MS)?;
+        let mut by_email = times(&email_key, EMAIL_WINDOW_MS)?;
+        if by_ip.len() >= TRIALS_PER_IP {
+            return Err(ApiError::rate_limited("at most 3 trial requests per address per 24 hours", 3600));
+        }
+        if by_email.len() >= TRIALS_PER_EMAIL {
+            return Err(ApiError::rate_limited("at most 1 trial request per email address per 7 days", 24 * 3600));
+        }
+        by_ip.push(now);
+        by_email.push(now);
+        table.insert(ip_key.as_str(), serde_json::to_vec(&by_ip).map_err(DbError::from)?.as_slice()).map_err(DbError::from)?;
+        table.insert(email_key.as_str(), serde_json::to_vec(&by_email).map_err(DbError::from)?.as_slice()).map_err(DbError::from)?;
+        Ok(())
+    })?;
+    let key = Keys { db: &state.db }.create("pgp_", Plan::Free, name, Some(&email), now)?;
+    let body = format!(
+        "Hello {name},\n\nyour paramant trial API key (Free plan: 10 uploads a day, 1 hour retention):\n\n    {key}\n\nRelay: {}\nSend it in the X-Api-Key header. Keep it secret.\n",
+        state.config.public_url()
+    );
+    let mail = Mail { from: &state.config.trial.mail_from, to: &email, subject: "Your paramant trial key", body: &body };
+    let date = crate::routes::registry::rfc2822_now();
+    let sent = match &state.config.trial.smtp {
+        Some(server) => mail::send_smtp(server, &mail, &date).await,
+        None => mail::write_outbox(&state.config.state_dir.join("outbox"), &mail, now, &date).map_err(|e| e.to_string()),
+    };
+    if let Err(e) = sent {
+        // The key exists but did not reach the requester: deactivate it rather than leak it.
+        eprintln!("paramant-relay: trial mail to a requester failed: {e}");
+        let hash = hex::encode(Sha256::digest(key.as_bytes()));
+        let _ = Keys { db: &state.db }.update(&hash, None, Some(false));
+        return Err(ApiError::unavailable("mail_failed", "the trial key could not be sent; try again later", 300));
+    }
+    Ok(Json(json!({ "ok": true, "message": format!("Trial key sent to {email}") })))
+}
+
+/// The current time as an RFC 2822 date for mail headers.
+pub fn rfc2822_now() -> String {
+    const DAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
+    const MONTHS: [&str; 12] = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
+    let now = now_ms();
+    let iso = wire::iso8601_ms(now);
+    let month = iso[5..7].parse::<usize>().unwrap_or(1).clamp(1, 12);
+    format!("{}, {} {} {} {} +0000", DAYS[((now / 86_400_000) % 7) as usize], &iso[8..10], MONTHS[month - 1], &iso[0..4], &iso[11..19])
+}

@@ -1,0 +1,386 @@
+//! Uploads and downloads: `POST /v2/inbound`, `GET /v2/outbound/{hash}` (burn-on-read with a
+//! signed receipt), `GET /v2/status/{hash}`, and one-time download links `/v2/dl/{token}`.
+
+use std::borrow::Cow;
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use axum::body::{Body, Bytes};
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{Html, IntoResponse, Response};
+use axum::Json;
+use base64::Engine;
+use jsonapi::{ApiError, ApiResult};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+
+use crate::blobs::{Access, BlobError, BlobMeta, Finished, payload_bytes};
+use crate::delivery::DeliveryBody;
+use crate::keys::{Caller, KeyHash};
+use crate::state::{SharedState, now_ms};
+use crate::wire_v1::{self, WireError};
+
+/// Payloads above this are decoded and hashed on the blocking pool, not an async worker.
+const INLINE_DECODE_LIMIT: usize = 64 * 1024;
+/// Default lifetime when the client gives none (then capped by the plan's retention).
+const DEFAULT_TTL_MS: u64 = 3_600_000;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct InboundRequest<'a> {
+    #[serde(borrow)]
+    hash: Cow<'a, str>,
+    #[serde(borrow)]
+    payload: Cow<'a, str>,
+    #[serde(default)]
+    ttl_ms: Option<u64>,
+    #[serde(default)]
+    max_views: Option<u32>,
+    #[serde(default)]
+    meta: Option<InboundMeta>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct InboundMeta {
+    /// The sending device: the upload is announced on its `stream-next` queue and webhooks.
+    #[serde(default)]
+    device_id: Option<String>,
+    /// An anonymous drop: `hash` is a lookup id, not `sha256(payload)`.
+    #[serde(default)]
+    drop: bool,
+}
+
+/// A blob hash or drop lookup id in a path or body: exactly 64 hex characters, lowercased.
+pub fn parse_blob_id(raw: &str) -> ApiResult<String> {
+    let ok = raw.len() == 64 && raw.bytes().all(|b| b.is_ascii_hexdigit());
+    if !ok {
+        return Err(ApiError::bad_request("hash must be 64 hex characters (SHA-256)"));
+    }
+    Ok(raw.to_ascii_lowercase())
+}
+
+/// `POST /v2/inbound`.
+pub async fn inbound(State(state): State<SharedState>, headers: HeaderMap, body: Result<Bytes, BytesRejection>) -> ApiResult<Json<Value>> {
+    if state.is_draining() {
+        return Err(ApiError::unavailable("draining", "the relay is shutting down; retry shortly", 10));
+    }
+    let caller = state.caller(&headers)?;
+    let body = jsonapi::body_bytes(body)?;
+    let request: InboundRequest = jsonapi::parse_json(&body)?;
+    let hash = parse_blob_id(&request.hash)?;
+    let meta = request.meta.unwrap_or(InboundMeta { device_id: None, drop: false });
+    if let Some(device) = &meta.device_id {
+        crate::routes::devices::check_device_id(device)?;
+    }
+    let upload = plan_upload(&state, &caller, request.ttl_ms, request.max_views)?;
+    let limits = &state.config.limits;
+    if base64_decoded_len(&request.payload) > limits.max_blob_bytes {
+        return Err(ApiError::too_large(format!("payload exceeds {} bytes", limits.max_blob_bytes)));
+    }
+    let now = now_ms();
+    if let Some(per_day) = caller.plan.uploads_per_day() {
+        state
+            .daily_uploads
+            .check(&caller.key_hash, per_day, now)
+            .map_err(|l| ApiError::rate_limited(format!("{per_day} uploads per day on this plan"), l.retry_after_secs))?;
+    }
+    let meta_record = BlobMeta {
+        access: if meta.drop { Access::LookupId } else { Access::Owner(caller.key_hash) },
+        size: base64_decoded_len(&request.payload) as u64,
+        created_ms: now,
+        expires_ms: now + upload.ttl_ms,
+        max_views: upload.max_views,
+        transfer_leaf_hash: String::new(),
+        device_id: meta.device_id.clone(),
+        sig_verified: false,
+    };
+    let claim = Claim::new(&state, &hash, meta_record).inspect_err(|_| state.daily_uploads.refund(&caller.key_hash, now))?;
+    let result = store_upload(&state, &caller, &hash, &request.payload, meta.drop, &upload, meta.device_id.as_deref(), claim).await;
+    if result.is_err() {
+        state.daily_uploads.refund(&caller.key_hash, now);
+    }
+    result.map(Json)
+}
+
+/// TTL and view count after the plan's caps.
+struct UploadPlan {
+    ttl_ms: u64,
+    max_views: u32,
+}
+
+fn plan_upload(state: &SharedState, caller: &Caller, ttl_ms: Option<u64>, max_views: Option<u32>) -> ApiResult<UploadPlan> {
+    let retention = caller.plan.retention(std::time::Duration::from_secs(state.config.limits.enterprise_retention_secs));
+    let cap = retention.as_millis() as u64;
+    let ttl_ms = match ttl_ms {
+        Some(0) => return Err(ApiError::bad_request("ttl_ms must be positive")),
+        Some(ttl) => ttl.min(cap),
+        None => DEFAULT_TTL_MS.min(cap),
+    };
+    let max_views = match max_views {
+        Some(0) => return Err(ApiError::bad_request("max_views must be at least 1")),
+        Some(n) => n.min(caller.plan.max_views()),
+        None => 1,
+    };
+    Ok(UploadPlan { ttl_ms, max_views })
+}
+
+/// Decoded size of standard base64 text (exact for well-formed input).
+fn base64_decoded_len(text: &str) -> usize {
+    let padding = text.bytes().rev().take(2).filter(|&b| b == b'=').count();
+    (text.len() / 4 * 3 + (text.len() % 4 * 3 / 4)).saturating_sub(padding)
+}
+
+/// A claimed hash that is released unless the upload completes (also on panic or cancel).
+struct Claim {
+    state: SharedState,
+    hash: String,
+    published: bool,
+}
+
+impl Claim {
+    fn new(state: &SharedState, hash: &str, meta: BlobMeta) -> ApiResult<Self> {
+        state.blobs.claim(hash, meta).map_err(|e| match e {
+            BlobError::Duplicate => ApiError::conflict("duplicate", "a blob with this hash is already stored"),
+            BlobError::Full => ApiError::unavailable("relay_full", "the relay's blob memory is full; retry later", 30),
+            other => ApiError::internal("claim", &format!("{other:?}")),
+        })?;
+        Ok(Self { state: state.clone(), hash: hash.to_owned(), published: false })
+    }
+}
+
+impl Drop for Claim {
+    fn drop(&mut self) {
+        if !self.published {
+            self.state.blobs.abandon(&self.hash);
+        }
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn store_upload(
+    state: &SharedState,
+    caller: &Caller,
+    hash: &str,
+    payload_b64: &str,
+    is_drop: bool,
+    upload: &UploadPlan,
+    device: Option<&str>,
+    mut claim: Claim,
+) -> ApiResult<Value> {
+    let decoded = decode_and_hash(payload_b64).await?;
+    let (payload, sha256) = decoded;
+    if payload.len() > state.config.limits.max_blob_bytes {
+        return Err(ApiError::too_large(format!("payload exceeds {} bytes", state.config.limits.max_blob_bytes)));
+    }
+    let sha256_hex = hex::encode(sha256);
+    if !is_drop && sha256_hex != hash {
+        return Err(ApiError::new(StatusCode::BAD_REQUEST, "hash_mismatch", "hash is not the SHA-256 of the payload"));
+    }
+    check_wire(&payload)?;
+    let size = payload.len() as u64;
+    let appended = state
+        .log
+        .append(json!({ "type": "transfer", "blob_hash": sha256_hex, "sector": state.config.sector }))
+        .await?;
+    let expires_ms = now_ms() + upload.ttl_ms;
+    let token = state.tokens.issue(hash, expires_ms)?;
+    state.blobs.publish(hash, payload_bytes(payload), appended.leaf_hash.clone());
+    claim.published = true;
+    state.audit.record(caller.key_hash, if is_drop { "drop" } else { "inbound" }, hash, size, device.map(str::to_owned));
+    if let Some(device) = device {
+        state.queues.push(caller.key_hash, device, hash, now_ms());
+        state.webhooks.blob_ready(state.clone(), caller.key_hash, device, hash, size, upload.ttl_ms);
+    }
+    Ok(json!({
+        "ok": true,
+        "hash": hash,
+        "ttl_ms": upload.ttl_ms,
+        "max_views": upload.max_views,
+        "size": size,
+        "sig_verified": false,
+        "download_token": token,
+        "merkle_proof": appended.merkle_proof,
+    }))
+}
+
+/// Base64-decodes into an exactly sized buffer and hashes it, off the async workers when large.
+async fn decode_and_hash(payload_b64: &str) -> ApiResult<(Vec<u8>, [u8; 32])> {
+    fn work(text: &[u8]) -> Result<(Vec<u8>, [u8; 32]), base64::DecodeError> {
+        let mut out = Vec::with_capacity(text.len() / 4 * 3 + 3);
+        base64::engine::general_purpose::STANDARD.decode_vec(text, &mut out)?;
+        let digest: [u8; 32] = Sha256::digest(&out).into();
+        Ok((out, digest))
+    }
+    let bad = |_| ApiError::bad_request("payload is not valid standard base64");
+    if payload_b64.len() <= INLINE_DECODE_LIMIT {
+        return work(payload_b64.as_bytes()).map_err(bad);
+    }
+    // The blocking pool needs owned input; copying the text is cheaper than the decode.
+    let text: Arc<[u8]> = Arc::from(payload_b64.as_bytes());
+    tokio::task::spawn_blocking(move || work(&text))
+        .await
+        .map_err(|e| ApiError::internal("decode task", &e))?
+        .map_err(bad)
+}
+
+fn check_wire(payload: &[u8]) -> ApiResult<()> {
+    wire_v1::check(payload).map_err(|e| match e {
+        WireError::UnsupportedVersion(v) => ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_wire_version",
+            format!("wire version {v} is not supported (supported: 1)"),
+        ),
+        WireError::UnsupportedAlgorithm { kind, id } => ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_algorithm",
+            format!("{kind} id {id} is not offered; see /v2/capabilities"),
+        ),
+        WireError::Malformed(what) => ApiError::new(StatusCode::BAD_REQUEST, "malformed_wire_v1", format!("malformed blob: {what}")),
+    })
+}
+
+/// `GET /v2/outbound/{hash}`: the bytes, burned once completely sent.
+pub async fn outbound(State(state): State<SharedState>, headers: HeaderMap, Path(raw): Path<String>) -> ApiResult<Response> {
+    let hash = parse_blob_id(&raw)?;
+    let caller = state.optional_caller(&headers)?;
+    deliver(&state, &hash, caller.as_ref().map(|c| c.key_hash), None).await
+}
+
+/// Starts a delivery and builds the response: receipt in the headers, burn when the body ends.
+async fn deliver(state: &SharedState, hash: &str, caller: Option<KeyHash>, token: Option<String>) -> ApiResult<Response> {
+    let delivery = state.blobs.begin_delivery(hash, caller.as_ref(), now_ms()).map_err(|e| match e {
+        BlobError::NotFound => ApiError::not_found("not found: expired, burned, or never stored"),
+        BlobError::Forbidden if caller.is_none() => ApiError::unauthorized("X-Api-Key header required for this blob"),
+        BlobError::Forbidden => ApiError::forbidden("this blob belongs to another API key"),
+        BlobError::Busy => ApiError::conflict("in_delivery", "this blob is being downloaded right now"),
+        other => ApiError::internal("delivery", &format!("{other:?}")),
+    })?;
+    let meta = delivery.meta;
+    // This view burns the blob when it is the last one left.
+    let burns = delivery.views_left <= 1;
+    let payload_sha256 = hex::encode(Sha256::digest(&delivery.payload));
+    let receipt = match state.log.receipt(hash, &state.config.sector, &meta.transfer_leaf_hash, burns).await {
+        Ok(r) => r,
+        Err(e) => {
+            state.blobs.finish_delivery(hash, false);
+            return Err(e);
+        }
+    };
+    let on_done = finish_callback(state.clone(), hash.to_owned(), meta.access, meta.size, meta.device_id.clone(), token);
+    let body = DeliveryBody::new(delivery.payload, on_done);
+    let mut response = Response::new(Body::new(body));
+    let headers = response.headers_mut();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/octet-stream"));
+    headers.insert("x-paramant-burned", HeaderValue::from_static(if burns { "true" } else { "false" }));
+    headers.insert("x-paramant-hash", HeaderValue::from_str(&payload_sha256).map_err(|e| ApiError::internal("header", &e))?);
+    headers.insert("x-paramant-receipt", HeaderValue::from_str(&receipt).map_err(|e| ApiError::internal("header", &e))?);
+    Ok(response)
+}
+
+/// What happens when a delivery body ends: consume or release the view, log the burn.
+fn finish_callback(
+    state: SharedState,
+    hash: String,
+    access: Access,
+    size: u64,
+    device: Option<String>,
+    token: Option<String>,
+) -> impl FnOnce(bool) + Send + Sync + 'static {
+    move |completed| {
+        let Finished::Consumed { burned } = state.blobs.finish_delivery(&hash, completed) else { return };
+        if let Some(token) = token {
+            state.tokens.consume(&token);
+        }
+        if let Access::Owner(owner) = access {
+            state.audit.record(owner, if burned { "outbound_burn" } else { "outbound_view" }, &hash, size, device);
+        }
+        let event = json!({ "type": "delivery", "blob_hash": hash, "sector": state.config.sector, "burned": burned });
+        tokio::spawn(async move {
+            if let Err(e) = state.log.append(event).await {
+                eprintln!("paramant-relay: logging a delivery failed: {}", e.code());
+            }
+        });
+    }
+}
+
+/// `GET /v2/status/{hash}`.
+pub async fn status(State(state): State<SharedState>, headers: HeaderMap, Path(raw): Path<String>) -> ApiResult<Response> {
+    let hash = parse_blob_id(&raw)?;
+    let caller = state.caller(&headers)?;
+    let now = now_ms();
+    match state.blobs.status(&hash, &caller.key_hash, now) {
+        Ok(s) => Ok(Json(json!({
+            "available": true,
+            "bytes": s.size,
+            "ttl_remaining_ms": s.expires_ms.saturating_sub(now),
+            "sig_valid": s.sig_verified,
+            "views_left": s.views_left,
+        }))
+        .into_response()),
+        // The SDK reads the body whatever the status; the API reference says 404.
+        Err(BlobError::NotFound) => Ok((StatusCode::NOT_FOUND, Json(json!({ "available": false, "error": "not_found" }))).into_response()),
+        Err(BlobError::Forbidden) => Err(ApiError::forbidden("this blob belongs to another API key")),
+        Err(other) => Err(ApiError::internal("status", &format!("{other:?}"))),
+    }
+}
+
+fn parse_token(raw: &str) -> ApiResult<String> {
+    let ok = raw.len() == 64 && raw.bytes().all(|b| b.is_ascii_hexdigit());
+    if ok { Ok(raw.to_ascii_lowercase()) } else { Err(ApiError::bad_request("malformed download token")) }
+}
+
+/// `GET /v2/dl/{token}`: a confirmation page, so link previews do not burn the blob.
+pub async fn download_page(State(state): State<SharedState>, Path(raw): Path<String>) -> ApiResult<Response> {
+    let token = parse_token(&raw)?;
+    if state.tokens.resolve(&token, now_ms()).is_none() {
+        return Err(ApiError::new(StatusCode::GONE, "gone", "this download link was used or has expired"));
+    }
+    let page = format!(
+        "<!doctype html><meta charset=utf-8><title>paramant download</title>\
+         <p>An encrypted file is waiting. It can be downloaded once; it is destroyed afterwards.</p>\
+         <form method=get action=\"/v2/dl/{token}/get\"><button>Download</button></form>"
+    );
+    Ok(Html(page).into_response())
+}
+
+/// `GET /v2/dl/{token}/get`: the one-time download (no API key: the token is the credential).
+pub async fn download_get(State(state): State<SharedState>, Path(raw): Path<String>) -> ApiResult<Response> {
+    let token = parse_token(&raw)?;
+    let hash = state
+        .tokens
+        .resolve(&token, now_ms())
+        .ok_or_else(|| ApiError::new(StatusCode::GONE, "gone", "this download link was used or has expired"))?;
+    let owner = match state.blobs.access(&hash) {
+        Some(Access::Owner(key)) => Some(key),
+        _ => None,
+    };
+    let mut response = deliver(&state, &hash, owner, Some(token)).await?;
+    response.headers_mut().insert(
+        header::CONTENT_DISPOSITION,
+        HeaderValue::from_static("attachment; filename=\"paramant-encrypted-payload\""),
+    );
+    Ok(response)
+}
+
+/// `GET /v2/dl/{token}/info`.
+pub async fn download_info(State(state): State<SharedState>, Path(raw): Path<String>, Query(_): Query<HashMap<String, String>>) -> ApiResult<Json<Value>> {
+    let token = parse_token(&raw)?;
+    let now = now_ms();
+    let hash = state.tokens.resolve(&token, now).ok_or_else(|| ApiError::not_found("no such download link"))?;
+    let owner = match state.blobs.access(&hash) {
+        Some(Access::Owner(key)) => key,
+        Some(Access::LookupId) => [0; 32],
+        None => return Err(ApiError::not_found("no such download link")),
+    };
+    let status = state.blobs.status(&hash, &owner, now).map_err(|_| ApiError::not_found("no such download link"))?;
+    Ok(Json(json!({
+        "ok": true,
+        "file_size": status.size,
+        "ttl_left_s": status.expires_ms.saturating_sub(now) / 1000,
+        "used": false,
+    })))
+}

@@ -1,0 +1,188 @@
+//! Shared state of a running relay, and the small in-RAM registries that live as long as the
+//! blobs they point at (device queues, audit trail, download tokens).
+
+use std::collections::{HashMap, VecDeque};
+use std::net::IpAddr;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use axum::http::HeaderMap;
+use jsonapi::{ApiError, ApiResult};
+use serde::Serialize;
+
+use crate::blobs::BlobStore;
+use crate::config::Config;
+use crate::db::RelayDb;
+use crate::keys::{Caller, KeyHash, Keys, Plan};
+use crate::log_client::LogClient;
+use crate::ratelimit::RateLimiter;
+
+/// Blobs queued per device before the oldest is dropped from the queue.
+const MAX_QUEUE: usize = 1_000;
+/// Audit entries kept per key.
+const MAX_AUDIT: usize = 1_000;
+
+/// Everything handlers share; built once at start.
+pub struct AppState {
+    pub config: Config,
+    pub db: RelayDb,
+    pub blobs: BlobStore,
+    pub log: LogClient,
+    /// `X-Internal-Auth` secret of our internal API.
+    pub internal_token: crypto::Secret,
+    pub queues: DeviceQueues,
+    pub audit: AuditTrail,
+    pub tokens: DownloadTokens,
+    pub per_ip: RateLimiter<IpAddr>,
+    pub per_key: RateLimiter<KeyHash>,
+    /// Upload quota windows: one UTC day.
+    pub daily_uploads: RateLimiter<KeyHash>,
+    /// Set on SIGTERM: new uploads are refused, downloads in flight finish.
+    pub draining: AtomicBool,
+    pub webhooks: crate::webhook::Webhooks,
+    pub attest: crate::routes::devices::Challenges,
+}
+
+pub type SharedState = std::sync::Arc<AppState>;
+
+impl AppState {
+    /// The authenticated caller, with the per-key request rate applied.
+    pub fn caller(&self, headers: &HeaderMap) -> ApiResult<Caller> {
+        let caller = Keys { db: &self.db }.authenticate(headers)?;
+        if caller.plan != Plan::Enterprise {
+            self.per_key
+                .check(&caller.key_hash, self.config.limits.requests_per_key_per_minute, now_ms())
+                .map_err(|l| ApiError::rate_limited("too many requests for this API key", l.retry_after_secs))?;
+        }
+        Ok(caller)
+    }
+
+    /// The caller if an `X-Api-Key` header was sent (which must then be valid).
+    pub fn optional_caller(&self, headers: &HeaderMap) -> ApiResult<Option<Caller>> {
+        if headers.contains_key("x-api-key") { self.caller(headers).map(Some) } else { Ok(None) }
+    }
+
+    /// Applies the per-IP request rate of unauthenticated endpoints.
+    pub fn limit_ip(&self, ip: IpAddr) -> ApiResult<()> {
+        self.per_ip
+            .check(&ip, self.config.limits.requests_per_ip_per_minute, now_ms())
+            .map_err(|l| ApiError::rate_limited("too many requests from this address", l.retry_after_secs))
+    }
+
+    pub fn is_draining(&self) -> bool {
+        self.draining.load(Ordering::Relaxed)
+    }
+}
+
+/// Wall-clock Unix milliseconds.
+pub fn now_ms() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+}
+
+/// Blob hashes announced on one device, with when they were queued (ms).
+type Queue = VecDeque<(String, u64)>;
+
+/// Per-(key, device) queues of announced blobs for `/v2/stream-next`.
+#[derive(Default)]
+pub struct DeviceQueues {
+    queues: Mutex<HashMap<(KeyHash, String), Queue>>,
+}
+
+impl DeviceQueues {
+    pub fn push(&self, key: KeyHash, device: &str, hash: &str, now_ms: u64) {
+        let mut queues = self.queues.lock().unwrap_or_else(|p| p.into_inner());
+        let queue = queues.entry((key, device.to_owned())).or_default();
+        if queue.len() >= MAX_QUEUE {
+            queue.pop_front();
+        }
+        queue.push_back((hash.to_owned(), now_ms));
+    }
+
+    /// The oldest blob still available, dropping heads that are gone (a peek: the blob stays
+    /// queued until it is burned or expires).
+    pub fn next(&self, key: KeyHash, device: &str, available: impl Fn(&str) -> bool) -> Option<(String, u64)> {
+        let mut queues = self.queues.lock().unwrap_or_else(|p| p.into_inner());
+        let id = (key, device.to_owned());
+        let queue = queues.get_mut(&id)?;
+        while let Some((hash, _)) = queue.front() {
+            if available(hash) {
+                return queue.front().cloned();
+            }
+            queue.pop_front();
+        }
+        queues.remove(&id);
+        None
+    }
+}
+
+/// One line of a key's audit trail.
+#[derive(Clone, Debug, Serialize)]
+pub struct AuditEntry {
+    pub ts: String,
+    pub event: &'static str,
+    pub hash: String,
+    pub bytes: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub device: Option<String>,
+    /// SHA3-256 chain over (previous chain hash, this entry): a gap or edit breaks it.
+    pub chain_hash: String,
+}
+
+/// Per-key audit trail of uploads and downloads, in RAM like the blobs it describes (the CT
+/// log is the durable record).
+#[derive(Default)]
+pub struct AuditTrail {
+    trails: Mutex<HashMap<KeyHash, VecDeque<AuditEntry>>>,
+}
+
+impl AuditTrail {
+    pub fn record(&self, key: KeyHash, event: &'static str, hash: &str, bytes: u64, device: Option<String>) {
+        use sha3::{Digest, Sha3_256};
+        let mut trails = self.trails.lock().unwrap_or_else(|p| p.into_inner());
+        let trail = trails.entry(key).or_default();
+        let previous = trail.back().map(|e| e.chain_hash.clone()).unwrap_or_default();
+        let ts = wire::iso8601_ms(now_ms());
+        let chain = Sha3_256::digest(format!("{previous}|{ts}|{event}|{hash}|{bytes}").as_bytes());
+        if trail.len() >= MAX_AUDIT {
+            trail.pop_front();
+        }
+        trail.push_back(AuditEntry { ts, event, hash: hash.to_owned(), bytes, device, chain_hash: hex::encode(chain) });
+    }
+
+    /// Newest first.
+    pub fn entries(&self, key: &KeyHash, limit: usize) -> Vec<AuditEntry> {
+        let trails = self.trails.lock().unwrap_or_else(|p| p.into_inner());
+        trails.get(key).map(|t| t.iter().rev().take(limit).cloned().collect()).unwrap_or_default()
+    }
+}
+
+/// One-time download links (`download_token` → `/v2/dl/{token}`), valid while the blob lives.
+#[derive(Default)]
+pub struct DownloadTokens {
+    tokens: Mutex<HashMap<String, (String, u64)>>,
+}
+
+impl DownloadTokens {
+    /// A fresh token for `hash`, expiring with it.
+    pub fn issue(&self, hash: &str, expires_ms: u64) -> ApiResult<String> {
+        let token = crypto::random_token("").map_err(|e| ApiError::internal("rng", &e))?;
+        let mut tokens = self.tokens.lock().unwrap_or_else(|p| p.into_inner());
+        let now = now_ms();
+        tokens.retain(|_, (_, expires)| *expires > now);
+        tokens.insert(token.clone(), (hash.to_owned(), expires_ms));
+        Ok(token)
+    }
+
+    /// The blob hash of a live token (constant-time compare is unnecessary: the token is looked
+    /// up by its full 256-bit value).
+    pub fn resolve(&self, token: &str, now_ms: u64) -> Option<String> {
+        let tokens = self.tokens.lock().unwrap_or_else(|p| p.into_inner());
+        tokens.get(token).filter(|(_, expires)| *expires > now_ms).map(|(hash, _)| hash.clone())
+    }
+
+    /// Consumes a token (after its download completed).
+    pub fn consume(&self, token: &str) {
+        self.tokens.lock().unwrap_or_else(|p| p.into_inner()).remove(token);
+    }
+}
