@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs every test of paramant-rs: lints, the Rust test suites (unit, published vectors,
-# property tests, HTTP round trips against the real binaries, crash/restart).
+# property tests, HTTP round trips against the real binaries, crash/restart), and the
+# published Python SDK (paramant-sdk 3.0.0, unmodified) against `paramant up`.
 # This is the command README.md names and .ci/run calls.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -10,3 +11,12 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 
 echo "== cargo test"
 cargo test --workspace --locked
+
+echo "== release binaries"
+cargo build --release --locked --bins
+
+echo "== published Python SDK against paramant up"
+venv=.venv-sdk
+[ -x "$venv/bin/python" ] || python3 -m venv "$venv"
+"$venv/bin/pip" install -q --disable-pip-version-check -r tests/sdk/requirements.txt
+PARAMANT_BIN="$PWD/target/release/paramant" "$venv/bin/python" -m pytest -q tests/sdk

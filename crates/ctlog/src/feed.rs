@@ -94,7 +94,7 @@ pub fn rss(relay_id: &str, base_url: &str, sths: &[SignedSth]) -> String {
     out += &format!("<link>{}</link>\n", escape(&link));
     out += "<description>Signed tree heads (ML-DSA-65) of this transparency log. Archive them: a root that later changes without a consistent extension proves tampering.</description>\n";
     if let Some(newest) = sths.first() {
-        out += &format!("<lastBuildDate>{}</lastBuildDate>\n", rfc822(newest.body.timestamp));
+        out += &format!("<lastBuildDate>{}</lastBuildDate>\n", wire::rfc2822_date(newest.body.timestamp));
     }
     for sth in sths {
         let json = serde_json::to_string(sth).unwrap_or_default();
@@ -108,7 +108,7 @@ pub fn rss(relay_id: &str, base_url: &str, sths: &[SignedSth]) -> String {
             "<guid isPermaLink=\"false\">{}</guid>\n",
             escape(&format!("{relay_id}/sth/{}/{}", sth.body.tree_size, sth.body.timestamp))
         );
-        out += &format!("<pubDate>{}</pubDate>\n", rfc822(sth.body.timestamp));
+        out += &format!("<pubDate>{}</pubDate>\n", wire::rfc2822_date(sth.body.timestamp));
         out += &format!("<description>{}</description>\n", escape(&json));
         out += "</item>\n";
     }
@@ -134,25 +134,9 @@ fn escape(text: &str) -> String {
     out
 }
 
-/// RFC 822 date as RSS wants it: "Wed, 15 Apr 2026 09:00:00 GMT".
-fn rfc822(unix_ms: u64) -> String {
-    const DAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
-    const MONTHS: [&str; 12] = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
-    let iso = wire::iso8601_ms(unix_ms); // "YYYY-MM-DDTHH:MM:SS.mmmZ"
-    let weekday = DAYS[((unix_ms / 86_400_000) % 7) as usize];
-    let month = iso[5..7].parse::<usize>().unwrap_or(1).clamp(1, 12);
-    format!("{weekday}, {} {} {} {} GMT", &iso[8..10], MONTHS[month - 1], &iso[0..4], &iso[11..19])
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn rfc822_dates_name_the_right_weekday() {
-        assert_eq!(rfc822(0), "Thu, 01 Jan 1970 00:00:00 GMT");
-        assert_eq!(rfc822(1_744_123_456_789), "Tue, 08 Apr 2025 14:44:16 GMT");
-    }
 
     #[test]
     fn escaping_neutralises_markup_and_control_characters() {

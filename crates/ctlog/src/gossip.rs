@@ -120,7 +120,7 @@ impl Gossip {
         }
         entry.1 += 1;
         if entry.1 > self.config.ingest_per_ip_per_minute {
-            return Err(ApiError::rate_limited("too many STH submissions from this address"));
+            return Err(ApiError::rate_limited("too many STH submissions from this address", 60));
         }
         Ok(())
     }
@@ -284,7 +284,7 @@ fn archive(
         Some(raw) => serde_json::from_slice::<PeerRecord>(&raw).map_err(|e| StoreError::Corrupt(e.to_string()))?,
         None => {
             if t.peers.len()? as usize >= max_peers {
-                return Ok(Err(ApiError::rate_limited("peer limit reached; no new peers accepted")));
+                return Ok(Err(ApiError::rate_limited("peer limit reached; no new peers accepted", 3600)));
             }
             if t.peer_ids.get(body.relay_id.as_str())?.is_some_and(|p| p.value() != *pk_hash) {
                 return Ok(Err(ApiError::conflict("key_mismatch", "relay_id is pinned to another key")));

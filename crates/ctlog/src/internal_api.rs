@@ -5,7 +5,6 @@
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{Query, Request, State};
-use axum::http::StatusCode;
 use axum::middleware::{self, Next};
 use axum::response::Response;
 use axum::routing::{get, post};
@@ -16,7 +15,7 @@ use std::collections::HashMap;
 use wire::LogEvent;
 
 use crate::error::{ApiError, ApiResult};
-use crate::public_api::json_body;
+use jsonapi::json_body;
 use crate::receipt::{self, Delivery};
 use crate::sequencer::now_ms;
 use crate::state::{SharedState, inclusion_proof, latest_sth};
@@ -128,7 +127,7 @@ async fn prove(State(state): State<SharedState>, Query(params): Query<HashMap<St
     let index = snapshot
         .index_of(&hash)?
         .filter(|&i| i < sth.body.tree_size)
-        .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "not_found", "no leaf with that hash"))?;
+        .ok_or_else(|| ApiError::not_found("no leaf with that hash"))?;
     let proof = inclusion_proof(&snapshot, index, sth.body.tree_size)?;
     Ok(Json(json!({ "ok": true, "proof": proof, "sth": sth })))
 }

@@ -7,13 +7,13 @@ use std::net::SocketAddr;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{ConnectInfo, Path, Query, State};
-use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde_json::{Value, json};
 
 use crate::error::{ApiError, ApiResult};
+use jsonapi::{json_body, query_u64};
 use crate::feed;
 use crate::receipt;
 use crate::state::{SharedState, inclusion_proof, latest_sth};
@@ -39,41 +39,17 @@ pub fn router(state: SharedState) -> Router {
         .route("/v2/ct/proof", get(ct_proof))
         .route("/v2/verify-receipt", post(verify_receipt))
         .merge(feed::router())
-        .fallback(not_found)
-        .method_not_allowed_fallback(method_not_allowed)
+        .fallback(jsonapi::not_found)
+        .method_not_allowed_fallback(jsonapi::method_not_allowed)
         .layer(axum::extract::DefaultBodyLimit::max(MAX_PUBLIC_BODY))
         .with_state(state)
 }
 
 type Params = Query<HashMap<String, String>>;
 
-async fn not_found() -> ApiError {
-    ApiError::not_found("no such endpoint")
-}
-
-async fn method_not_allowed() -> ApiError {
-    ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", "method not allowed here")
-}
-
-/// An optional unsigned integer query parameter; anything else is a 400 naming it.
-pub fn query_u64(params: &HashMap<String, String>, name: &str) -> ApiResult<Option<u64>> {
-    params
-        .get(name)
-        .map(|v| v.parse::<u64>().map_err(|_| ApiError::bad_request(format!("{name} must be a non-negative integer"))))
-        .transpose()
-}
 
 fn limit(params: &HashMap<String, String>, default: u64) -> ApiResult<usize> {
     Ok(query_u64(params, "limit")?.unwrap_or(default).clamp(1, MAX_LIMIT) as usize)
-}
-
-/// A JSON body, with every failure mapped to the API's errors.
-pub fn json_body<T: serde::de::DeserializeOwned>(body: Result<Bytes, BytesRejection>) -> ApiResult<T> {
-    let bytes = body.map_err(|e| match e {
-        BytesRejection::FailedToBufferBody(_) => ApiError::too_large("request body too large"),
-        other => ApiError::bad_request(other.body_text()),
-    })?;
-    serde_json::from_slice(&bytes).map_err(|e| ApiError::bad_request(format!("invalid JSON body: {e}")))
 }
 
 async fn health(State(state): State<SharedState>) -> ApiResult<Json<Value>> {
@@ -208,13 +184,21 @@ async fn consistency(State(state): State<SharedState>, Query(params): Params) ->
 async fn ingest(
     State(state): State<SharedState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: axum::http::HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> ApiResult<Json<Value>> {
     // Rate limit before any parsing or signature work: that work is what a flood costs us.
-    state.gossip.rate_limit(peer.ip())?;
+    state.gossip.rate_limit(client_ip(peer, &headers))?;
     let request = json_body(body)?;
     let pk_hash = state.gossip.ingest(&state.store, request).await?;
     Ok(Json(json!({ "ok": true, "relay_pk_hash": pk_hash })))
+}
+
+/// The client's address: a relay on loopback forwards public requests and names the real
+/// client in `X-Real-IP`; from anywhere else the header is ignored (it could be forged).
+fn client_ip(peer: SocketAddr, headers: &axum::http::HeaderMap) -> std::net::IpAddr {
+    let forwarded = || headers.get("x-real-ip")?.to_str().ok()?.parse().ok();
+    if peer.ip().is_loopback() { forwarded().unwrap_or(peer.ip()) } else { peer.ip() }
 }
 
 async fn peers(State(state): State<SharedState>) -> ApiResult<Json<Value>> {

@@ -42,8 +42,19 @@ pub enum AppendError {
     Stopped,
 }
 
+/// What the sequencer thread sends back: the STH is shared, and each caller copies it on its
+/// own task, so a batch of 1024 does not make 1024 copies of a 4.4 KB signature on the one
+/// thread every append waits for.
+struct Acked {
+    leaf_index: u64,
+    leaf_hash: Hash,
+    sth: Arc<SignedSth>,
+}
+
+type Reply = oneshot::Sender<Result<Acked, AppendError>>;
+
 enum Request {
-    Append { event: LogEvent, reply: oneshot::Sender<Result<Appended, AppendError>> },
+    Append { event: LogEvent, reply: Reply },
     /// Sign a fresh STH if the newest is older than the refresh interval.
     Refresh,
 }
@@ -71,7 +82,7 @@ impl Sequencer {
         config: SequencerConfig,
     ) -> Result<(Self, SignedSth), StartError> {
         let core = Core::open(store, key, config)?;
-        let latest = core.latest.clone();
+        let latest = SignedSth::clone(&core.latest);
         let (tx, rx) = mpsc::channel(QUEUE_DEPTH);
         std::thread::Builder::new()
             .name("sequencer".into())
@@ -85,7 +96,8 @@ impl Sequencer {
     pub async fn append(&self, event: LogEvent) -> Result<Appended, AppendError> {
         let (reply, rx) = oneshot::channel();
         self.tx.send(Request::Append { event, reply }).await.map_err(|_| AppendError::Stopped)?;
-        rx.await.map_err(|_| AppendError::Stopped)?
+        let acked = rx.await.map_err(|_| AppendError::Stopped)??;
+        Ok(Appended { leaf_index: acked.leaf_index, leaf_hash: acked.leaf_hash, sth: SignedSth::clone(&acked.sth) })
     }
 
     /// Asks for a fresh STH if the newest is stale (called from a timer).
@@ -119,7 +131,7 @@ struct Core {
     compact: CompactRange<Sha3_256>,
     /// Tiles on the right edge of each tile level, kept so a batch never re-reads them.
     edge: BTreeMap<TileId, Tile>,
-    latest: SignedSth,
+    latest: Arc<SignedSth>,
 }
 
 impl Core {
@@ -137,7 +149,7 @@ impl Core {
                 sth
             }
         };
-        Ok(Core { store, key, pk_hash, config, compact, edge: BTreeMap::new(), latest })
+        Ok(Core { store, key, pk_hash, config, compact, edge: BTreeMap::new(), latest: Arc::new(latest) })
     }
 
     fn run(mut self, mut rx: mpsc::Receiver<Request>) {
@@ -170,14 +182,14 @@ impl Core {
         }
         let sth = self.sign_sth(now);
         match self.store.commit_sth(&sth) {
-            Ok(()) => self.latest = sth,
+            Ok(()) => self.latest = Arc::new(sth),
             // The old STH stays valid; the next refresh or append tries again.
             Err(e) => eprintln!("paramant-ctlog: could not store refreshed STH: {e}"),
         }
     }
 
     /// Sequences, hashes, signs and commits one batch, then answers every caller.
-    fn commit_appends(&mut self, appends: Vec<(LogEvent, oneshot::Sender<Result<Appended, AppendError>>)>) {
+    fn commit_appends(&mut self, appends: Vec<(LogEvent, Reply)>) {
         let timestamp = self.next_timestamp();
         let iso = wire::iso8601_ms(timestamp);
         let first_index = self.compact.size();
@@ -213,9 +225,8 @@ impl Core {
             .and_then(|tiles| self.commit(first_index, &leaves, tiles, compact, timestamp));
         match result {
             Ok(()) => {
-                for (offset, (leaf_hash, reply)) in accepted.into_iter().enumerate() {
-                    let leaf_index = first_index + offset as u64;
-                    let _ = reply.send(Ok(Appended { leaf_index, leaf_hash, sth: self.latest.clone() }));
+                for ((leaf_hash, reply), leaf_index) in accepted.into_iter().zip(first_index..) {
+                    let _ = reply.send(Ok(Acked { leaf_index, leaf_hash, sth: self.latest.clone() }));
                 }
             }
             Err(e) => {
@@ -258,7 +269,7 @@ impl Core {
         let batch = Batch { leaves, tiles: &tiles, compact: &compact, sth: &sth };
         self.store.commit_batch(first_index, &batch)?;
         self.compact = compact;
-        self.latest = sth;
+        self.latest = Arc::new(sth);
         for (id, tile) in tiles {
             if tile.is_full() {
                 self.edge.remove(&id);

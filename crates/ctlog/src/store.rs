@@ -13,7 +13,7 @@ use redb::{
     Database, Durability, ReadTransaction, ReadableDatabase, ReadableTable, ReadableTableMetadata,
     TableDefinition,
 };
-use tlog::tile::{Tile, TileId, locate};
+use tlog::tile::{TILE_HEIGHT, TILE_WIDTH, Tile, TileId, locate};
 use tlog::{CompactRange, Hash, NodeId, Sha3_256};
 use wire::SignedSth;
 
@@ -144,28 +144,16 @@ impl LogStore {
     pub fn commit_batch(&self, first_index: u64, batch: &Batch<'_>) -> Result<()> {
         let mut txn = self.db.begin_write()?;
         txn.set_durability(Durability::Immediate)?;
+        insert_leaves(&txn, first_index, batch.leaves)?;
         {
-            let mut leaves = txn.open_table(LEAVES)?;
-            let mut by_hash = txn.open_table(LEAF_INDEX)?;
-            let mut record = Vec::new();
-            for (offset, (hash, json)) in batch.leaves.iter().enumerate() {
-                let index = first_index + offset as u64;
-                record.clear();
-                record.extend_from_slice(hash);
-                record.extend_from_slice(json);
-                leaves.insert(index, record.as_slice())?;
-                if by_hash.get(hash)?.is_none() {
-                    by_hash.insert(hash, index)?;
-                }
-            }
             let mut tiles = txn.open_table(TILES)?;
             for (id, tile) in batch.tiles {
                 tiles.insert((id.level, id.index), tile.to_bytes().as_slice())?;
             }
             let mut meta = txn.open_table(META)?;
             meta.insert(COMPACT_KEY, encode_compact(batch.compact).as_slice())?;
-            insert_sth(&txn, batch.sth)?;
         }
+        insert_sth(&txn, batch.sth)?;
         txn.commit()?;
         Ok(())
     }
@@ -205,6 +193,32 @@ impl LogStore {
     }
 }
 
+/// Leaf rows in index order (appends at the table's right edge), then the hash index.
+fn insert_leaves(txn: &redb::WriteTransaction, first_index: u64, leaves: &[(Hash, Vec<u8>)]) -> Result<()> {
+    let mut table = txn.open_table(LEAVES)?;
+    let mut record = Vec::new();
+    for (index, (hash, json)) in (first_index..).zip(leaves) {
+        record.clear();
+        record.extend_from_slice(hash);
+        record.extend_from_slice(json);
+        table.insert(index, record.as_slice())?;
+    }
+    // Leaf hashes are random, so every index insert lands on its own B-tree page; in key order
+    // the pages a batch shares are written while still hot.
+    let mut by_hash: Vec<(&Hash, u64)> = leaves.iter().map(|(hash, _)| hash).zip(first_index..).collect();
+    by_hash.sort_unstable();
+    let mut index = txn.open_table(LEAF_INDEX)?;
+    for (hash, leaf_index) in by_hash {
+        // One lookup instead of get-then-insert; a duplicate hash keeps its first index, so an
+        // insert that replaced one puts it back (rare: equal events in the same millisecond).
+        let replaced = index.insert(hash, leaf_index)?.map(|old| old.value());
+        if let Some(first) = replaced {
+            index.insert(hash, first)?;
+        }
+    }
+    Ok(())
+}
+
 fn insert_sth(txn: &redb::WriteTransaction, sth: &SignedSth) -> Result<()> {
     let json = serde_json::to_vec(sth).map_err(|e| StoreError::Corrupt(e.to_string()))?;
     txn.open_table(STHS)?.insert(sth.body.timestamp, json.as_slice())?;
@@ -223,6 +237,29 @@ fn read_tile(txn: &ReadTransaction, id: TileId) -> Result<Option<Tile>> {
     Tile::from_bytes(raw.value())
         .map(Some)
         .map_err(|e| StoreError::Corrupt(format!("tile {id:?}: {e}")))
+}
+
+/// Node `position` on `level` (0 is the base) of a tile in its stored form, [`Tile::to_bytes`]:
+/// the tile's levels one after another, level `r` holding `width >> r` hashes. `None` if the
+/// tile does not hold that node (yet) or the bytes are not a tile.
+fn stored_node(raw: &[u8], level: u8, position: u64) -> Option<Hash> {
+    let (hashes, rest) = raw.as_chunks::<32>();
+    let width = tile_width(hashes.len()).filter(|_| rest.is_empty())?;
+    let level = usize::from(level);
+    let position = usize::try_from(position).ok()?;
+    if level >= usize::from(TILE_HEIGHT) || position >= width >> level {
+        return None;
+    }
+    let before: usize = (0..level).map(|r| width >> r).sum();
+    hashes.get(before + position).copied()
+}
+
+/// The width of a tile that stores `hashes` hashes on its levels. Summed over all levels,
+/// `width >> r` is `2 * width - popcount(width)` (one less for a full tile, whose root is not
+/// stored), so the width is at most five above `hashes / 2`.
+fn tile_width(hashes: usize) -> Option<usize> {
+    let stored = |width: usize| (0..TILE_HEIGHT).map(|r| width >> r).sum::<usize>();
+    (hashes / 2..=hashes / 2 + 5).find(|&width| (1..=TILE_WIDTH).contains(&width) && stored(width) == hashes)
 }
 
 fn encode_compact(range: &CompactRange<Sha3_256>) -> Vec<u8> {
@@ -260,21 +297,28 @@ pub struct Snapshot {
 }
 
 impl Snapshot {
-    /// Hashes of the given perfect nodes, each tile read once.
+    /// Hashes of the given perfect nodes, each tile read once. Nodes are read in place from
+    /// the stored tile bytes: a proof copies 32 bytes per node, not whole 16 KiB tiles.
     pub fn nodes(&self, ids: &[NodeId]) -> Result<Vec<Hash>> {
-        let mut tiles: BTreeMap<TileId, Tile> = BTreeMap::new();
+        let table = self.txn.open_table(TILES)?;
+        // A proof needs a few tiles (one or two per 8 tree levels); a list beats a map here.
+        let mut read: Vec<(TileId, redb::AccessGuard<'static, &'static [u8]>)> = Vec::new();
         let mut out = Vec::with_capacity(ids.len());
         for &id in ids {
             let (tile_id, level, position) = locate(id);
-            if let std::collections::btree_map::Entry::Vacant(e) = tiles.entry(tile_id) {
-                let tile = read_tile(&self.txn, tile_id)?
-                    .ok_or_else(|| StoreError::Corrupt(format!("missing tile {tile_id:?}")))?;
-                e.insert(tile);
-            }
-            let hash = tiles
-                .get(&tile_id)
-                .and_then(|t| t.node(level, position))
-                .ok_or_else(|| StoreError::Corrupt(format!("missing node {id:?}")))?;
+            let slot = match read.iter().position(|(t, _)| *t == tile_id) {
+                Some(slot) => slot,
+                None => {
+                    let raw = table
+                        .get((tile_id.level, tile_id.index))?
+                        .ok_or_else(|| StoreError::Corrupt(format!("missing tile {tile_id:?}")))?;
+                    read.push((tile_id, raw));
+                    read.len() - 1
+                }
+            };
+            let raw = read[slot].1.value();
+            let hash =
+                stored_node(raw, level, position).ok_or_else(|| StoreError::Corrupt(format!("missing node {id:?}")))?;
             out.push(hash);
         }
         Ok(out)
@@ -420,4 +464,34 @@ fn decode_leaf(index: u64, raw: &[u8]) -> Result<StoredLeaf> {
 
 fn decode_sth(raw: &[u8]) -> Result<SignedSth> {
     serde_json::from_slice(raw).map_err(|e| StoreError::Corrupt(format!("sth record: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tlog::TreeHasher;
+
+    #[test]
+    fn nodes_read_in_place_match_parsed_tiles_at_every_width() {
+        let mut tile = Tile::new();
+        for width in 1..=TILE_WIDTH {
+            let leaf: Hash = Sha3_256::digest(&[&width.to_be_bytes()]);
+            tile.push_base::<Sha3_256>(leaf).unwrap();
+            let raw = tile.to_bytes();
+            assert_eq!(tile_width(raw.len() / 32), Some(width));
+            for level in 0..=TILE_HEIGHT {
+                for position in 0..=(width as u64 >> level) + 1 {
+                    assert_eq!(stored_node(&raw, level, position), tile.node(level, position), "{width} {level} {position}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn bytes_that_are_no_tile_hold_no_nodes() {
+        assert_eq!(stored_node(&[], 0, 0), None);
+        assert_eq!(stored_node(&[0; 33], 0, 0), None);
+        // Two hashes fit no width: width 2 stores its parent too (3), width 1 stores 1.
+        assert_eq!(stored_node(&[0; 64], 0, 0), None);
+    }
 }

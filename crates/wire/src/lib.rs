@@ -19,7 +19,7 @@ pub use json::{canonical_json, canonical_json_of};
 pub use proof::{AuditStep, InclusionProof, Side, audit_path, proof_from_audit_path};
 pub use receipt::{Receipt, ReceiptBody};
 pub use sth::{STH_VERSION, SignedSth, SthBody};
-pub use time::{iso8601_ms, parse_iso8601_ms};
+pub use time::{iso8601_ms, parse_iso8601_ms, rfc2822_date};
 
 /// Everything that can go wrong in this crate. Every variant is a malformed or unverifiable
 /// input (a 4xx or `valid: false` at the API), never an internal fault.

@@ -121,3 +121,14 @@ fn days_in_month(year: u64, month: u64) -> u64 {
         _ => 31,
     }
 }
+
+/// RFC 2822 date (mail headers, RSS `pubDate`): `"Wed, 15 Apr 2026 09:00:00 +0000"`.
+#[must_use]
+pub fn rfc2822_date(unix_ms: u64) -> String {
+    const DAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"]; // 1970-01-01 was a Thursday
+    const MONTHS: [&str; 12] = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
+    let iso = iso8601_ms(unix_ms); // "YYYY-MM-DDTHH:MM:SS.mmmZ"
+    let weekday = DAYS[((unix_ms / 86_400_000) % 7) as usize];
+    let month = iso[5..7].parse::<usize>().unwrap_or(1).clamp(1, 12);
+    format!("{weekday}, {} {} {} {} +0000", &iso[8..10], MONTHS[month - 1], &iso[0..4], &iso[11..19])
+}

@@ -107,3 +107,10 @@ fn parsing_is_strict() {
         assert!(matches!(err, Error::Timestamp { .. }), "{s}: {err:?}");
     }
 }
+
+#[test]
+fn rfc2822_dates_name_the_right_weekday_and_month() {
+    assert_eq!(wire::rfc2822_date(0), "Thu, 01 Jan 1970 00:00:00 +0000");
+    assert_eq!(wire::rfc2822_date(1_744_123_456_789), "Tue, 08 Apr 2025 14:44:16 +0000");
+    assert_eq!(wire::rfc2822_date(951_782_400_000), "Tue, 29 Feb 2000 00:00:00 +0000");
+}

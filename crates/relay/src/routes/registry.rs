@@ -204,7 +204,7 @@ pub async fn request_trial(State(state): State<SharedState>, ConnectInfo(peer): 
         state.config.public_url()
     );
     let mail = Mail { from: &state.config.trial.mail_from, to: &email, subject: "Your paramant trial key", body: &body };
-    let date = crate::routes::registry::rfc2822_now();
+    let date = wire::rfc2822_date(now);
     let sent = match &state.config.trial.smtp {
         Some(server) => mail::send_smtp(server, &mail, &date).await,
         None => mail::write_outbox(&state.config.state_dir.join("outbox"), &mail, now, &date).map_err(|e| e.to_string()),
@@ -217,14 +217,4 @@ pub async fn request_trial(State(state): State<SharedState>, ConnectInfo(peer): 
         return Err(ApiError::unavailable("mail_failed", "the trial key could not be sent; try again later", 300));
     }
     Ok(Json(json!({ "ok": true, "message": format!("Trial key sent to {email}") })))
-}
-
-/// The current time as an RFC 2822 date for mail headers.
-pub fn rfc2822_now() -> String {
-    const DAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
-    const MONTHS: [&str; 12] = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
-    let now = now_ms();
-    let iso = wire::iso8601_ms(now);
-    let month = iso[5..7].parse::<usize>().unwrap_or(1).clamp(1, 12);
-    format!("{}, {} {} {} {} +0000", DAYS[((now / 86_400_000) % 7) as usize], &iso[8..10], MONTHS[month - 1], &iso[0..4], &iso[11..19])
 }
