@@ -7,7 +7,9 @@ pub mod info;
 pub mod registry;
 pub mod transfer;
 
-use axum::extract::{DefaultBodyLimit, Request};
+use std::net::SocketAddr;
+
+use axum::extract::{ConnectInfo, DefaultBodyLimit, Request, State};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -63,8 +65,20 @@ pub fn router(state: SharedState) -> Router {
         .merge(api)
         .fallback(jsonapi::not_found)
         .method_not_allowed_fallback(jsonapi::method_not_allowed)
+        .layer(middleware::from_fn_with_state(state.clone(), limit_anonymous))
         .layer(middleware::from_fn(refuse_key_in_query))
         .with_state(state)
+}
+
+/// Requests without an API key are limited per client IP; keyed requests are limited per key
+/// (in `AppState::caller`), so many clients behind one address are not starved.
+async fn limit_anonymous(State(state): State<SharedState>, ConnectInfo(peer): ConnectInfo<SocketAddr>, request: Request, next: Next) -> Response {
+    if !request.headers().contains_key("x-api-key")
+        && let Err(refused) = state.limit_ip(peer.ip())
+    {
+        return refused.into_response();
+    }
+    next.run(request).await
 }
 
 /// API keys travel in `X-Api-Key` only: a key in a URL ends up in logs and browser history.
