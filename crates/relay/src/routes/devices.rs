@@ -8,7 +8,7 @@ use std::sync::Mutex;
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use base64::Engine;
@@ -21,6 +21,7 @@ use sha3::Sha3_256;
 
 use crate::db::{DIDS, DIDS_BY_KEY, DEVICES, DbError};
 use crate::keys::{Caller, KeyHash};
+use crate::routes::PathParam;
 use crate::state::{SharedState, now_ms};
 
 /// Most DIDs one API key may register (API reference).
@@ -184,7 +185,7 @@ pub async fn register_pubkey(State(state): State<SharedState>, headers: HeaderMa
 }
 
 /// `GET /v2/pubkey/{device}`: the keys a sender encrypts to (same API key only).
-pub async fn get_pubkey(State(state): State<SharedState>, headers: HeaderMap, Path(device): Path<String>) -> ApiResult<Json<Value>> {
+pub async fn get_pubkey(State(state): State<SharedState>, headers: HeaderMap, PathParam(device): PathParam) -> ApiResult<Json<Value>> {
     let caller = state.caller(&headers)?;
     check_device_id(&device)?;
     let record = load_device(&state, &caller.key_hash, &device)?
@@ -345,7 +346,7 @@ fn save_did(state: &SharedState, key: &KeyHash, record: &DidRecord) -> ApiResult
 }
 
 /// `GET /v2/did/{did}`: public DID resolution.
-pub async fn resolve_did(State(state): State<SharedState>, Path(did): Path<String>) -> ApiResult<Response> {
+pub async fn resolve_did(State(state): State<SharedState>, PathParam(did): PathParam) -> ApiResult<Response> {
     let valid = did.strip_prefix("did:paramant:").is_some_and(|id| id.len() == 32 && id.bytes().all(|b| b.is_ascii_hexdigit()));
     if !valid {
         return Err(ApiError::bad_request("expected did:paramant: followed by 32 hex characters"));

@@ -9,7 +9,8 @@ pub mod transfer;
 
 use std::net::SocketAddr;
 
-use axum::extract::{ConnectInfo, DefaultBodyLimit, Request, State};
+use axum::extract::{ConnectInfo, DefaultBodyLimit, FromRequestParts, Path, Request, State};
+use axum::http::request::Parts;
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -92,4 +93,21 @@ async fn refuse_key_in_query(request: Request, next: Next) -> Response {
         return ApiError::bad_request("send the API key in the X-Api-Key header, never in the URL").into_response();
     }
     next.run(request).await
+}
+
+/// One path parameter, percent-decoded. axum's own `Path` answers a malformed one (bad
+/// percent-encoding, invalid UTF-8) with a plain-text 400; this answers with the API's JSON
+/// error, like every other refusal.
+pub struct PathParam(pub String);
+
+impl<S: Send + Sync> FromRequestParts<S> for PathParam {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        match Path::<String>::from_request_parts(parts, state).await {
+            Ok(Path(value)) => Ok(Self(value)),
+            Err(rejection) if rejection.status().is_client_error() => Err(ApiError::bad_request(rejection.body_text())),
+            Err(rejection) => Err(ApiError::internal("path parameter", &rejection.body_text())),
+        }
+    }
 }

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use axum::body::{Body, Bytes};
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use axum::Json;
@@ -20,6 +20,7 @@ use sha2::{Digest, Sha256};
 use crate::blobs::{Access, BlobError, BlobMeta, Finished, payload_bytes};
 use crate::delivery::DeliveryBody;
 use crate::keys::{Caller, KeyHash};
+use crate::routes::PathParam;
 use crate::state::{SharedState, now_ms};
 use crate::wire_v1::{self, WireError};
 
@@ -244,7 +245,7 @@ fn check_wire(payload: &[u8]) -> ApiResult<()> {
 }
 
 /// `GET /v2/outbound/{hash}`: the bytes, burned once completely sent.
-pub async fn outbound(State(state): State<SharedState>, headers: HeaderMap, Path(raw): Path<String>) -> ApiResult<Response> {
+pub async fn outbound(State(state): State<SharedState>, headers: HeaderMap, PathParam(raw): PathParam) -> ApiResult<Response> {
     let hash = parse_blob_id(&raw)?;
     let caller = state.optional_caller(&headers)?;
     deliver(&state, &hash, caller.as_ref().map(|c| c.key_hash), None).await
@@ -308,7 +309,7 @@ fn finish_callback(
 }
 
 /// `GET /v2/status/{hash}`.
-pub async fn status(State(state): State<SharedState>, headers: HeaderMap, Path(raw): Path<String>) -> ApiResult<Response> {
+pub async fn status(State(state): State<SharedState>, headers: HeaderMap, PathParam(raw): PathParam) -> ApiResult<Response> {
     let hash = parse_blob_id(&raw)?;
     let caller = state.caller(&headers)?;
     let now = now_ms();
@@ -334,7 +335,7 @@ fn parse_token(raw: &str) -> ApiResult<String> {
 }
 
 /// `GET /v2/dl/{token}`: a confirmation page, so link previews do not burn the blob.
-pub async fn download_page(State(state): State<SharedState>, Path(raw): Path<String>) -> ApiResult<Response> {
+pub async fn download_page(State(state): State<SharedState>, PathParam(raw): PathParam) -> ApiResult<Response> {
     let token = parse_token(&raw)?;
     if state.tokens.resolve(&token, now_ms()).is_none() {
         return Err(ApiError::new(StatusCode::GONE, "gone", "this download link was used or has expired"));
@@ -348,7 +349,7 @@ pub async fn download_page(State(state): State<SharedState>, Path(raw): Path<Str
 }
 
 /// `GET /v2/dl/{token}/get`: the one-time download (no API key: the token is the credential).
-pub async fn download_get(State(state): State<SharedState>, Path(raw): Path<String>) -> ApiResult<Response> {
+pub async fn download_get(State(state): State<SharedState>, PathParam(raw): PathParam) -> ApiResult<Response> {
     let token = parse_token(&raw)?;
     let hash = state
         .tokens
@@ -367,7 +368,7 @@ pub async fn download_get(State(state): State<SharedState>, Path(raw): Path<Stri
 }
 
 /// `GET /v2/dl/{token}/info`.
-pub async fn download_info(State(state): State<SharedState>, Path(raw): Path<String>, Query(_): Query<HashMap<String, String>>) -> ApiResult<Json<Value>> {
+pub async fn download_info(State(state): State<SharedState>, PathParam(raw): PathParam, Query(_): Query<HashMap<String, String>>) -> ApiResult<Json<Value>> {
     let token = parse_token(&raw)?;
     let now = now_ms();
     let hash = state.tokens.resolve(&token, now).ok_or_else(|| ApiError::not_found("no such download link"))?;
