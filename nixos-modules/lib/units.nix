@@ -1,0 +1,251 @@
+# The paramant systemd units and each instance's TOML config, as data: builtins only, so the
+# NixOS modules and scripts/render-units.sh (Debian's nix-instantiate, for the Debian systemd
+# harness and the security scores) use the very same settings.
+#
+# Result:
+#   units.<file name> = { Unit = {...}; Service = {...}; Install = {...}; }  (a list value is
+#                        one `Key=` line per element; "" renders as an empty assignment)
+#   files.<path>      = { text; mode; }   configs and the secrets script, paths relative to /
+#   instances         = the unit names `paramant.target` wants
+#   ports.<sector>    = { relay; relayInternal; ctlogPublic; ctlogInternal; }
+#
+# Layout (one log and one relay per sector; sector n is its index in `allSectors`):
+#   paramant-relay@S   public 0.0.0.0:8000+n, internal (admin panel) 127.0.0.1:8300+n
+#   paramant-ctlog@S   public 127.0.0.1:8100+n (the relay forwards CT reads), internal
+#                      127.0.0.1:8200+n (relays only, X-Internal-Auth)
+#   state              /var/lib/paramant-{ctlog,relay}-S  (StateDirectory, DynamicUser)
+#   config             /etc/paramant/{ctlog,relay}/S.toml
+#   credentials        systemd credential store, /etc/credstore (or /run/credstore):
+#                        paramant-S.ctlog-internal-token  ctlog ⇄ relay (made by paramant-secrets)
+#                        paramant-S.relay-internal-token  admin ⇄ relay (made by paramant-secrets)
+#                        paramant-ctlog-S.log-key         optional; absent → the log generates its
+#                                                         key in its own state directory
+{
+  # Which sectors get an instance of each service.
+  sectors ? [ "relay" "health" "legal" "finance" "iot" ]
+  # Which services get instances: "ctlog", "relay".
+, services ? [ "ctlog" "relay" ]
+, ctlogExe ? "/usr/local/bin/paramant-ctlog"
+, relayExe ? "/usr/local/bin/paramant-relay"
+  # Where the secrets script lives (NixOS passes a store path and ignores files.<it>).
+, secretsExe ? "/usr/local/lib/paramant/paramant-secrets"
+  # Each log's relay_id is "<sector>.<domain>".
+, domain ? "paramant.local"
+, relayListenAddress ? "0.0.0.0"
+  # Addresses beyond localhost the log may talk to (gossip peers); relays talk to anyone.
+, ctlogAllowedIPs ? [ ]
+, relayAllowedIPs ? [ "any" ]
+  # The service pings at half this; a wedged event loop is killed (SIGABRT) and restarted.
+, watchdogSec ? 10
+  # "required": refuse to start unless landlock is fully enforced; "best-effort": log and go on.
+, landlock ? "required"
+  # "plain": LoadCredential=; "encrypted": LoadCredentialEncrypted= (systemd-creds) for the log key.
+, logKeyCredential ? "plain"
+  # Extra settings merged into each instance's config: sector -> attrset.
+, ctlogSettings ? (_sector: { })
+, relaySettings ? (_sector: { })
+}:
+let
+  inherit (builtins) attrNames concatLists concatStringsSep elem filter genList
+    hasAttr isAttrs length listToAttrs map throw;
+
+  allSectors = [ "relay" "health" "legal" "finance" "iot" ];
+  hardening = import ./hardening.nix;
+  toTOML = (import ./toml.nix).toTOML;
+
+  indexOf = sector:
+    let hits = filter (i: builtins.elemAt allSectors i == sector) (genList (i: i) (length allSectors));
+    in if hits == [ ] then throw "paramant units: unknown sector \"${sector}\"; use one of ${concatStringsSep ", " allSectors}"
+       else builtins.head hits;
+
+  portsOf = sector:
+    let n = indexOf sector; in {
+      relay = 8000 + n;
+      ctlogPublic = 8100 + n;
+      ctlogInternal = 8200 + n;
+      relayInternal = 8300 + n;
+    };
+
+  # recursiveUpdate without nixpkgs: `b` wins, attrsets merge.
+  merge = a: b: a // listToAttrs (map (k: {
+    name = k;
+    value = if hasAttr k a && isAttrs a.${k} && isAttrs b.${k} then merge a.${k} b.${k} else b.${k};
+  }) (attrNames b));
+
+  credstoreName = sector: what: "paramant-${sector}.${what}";
+  sandbox = { inherit landlock; };
+
+  ctlogConfig = sector:
+    let p = portsOf sector; in
+    merge {
+      relay_id = "${sector}.${domain}";
+      inherit sector sandbox;
+      state_dir = "/var/lib/paramant-ctlog-${sector}";
+      public_listen = "127.0.0.1:${toString p.ctlogPublic}";
+      internal_listen = "127.0.0.1:${toString p.ctlogInternal}";
+    } (ctlogSettings sector);
+
+  relayConfig = sector:
+    let p = portsOf sector; in
+    merge {
+      inherit sector sandbox;
+      state_dir = "/var/lib/paramant-relay-${sector}";
+      public_listen = "${relayListenAddress}:${toString p.relay}";
+      internal_listen = "127.0.0.1:${toString p.relayInternal}";
+      ctlog = {
+        internal_url = "http://127.0.0.1:${toString p.ctlogInternal}";
+        public_url = "http://127.0.0.1:${toString p.ctlogPublic}";
+      };
+    } (relaySettings sector);
+
+  # Settings shared by both long-running templates.
+  serviceCommon = hardening // {
+    Type = "notify";
+    NotifyAccess = "main";
+    WatchdogSec = "${toString watchdogSec}s";
+    Restart = "on-failure";
+    RestartSec = "2s";
+    TimeoutStartSec = "60s";
+    # Long enough for a relay to drain downloads in flight.
+    TimeoutStopSec = "30s";
+    StateDirectoryMode = "0700";
+    IPAddressDeny = "any";
+  };
+  unitCommon = {
+    After = [ "network.target" "paramant-secrets.service" ];
+    Wants = [ "paramant-secrets.service" ];
+    PartOf = [ "paramant.target" ];
+    # Restart=on-failure gives up after 10 failed starts a minute (then the unit is "failed").
+    StartLimitIntervalSec = "60s";
+    StartLimitBurst = 10;
+  };
+
+  ctlogUnit = {
+    Unit = unitCommon // {
+      Description = "paramant transparency log, %i sector";
+      AssertPathExists = "/etc/paramant/ctlog/%i.toml";
+    };
+    Service = serviceCommon // {
+      ExecStart = "${ctlogExe} run --config /etc/paramant/ctlog/%i.toml";
+      # Without User=, every instance of a template shares one dynamic user named after the
+      # template; each sector's log gets its own.
+      User = "paramant-ctlog-%i";
+      StateDirectory = "paramant-ctlog-%i";
+      IPAddressAllow = [ "localhost" ] ++ ctlogAllowedIPs;
+    } // (if logKeyCredential == "encrypted"
+      then { LoadCredentialEncrypted = [ "log-key:paramant-ctlog-%i.log-key" ];
+             LoadCredential = [ "internal-token:${credstoreName "%i" "ctlog-internal-token"}" ]; }
+      else if logKeyCredential == "plain"
+      then { LoadCredential = [ "log-key:paramant-ctlog-%i.log-key"
+                                "internal-token:${credstoreName "%i" "ctlog-internal-token"}" ]; }
+      else throw "paramant units: logKeyCredential must be \"plain\" or \"encrypted\"");
+    Install = { };
+  };
+
+  relayUnit = {
+    Unit = unitCommon // {
+      Description = "paramant relay (data plane), %i sector";
+      After = unitCommon.After ++ [ "paramant-ctlog@%i.service" ];
+      Wants = unitCommon.Wants ++ [ "paramant-ctlog@%i.service" ];
+      AssertPathExists = "/etc/paramant/relay/%i.toml";
+    };
+    Service = serviceCommon // {
+      ExecStart = "${relayExe} run --config /etc/paramant/relay/%i.toml";
+      User = "paramant-relay-%i";
+      StateDirectory = "paramant-relay-%i";
+      IPAddressAllow = relayAllowedIPs;
+      LoadCredential = [
+        "ctlog-internal-token:${credstoreName "%i" "ctlog-internal-token"}"
+        "internal-token:${credstoreName "%i" "relay-internal-token"}"
+      ];
+      # Many concurrent clients.
+      LimitNOFILE = 65536;
+    };
+    Install = { };
+  };
+
+  # Shared secrets two dynamic users both need cannot live in either's private state
+  # directory, so this root oneshot makes them once, into the credential store, and systemd
+  # hands each unit a copy through LoadCredential=.
+  tokenNames = concatLists (map (s: [
+    (credstoreName s "ctlog-internal-token")
+    (credstoreName s "relay-internal-token")
+  ]) sectors);
+  secretsScript = ''
+    #!/bin/bash
+    # paramant-secrets: creates each missing shared token in /etc/credstore (mode 0600, root);
+    # existing files, including ones an operator placed there, are kept as they are. One read
+    # of the kernel RNG for all of them: process starts are what costs time on a slow boot.
+    set -euo pipefail
+    umask 077
+    names=(${concatStringsSep " " tokenNames})
+    random="$(od -An -v -N$((32 * ''${#names[@]})) -tx1 /dev/urandom | tr -d ' \n')"
+    for i in "''${!names[@]}"; do
+      file="/etc/credstore/''${names[$i]}"
+      if [ ! -s "$file" ]; then
+        printf 'pit_%s' "''${random:$((64 * i)):64}" > "$file.tmp"
+        mv "$file.tmp" "$file"
+        echo "paramant-secrets: created ''${names[$i]}"
+      fi
+    done
+  '';
+  secretsUnit = {
+    Unit = {
+      Description = "paramant shared service tokens (first boot)";
+      Before = [ "paramant.target" ];
+    };
+    Service = hardening // {
+      Type = "oneshot";
+      RemainAfterExit = true;
+      ExecStart = secretsExe;
+      # Root, so the tokens belong to no service's dynamic user; but nothing else.
+      DynamicUser = false;
+      ConfigurationDirectory = "credstore";
+      ConfigurationDirectoryMode = "0700";
+      PrivateNetwork = true;
+      IPAddressDeny = "any";
+      RestrictAddressFamilies = "none";
+    };
+    Install = { };
+  };
+
+  instanceNames = concatLists (map (s:
+    (if elem "ctlog" services then [ "paramant-ctlog@${s}.service" ] else [ ])
+    ++ (if elem "relay" services then [ "paramant-relay@${s}.service" ] else [ ])) sectors);
+
+  target = {
+    Unit = {
+      Description = "paramant services";
+      Wants = instanceNames;
+      After = [ "network.target" ];
+    };
+    Install = { WantedBy = [ "multi-user.target" ]; };
+  };
+
+  configFiles = listToAttrs (concatLists (map (s:
+    (if elem "ctlog" services then [{ name = "etc/paramant/ctlog/${s}.toml";
+      value = { text = toTOML (ctlogConfig s); mode = "0644"; }; }] else [ ])
+    ++ (if elem "relay" services then [{ name = "etc/paramant/relay/${s}.toml";
+      value = { text = toTOML (relayConfig s); mode = "0644"; }; }] else [ ])) sectors));
+
+  stripSlash = p: builtins.substring 1 (builtins.stringLength p) p;
+in
+{
+  units = {
+    "paramant-ctlog@.service" = ctlogUnit;
+    "paramant-relay@.service" = relayUnit;
+    "paramant-secrets.service" = secretsUnit;
+    "paramant.target" = target;
+  };
+  files = configFiles // {
+    ${stripSlash secretsExe} = { text = secretsScript; mode = "0755"; };
+  };
+  instances = instanceNames;
+  ports = listToAttrs (map (s: { name = s; value = portsOf s; }) sectors);
+  inherit secretsScript;
+  # For the NixOS modules: the raw settings, before TOML rendering.
+  settings = {
+    ctlog = listToAttrs (map (s: { name = s; value = ctlogConfig s; }) sectors);
+    relay = listToAttrs (map (s: { name = s; value = relayConfig s; }) sectors);
+  };
+}
