@@ -108,6 +108,8 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         Ok(joined) => joined?.context("public listener")?,
         Err(_) => eprintln!("paramant-relay: downloads still running after {DRAIN_TIMEOUT:?}; stopping anyway"),
     }
+    // The burns of the last downloads are logged after their bodies ended: wait for them.
+    state.log.flush().await;
     internal_task.await?.context("internal listener")?;
     Ok(())
 }

@@ -2,6 +2,7 @@
 //! the shared secret, and forwarding of the public CT endpoints so they answer on the relay's
 //! origin too. Pooled HTTP/1.1 keep-alive connections over loopback.
 
+use std::sync::Mutex;
 use std::time::Duration;
 
 use axum::body::Body;
@@ -13,6 +14,7 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use jsonapi::ApiError;
 use serde_json::{Value, json};
+use tokio::task::JoinSet;
 
 /// Longest a log call may take; an append waits for a durable, signed batch.
 const LOG_TIMEOUT: Duration = Duration::from_secs(30);
@@ -25,6 +27,9 @@ pub struct LogClient {
     internal_url: String,
     public_url: String,
     token: crypto::Secret,
+    /// Writes nobody waits for (a delivery is logged after its body was sent); a stopping
+    /// relay waits for them in [`LogClient::flush`] so that no burn goes unlogged.
+    background: Mutex<JoinSet<()>>,
 }
 
 /// What an append returned: the API's `merkle_proof` object and the leaf hash.
@@ -44,7 +49,22 @@ impl LogClient {
             internal_url: internal_url.trim_end_matches('/').to_owned(),
             public_url: public_url.trim_end_matches('/').to_owned(),
             token,
+            background: Mutex::default(),
         }
+    }
+
+    /// Runs `write` (a log call whose answer nobody waits for) as a task of the runtime.
+    pub fn spawn_write(&self, write: impl Future<Output = ()> + Send + 'static) {
+        let mut tasks = self.background.lock().unwrap_or_else(|p| p.into_inner());
+        while tasks.try_join_next().is_some() {}
+        tasks.spawn(write);
+    }
+
+    /// Waits for every write started with [`LogClient::spawn_write`] (each is bounded by the
+    /// log call timeout).
+    pub async fn flush(&self) {
+        let mut tasks = std::mem::take(&mut *self.background.lock().unwrap_or_else(|p| p.into_inner()));
+        while tasks.join_next().await.is_some() {}
     }
 
     /// Appends an event (without timestamp; the log stamps it) and returns its proof.

@@ -300,8 +300,9 @@ fn finish_callback(
             state.audit.record(owner, if burned { "outbound_burn" } else { "outbound_view" }, &hash, size, device);
         }
         let event = json!({ "type": "delivery", "blob_hash": hash, "sector": state.config.sector, "burned": burned });
-        tokio::spawn(async move {
-            if let Err(e) = state.log.append(event).await {
+        let log_state = state.clone();
+        state.log.spawn_write(async move {
+            if let Err(e) = log_state.log.append(event).await {
                 eprintln!("paramant-relay: logging a delivery failed: {}", e.code());
             }
         });
