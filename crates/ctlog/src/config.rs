@@ -39,23 +39,14 @@ pub struct Config {
     /// Gossip (peer STH exchange) settings.
     #[serde(default)]
     pub gossip: GossipConfig,
-    /// The process sandbox (see `Config::sandbox_policy` for what it allows).
+    /// How strictly the process sandbox is enforced (`landlock = "required"`, the default, or
+    /// `"best-effort"`). What it allows is derived from the rest of the file: the config file
+    /// and `$CREDENTIALS_DIRECTORY` read-only (and the resolver's files when a gossip peer is
+    /// named by host name), `state_dir` read-write, TCP bind on the listen ports, TCP connect to
+    /// the gossip peers' ports; nothing else (no exec, no other file). Capabilities are dropped
+    /// after binding and `no_new_privs` is set in every mode.
     #[serde(default)]
-    pub sandbox: SandboxConfig,
-}
-
-/// How strictly the sandbox is enforced. What it allows is derived from the rest of the file:
-/// the config file and `$CREDENTIALS_DIRECTORY` read-only, `state_dir` read-write, TCP bind on
-/// the listen ports, TCP connect to the gossip peers' ports; nothing else (no exec, no other
-/// file). Capabilities are dropped after binding and `no_new_privs` is set in every mode.
-#[derive(Clone, Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct SandboxConfig {
-    /// "required" (default): refuse to start, naming the cause, unless landlock's filesystem and
-    /// TCP rules are fully in force (Linux 6.7+, landlock syscalls not blocked by seccomp).
-    /// "best-effort": start with whatever the kernel enforces and log what is missing.
-    #[serde(default)]
-    pub landlock: harden::Enforcement,
+    pub sandbox: harden::SandboxConfig,
 }
 
 /// Limits and peers for `/v2/sth/ingest`.
@@ -224,7 +215,7 @@ impl Config {
             self.gossip.peers.iter().filter_map(|p| p.url.as_deref()).filter_map(|u| peer_endpoint(u).ok()).collect();
         // A peer named by host name needs the resolver's files (DNS itself is UDP, not restricted).
         if endpoints.iter().any(|(host, _)| host.parse::<std::net::IpAddr>().is_err()) {
-            read_only.extend(RESOLVER_FILES.iter().map(PathBuf::from));
+            read_only.extend(harden::RESOLVER_FILES.iter().map(PathBuf::from));
         }
         let mut bind_tcp = vec![self.public_listen.port()];
         if let Ok(InternalListen::Tcp(addr)) = self.internal_listen() {
@@ -237,7 +228,7 @@ impl Config {
             read_only,
             read_write: vec![self.state_dir.clone()],
             bind_tcp,
-            connect_tcp,
+            connect_tcp: harden::TcpConnect::Ports(connect_tcp),
             enforcement: self.sandbox.landlock,
         }
     }
@@ -252,10 +243,6 @@ impl Config {
         secret_path(&self.internal_token_file, "internal-token", &self.state_dir)
     }
 }
-
-/// Files glibc reads to resolve a host name (missing ones are skipped by the sandbox).
-const RESOLVER_FILES: [&str; 5] =
-    ["/etc/hosts", "/etc/resolv.conf", "/etc/nsswitch.conf", "/etc/host.conf", "/etc/gai.conf"];
 
 /// Host and port of a peer URL, which must be `http://HOST:PORT` (what `peer_client` can call).
 pub fn peer_endpoint(url: &str) -> Result<(String, u16), String> {
@@ -317,12 +304,12 @@ mod tests {
         assert_eq!(policy.read_write, vec![PathBuf::from("/var/lib/ctlog")]);
         assert_eq!(policy.read_only[0], PathBuf::from("/etc/paramant/ctlog.toml"));
         assert_eq!(policy.bind_tcp, vec![8081, 8082]);
-        assert!(policy.connect_tcp.is_empty());
+        assert_eq!(policy.connect_tcp, harden::TcpConnect::Ports(vec![]));
         assert!(!policy.read_only.contains(&PathBuf::from("/etc/resolv.conf")));
         let peers = "[[gossip.peer]]\nrelay_id = \"a\"\npublic_key = \"k\"\nurl = \"http://10.0.0.2:9001\"\n\
                      [[gossip.peer]]\nrelay_id = \"b\"\npublic_key = \"k\"\nurl = \"http://log.example:9002\"\n";
         let policy = config(peers).sandbox_policy(Path::new("/c.toml"));
-        assert_eq!(policy.connect_tcp, vec![9001, 9002]);
+        assert_eq!(policy.connect_tcp, harden::TcpConnect::Ports(vec![9001, 9002]));
         assert!(policy.read_only.contains(&PathBuf::from("/etc/resolv.conf")), "a host name needs the resolver");
     }
 }

@@ -31,7 +31,11 @@ use sequencer::{Sequencer, SequencerConfig};
 use state::{AppState, SharedState};
 use store::LogStore;
 
+pub use harden::Hardening;
 pub use internal_api::AUTH_HEADER;
+
+/// How this service names itself in its log lines and to the service manager's helpers.
+pub const DAEMON: harden::Daemon = harden::Daemon::new("paramant-ctlog");
 
 /// File name of the log database inside the state directory.
 pub const DB_FILE: &str = "ctlog.redb";
@@ -43,14 +47,6 @@ pub struct Opened {
     key: Arc<LogSigningKey>,
     internal_token: Secret,
     store: Arc<LogStore>,
-}
-
-/// The hardening in force, as `/health` reports it.
-#[derive(Clone, Debug)]
-pub struct Hardening {
-    pub sandbox: harden::SandboxReport,
-    /// Every capability was dropped after binding (`harden::drop_capabilities` succeeded).
-    pub capabilities_dropped: bool,
 }
 
 /// Creates the state directory and loads keys and secrets (generating them on first start),
@@ -65,7 +61,7 @@ pub fn open(config: Config) -> anyhow::Result<Opened> {
     let key_path = config.signing_key_path();
     let (key, origin) = LogSigningKey::load_or_generate(&key_path)?;
     if matches!(origin, KeyOrigin::Generated) {
-        eprintln!("paramant-ctlog: generated a new log signing key at {}", key_path.display());
+        DAEMON.log(format_args!("generated a new log signing key at {}", key_path.display()));
     }
     let internal_token = Secret::load_or_generate(&config.internal_token_path(), "pit_")?;
     let store = Arc::new(LogStore::open(&config.state_dir.join(DB_FILE)).context("cannot open the log database")?);
@@ -140,30 +136,25 @@ pub async fn serve(state: SharedState, listeners: Listeners) -> anyhow::Result<(
         StdInternalListener::Tcp(l) => InternalListener::Tcp(tokio_tcp(l)?),
     };
     spawn_timers(&state);
-    let shutdown = shutdown_signal();
-    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let drain = harden::Drain::new();
     let public_addr = public.local_addr()?;
     let public_app = public_api::router(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
-    let public_task = tokio::spawn(
-        axum::serve(public, public_app).with_graceful_shutdown(wait_for(stop_rx.clone())).into_future(),
-    );
-    let internal_task = tokio::spawn(serve_internal(internal, state.clone(), stop_rx));
-    eprintln!("paramant-ctlog: {} on http://{public_addr} (key {})", status_line(&state), state.pk_hash);
-    notify_or_log(harden::notify::ready(&status_line(&state)));
-    if let Some(interval) = harden::notify::watchdog_interval() {
-        tokio::spawn(async move {
-            let error = harden::notify::watchdog(interval).await;
-            eprintln!("paramant-ctlog: cannot ping the service manager's watchdog: {error}");
-        });
-    }
-    shutdown.await;
-    eprintln!("paramant-ctlog: stopping; finishing requests in flight");
-    notify_or_log(harden::notify::stopping("draining: finishing requests in flight"));
-    let _ = stop_tx.send(true);
+    let public_task =
+        tokio::spawn(axum::serve(public, public_app).with_graceful_shutdown(drain.started()).into_future());
+    let internal_task = tokio::spawn(serve_internal(internal, state.clone(), drain.started()));
+    DAEMON.log(format_args!("{} on http://{public_addr} (key {})", status_line(&state), state.pk_hash));
+    DAEMON.ready(&status_line(&state));
+    let status_state = state.clone();
+    DAEMON.spawn_status_updates(STATUS_INTERVAL, move || status_line(&status_state));
+    DAEMON.stop_requested("draining: finishing requests in flight").await;
+    drain.start();
     public_task.await?.context("public API")?;
     internal_task.await?.context("internal API")?;
     Ok(())
 }
+
+/// How often the `STATUS=` line is checked for changes.
+const STATUS_INTERVAL: Duration = Duration::from_secs(1);
 
 fn tokio_tcp(listener: std::net::TcpListener) -> std::io::Result<tokio::net::TcpListener> {
     listener.set_nonblocking(true)?;
@@ -173,18 +164,7 @@ fn tokio_tcp(listener: std::net::TcpListener) -> std::io::Result<tokio::net::Tcp
 /// The `STATUS=` line: what this log serves, how big it is, and a sandbox shortfall if any.
 fn status_line(state: &AppState) -> String {
     let size = state.snapshot().ok().and_then(|s| s.tree_size().ok()).unwrap_or(0);
-    let sandbox = &state.hardening.sandbox;
-    match sandbox.landlock {
-        harden::LandlockState::FullyEnforced => format!("serving {}, tree size {size}", state.config.relay_id),
-        other => format!("serving {}, tree size {size} (sandbox: landlock {other})", state.config.relay_id),
-    }
-}
-
-/// sd-notify failures are logged, never fatal: the service works without a service manager.
-fn notify_or_log(result: std::io::Result<()>) {
-    if let Err(e) = result {
-        eprintln!("paramant-ctlog: cannot notify the service manager: {e}");
-    }
+    format!("serving {}, tree size {size}{}", state.config.relay_id, state.hardening.status_suffix())
 }
 
 enum InternalListener {
@@ -195,12 +175,12 @@ enum InternalListener {
 async fn serve_internal(
     listener: InternalListener,
     state: SharedState,
-    stop: tokio::sync::watch::Receiver<bool>,
+    drained: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let app = internal_api::router(state);
     match listener {
-        InternalListener::Unix(l) => axum::serve(l, app).with_graceful_shutdown(wait_for(stop)).await,
-        InternalListener::Tcp(l) => axum::serve(l, app).with_graceful_shutdown(wait_for(stop)).await,
+        InternalListener::Unix(l) => axum::serve(l, app).with_graceful_shutdown(drained).await,
+        InternalListener::Tcp(l) => axum::serve(l, app).with_graceful_shutdown(drained).await,
     }
 }
 
@@ -212,7 +192,6 @@ fn spawn_timers(state: &SharedState) {
         loop {
             tick.tick().await;
             refresher.sequencer.refresh().await;
-            notify_or_log(harden::notify::status(&status_line(&refresher)));
         }
     });
     if state.config.gossip.peers.iter().any(|p| p.url.is_some()) {
@@ -243,31 +222,7 @@ async fn push_to_peers(state: &AppState) {
         if let Some(url) = &peer.url
             && let Err(e) = peer_client::push_sth(url, &payload).await
         {
-            eprintln!("paramant-ctlog: pushing our STH to {} failed: {e}", peer.relay_id);
-        }
-    }
-}
-
-async fn wait_for(mut stop: tokio::sync::watch::Receiver<bool>) {
-    let _ = stop.wait_for(|stopped| *stopped).await;
-}
-
-/// Resolves on SIGTERM or SIGINT. SIGHUP (reload, elsewhere) is answered with a log line:
-/// this service does not reload its configuration; it must be restarted.
-async fn shutdown_signal() {
-    use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut term), Ok(mut hangup)) = (signal(SignalKind::terminate()), signal(SignalKind::hangup())) else {
-        let _ = tokio::signal::ctrl_c().await;
-        return;
-    };
-    loop {
-        tokio::select! {
-            _ = term.recv() => return,
-            _ = tokio::signal::ctrl_c() => return,
-            _ = hangup.recv() => {
-                eprintln!("paramant-ctlog: SIGHUP ignored: configuration reload is not supported; restart the service to apply a changed configuration");
-                notify_or_log(harden::notify::status("reload is not supported: restart to apply a changed configuration"));
-            }
+            DAEMON.log(format_args!("pushing our STH to {} failed: {e}", peer.relay_id));
         }
     }
 }

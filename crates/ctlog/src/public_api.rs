@@ -62,20 +62,8 @@ async fn health(State(state): State<SharedState>) -> ApiResult<Json<Value>> {
         "relay_id": state.config.relay_id,
         "edition": "community",
         "tree_size": sth.body.tree_size,
-        "sandbox": sandbox_json(&state.hardening),
+        "sandbox": state.hardening.health(),
     })))
-}
-
-/// `{"landlock":"fully_enforced","abi":7,"net":true,"no_new_privs":true,"capabilities":"none"}`
-fn sandbox_json(hardening: &crate::Hardening) -> Value {
-    let sandbox = &hardening.sandbox;
-    json!({
-        "landlock": sandbox.landlock.as_str(),
-        "abi": sandbox.abi,
-        "net": sandbox.net_rules,
-        "no_new_privs": sandbox.no_new_privs,
-        "capabilities": if hardening.capabilities_dropped { "none" } else { "kept" },
-    })
 }
 
 async fn sth(State(state): State<SharedState>) -> ApiResult<Json<Value>> {

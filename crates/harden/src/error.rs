@@ -24,4 +24,22 @@ pub enum HardenError {
     Capabilities(#[from] caps::errors::CapsError),
     #[error("capabilities remain after dropping them: {set} = {remaining}")]
     CapabilitiesRemain { set: &'static str, remaining: String },
+    /// A daemon's refusal to start: [`HardenError::NotEnforced`] and the setting that relaxes it.
+    #[error(
+        "refusing to start: {refused}\n(to start without the full sandbox, set landlock = \"best-effort\" \
+         under [sandbox] in {})",
+        config_file.display()
+    )]
+    Refused { refused: Box<HardenError>, config_file: PathBuf },
+}
+
+impl HardenError {
+    /// A sandbox that is required but would not be in force becomes [`HardenError::Refused`],
+    /// naming where to change the enforcement; every other error stays as it is.
+    pub fn refusal(self, config_file: &std::path::Path) -> Self {
+        match self {
+            Self::NotEnforced { .. } => Self::Refused { refused: Box::new(self), config_file: config_file.into() },
+            other => other,
+        }
+    }
 }

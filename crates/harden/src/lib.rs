@@ -5,21 +5,30 @@
 //! Call order in a daemon's `main`, all on the main thread before any other thread exists
 //! (landlock and capabilities bind only the calling thread and the threads it starts later):
 //! load config → open secrets and storage → bind listeners → [`apply`] → [`drop_capabilities`]
-//! → build the async runtime → serve → [`notify::ready`].
+//! → build the async runtime → serve → [`notify::ready`]. [`Daemon`] is that sequence in the
+//! words every paramant daemon shares: [`Daemon::lock_down`] (apply, log, drop capabilities),
+//! [`Daemon::check_config`], and the service-manager choreography — [`Daemon::ready`] (with the
+//! watchdog), [`Daemon::spawn_status_updates`], [`Daemon::stop_requested`] (SIGTERM/SIGINT,
+//! `STOPPING=1`; SIGHUP answered "reload is not supported") and a [`Drain`] for the servers.
 //!
 //! With [`Enforcement::Required`] (the default), [`apply`] fails with a message naming the
 //! cause when the kernel or a seccomp filter keeps the sandbox from being fully in force; with
 //! [`Enforcement::BestEffort`] it applies what it can and says what is missing.
 
+mod daemon;
 mod error;
+mod lifecycle;
 pub mod notify;
 mod privileges;
 mod probe;
 mod sandbox;
 
+pub use daemon::{Daemon, Hardening, SandboxHealth};
 pub use error::HardenError;
+pub use lifecycle::Drain;
 pub use privileges::drop_capabilities;
 pub use probe::{LandlockSupport, landlock_abi, landlock_support};
 pub use sandbox::{
-    Enforcement, LandlockState, NET_RULES_ABI, Outlook, SandboxPolicy, SandboxReport, TESTED_ABI, apply, outlook,
+    Enforcement, LandlockState, NET_RULES_ABI, Outlook, RESOLVER_FILES, SandboxConfig, SandboxPolicy, SandboxReport,
+    TESTED_ABI, TcpConnect, apply, outlook,
 };

@@ -32,6 +32,53 @@ pub enum Enforcement {
     BestEffort,
 }
 
+/// The `[sandbox]` table every daemon's configuration file has. What the sandbox allows is
+/// derived from the rest of the file (each service documents its policy); this says only how
+/// strictly it is enforced. Capabilities are dropped and `no_new_privs` is set in every mode.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SandboxConfig {
+    /// "required" (default): refuse to start, naming the cause, unless landlock's filesystem and
+    /// TCP rules are fully in force (Linux 6.7+, landlock syscalls not blocked by seccomp).
+    /// "best-effort": start with whatever the kernel enforces and log what is missing.
+    #[serde(default)]
+    pub landlock: Enforcement,
+}
+
+/// Files glibc's `getaddrinfo` reads to resolve a host name ("files" and "dns" are built into
+/// glibc ≥ 2.34, so no NSS module is loaded); grant them to a daemon that connects to hosts by
+/// name. DNS itself is UDP, which landlock (up to [`TESTED_ABI`]) does not restrict. Missing
+/// files are skipped by [`apply`].
+pub const RESOLVER_FILES: [&str; 5] =
+    ["/etc/hosts", "/etc/resolv.conf", "/etc/nsswitch.conf", "/etc/host.conf", "/etc/gai.conf"];
+
+/// Where a sandboxed daemon may connect over TCP.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum TcpConnect {
+    /// These ports only, on any host (landlock rules name ports, not addresses).
+    Ports(Vec<u16>),
+    /// Every port, for the operator-visible `reason` the policy gives (logged at start and
+    /// printed by `check-config`). Binding stays restricted.
+    AnyPort { reason: String },
+}
+
+impl Default for TcpConnect {
+    fn default() -> Self {
+        Self::Ports(Vec::new())
+    }
+}
+
+impl std::fmt::Display for TcpConnect {
+    /// "8081 8082", "(none)", or "any port (reason)".
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Ports(ports) if ports.is_empty() => f.write_str("(none)"),
+            Self::Ports(ports) => f.write_str(&ports.iter().map(u16::to_string).collect::<Vec<_>>().join(" ")),
+            Self::AnyPort { reason } => write!(f, "any port ({reason})"),
+        }
+    }
+}
+
 /// What a daemon may touch once sandboxed. Everything else on the filesystem (execute included)
 /// and every other TCP bind and connect is denied. Listeners and files opened before [`apply`]
 /// keep working: landlock checks opening, binding and connecting, not file descriptors.
@@ -43,8 +90,8 @@ pub struct SandboxPolicy {
     pub read_write: Vec<PathBuf>,
     /// TCP ports the process may bind.
     pub bind_tcp: Vec<u16>,
-    /// TCP ports the process may connect to (on any host: landlock rules name ports only).
-    pub connect_tcp: Vec<u16>,
+    /// Where the process may connect over TCP.
+    pub connect_tcp: TcpConnect,
     pub enforcement: Enforcement,
 }
 
@@ -182,9 +229,12 @@ pub fn apply(policy: &SandboxPolicy) -> Result<SandboxReport, HardenError> {
 fn restrict(policy: &SandboxPolicy, rules_abi: u8) -> Result<(LandlockState, Vec<PathBuf>), HardenError> {
     let abi = ABI::from(i32::from(rules_abi));
     let handled = AccessFs::from_all(abi);
-    let mut ruleset = Ruleset::default()
-        .handle_access(handled)?
-        .handle_access(AccessNet::BindTcp | AccessNet::ConnectTcp)?;
+    // An unhandled access right is not restricted: that is how `TcpConnect::AnyPort` works.
+    let net = match policy.connect_tcp {
+        TcpConnect::Ports(_) => AccessNet::BindTcp | AccessNet::ConnectTcp,
+        TcpConnect::AnyPort { .. } => AccessNet::BindTcp.into(),
+    };
+    let mut ruleset = Ruleset::default().handle_access(handled)?.handle_access(net)?;
     let scopes = scopes(abi);
     if !scopes.is_empty() {
         ruleset = ruleset.scope(scopes)?;
@@ -198,8 +248,10 @@ fn restrict(policy: &SandboxPolicy, rules_abi: u8) -> Result<(LandlockState, Vec
     for &port in &policy.bind_tcp {
         created = created.add_rule(NetPort::new(port, AccessNet::BindTcp))?;
     }
-    for &port in &policy.connect_tcp {
-        created = created.add_rule(NetPort::new(port, AccessNet::ConnectTcp))?;
+    if let TcpConnect::Ports(ports) = &policy.connect_tcp {
+        for &port in ports {
+            created = created.add_rule(NetPort::new(port, AccessNet::ConnectTcp))?;
+        }
     }
     let state = match created.restrict_self()?.ruleset {
         RulesetStatus::FullyEnforced => LandlockState::FullyEnforced,
@@ -293,6 +345,22 @@ mod tests {
         };
         assert_eq!(outlook.landlock, expected);
         assert_eq!(outlook.shortfall.is_none(), expected == LandlockState::FullyEnforced);
+    }
+
+    #[test]
+    fn connect_rules_print_as_check_config_shows_them() {
+        assert_eq!(TcpConnect::default().to_string(), "(none)");
+        assert_eq!(TcpConnect::Ports(vec![443, 8081]).to_string(), "443 8081");
+        let any = TcpConnect::AnyPort { reason: "private webhook targets".into() };
+        assert_eq!(any.to_string(), "any port (private webhook targets)");
+    }
+
+    #[test]
+    fn sandbox_table_rejects_unknown_keys() {
+        let table: SandboxConfig = toml::from_str("landlock = \"best-effort\"").expect("valid table");
+        assert_eq!(table.landlock, Enforcement::BestEffort);
+        assert_eq!(toml::from_str::<SandboxConfig>("").ok(), Some(SandboxConfig::default()));
+        assert!(toml::from_str::<SandboxConfig>("landlok = \"required\"").is_err());
     }
 
     #[test]

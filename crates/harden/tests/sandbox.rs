@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::Duration;
 
-use harden::{Enforcement, LandlockState, SandboxPolicy};
+use harden::{Enforcement, LandlockState, SandboxPolicy, TcpConnect};
 
 const CHILD: &str = "HARDEN_TEST_CHILD";
 const DIR: &str = "HARDEN_TEST_DIR";
@@ -24,6 +24,7 @@ type Test = (&'static str, fn());
 const TESTS: &[Test] = &[
     ("landlock_allows_only_policy_paths", landlock_allows_only_policy_paths),
     ("landlock_allows_only_configured_tcp_ports", landlock_allows_only_configured_tcp_ports),
+    ("connect_to_any_port_still_restricts_bind", connect_to_any_port_still_restricts_bind),
     ("required_sandbox_refuses_when_seccomp_blocks_landlock_with_eperm", seccomp_eperm_is_refused),
     ("required_sandbox_refuses_when_seccomp_answers_enosys", seccomp_enosys_is_refused),
     ("best_effort_starts_without_landlock_and_says_why", best_effort_without_landlock),
@@ -123,6 +124,16 @@ fn landlock_allows_only_configured_tcp_ports() {
         return assert_refused_for_this_kernel("net", dir.path());
     }
     assert_child_ok(&run_child("net", dir.path(), &ports, &[]));
+}
+
+fn connect_to_any_port_still_restricts_bind() {
+    let dir = tempfile::tempdir().unwrap();
+    let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
+    let ports = [port(&listener), free_port(), free_port()];
+    if !full_landlock_here() {
+        return assert_refused_for_this_kernel("net-any", dir.path());
+    }
+    assert_child_ok(&run_child("net-any", dir.path(), &ports, &[]));
 }
 
 fn seccomp_eperm_is_refused() {
@@ -233,6 +244,7 @@ fn child(scenario: &str) {
     match scenario {
         "fs" => child_fs(&dir),
         "net" => child_net(&ports),
+        "net-any" => child_net_any(&ports),
         "seccomp-eperm" => child_seccomp_refused(libc::EPERM as u32, &["seccomp", "EPERM"]),
         "seccomp-enosys" => child_seccomp_refused(libc::ENOSYS as u32, &["ENOSYS", "seccomp filter(s) are in force"]),
         "seccomp-best-effort" => child_seccomp_best_effort(),
@@ -298,7 +310,7 @@ fn child_net(ports: &[u16]) {
     let early = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
     let policy = SandboxPolicy {
         bind_tcp: vec![*bind_ok],
-        connect_tcp: vec![*allowed, port(&early)],
+        connect_tcp: TcpConnect::Ports(vec![*allowed, port(&early)]),
         enforcement: Enforcement::Required,
         ..SandboxPolicy::default()
     };
@@ -310,6 +322,22 @@ fn child_net(ports: &[u16]) {
     assert_denied(TcpListener::bind((Ipv4Addr::LOCALHOST, *bind_denied)), "bind a port not in the policy");
     let _client = TcpStream::connect(early.local_addr().unwrap()).unwrap();
     early.accept().expect("a listener bound before the sandbox still accepts");
+}
+
+fn child_net_any(ports: &[u16]) {
+    let [listening, bind_ok, bind_denied] = ports else { panic!("three ports expected") };
+    let policy = SandboxPolicy {
+        bind_tcp: vec![*bind_ok],
+        connect_tcp: TcpConnect::AnyPort { reason: "test".into() },
+        enforcement: Enforcement::Required,
+        ..SandboxPolicy::default()
+    };
+    let report = harden::apply(&policy).unwrap();
+    assert_eq!(report.landlock, LandlockState::FullyEnforced, "{report:?}");
+    TcpStream::connect((Ipv4Addr::LOCALHOST, *listening)).expect("connect to a port no rule names");
+    TcpListener::bind((Ipv4Addr::LOCALHOST, *bind_ok)).expect("bind an allowed port");
+    assert_denied(TcpListener::bind((Ipv4Addr::LOCALHOST, *bind_denied)), "bind a port not in the policy");
+    assert_denied(std::fs::read_to_string("/etc/passwd"), "the filesystem rules still hold");
 }
 
 /// Installs a seccomp filter answering `errno` for the three landlock system calls, as a
