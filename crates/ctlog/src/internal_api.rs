@@ -1,5 +1,6 @@
 //! The internal API relays use: append an event, get a signed delivery receipt for a transfer
-//! leaf, prove a leaf by hash. Served only on a Unix socket or loopback, and every request must carry
+//! leaf, prove a leaf by hash, and sign the relay's registration in the relay registry (the
+//! sector's log key is the relay's identity). Served only on a Unix socket or loopback, and every request must carry
 //! the shared `X-Internal-Auth` secret (compared in constant time).
 
 use axum::body::Bytes;
@@ -30,6 +31,7 @@ pub fn router(state: SharedState) -> Router {
         .route("/internal/append", post(append))
         .route("/internal/receipt", post(receipt))
         .route("/internal/prove", get(prove))
+        .route("/internal/sign-registration", post(sign_registration))
         .fallback(|| async { ApiError::not_found("no such endpoint") })
         .layer(middleware::from_fn_with_state(state.clone(), require_auth))
         .layer(axum::extract::DefaultBodyLimit::max(MAX_INTERNAL_BODY))
@@ -130,4 +132,36 @@ async fn prove(State(state): State<SharedState>, Query(params): Query<HashMap<St
         .ok_or_else(|| ApiError::not_found("no leaf with that hash"))?;
     let proof = inclusion_proof(&snapshot, index, sth.body.tree_size)?;
     Ok(Json(json!({ "ok": true, "proof": proof, "sth": sth })))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RegistrationRequest {
+    /// The relay's public URL.
+    url: String,
+    /// The relay's version.
+    version: String,
+}
+
+/// `POST /internal/sign-registration` → a registration for `/v2/relays/register`, signed with
+/// the log key: ML-DSA-65 over `url|sector|version|timestamp`. The log fixes the sector (its
+/// own) and the timestamp (now), so this can sign nothing but a current registration.
+async fn sign_registration(State(state): State<SharedState>, body: Result<Bytes, BytesRejection>) -> ApiResult<Json<Value>> {
+    let request: RegistrationRequest = json_body(body)?;
+    let url_ok = (request.url.starts_with("https://") || request.url.starts_with("http://")) && request.url.len() <= 2048;
+    let version_ok = !request.version.is_empty() && request.version.len() <= 32;
+    if !url_ok || !version_ok || request.url.contains('|') || request.version.contains('|') {
+        return Err(ApiError::bad_request("url must be an http(s) URL (≤ 2048) and version 1-32 characters, neither containing '|'"));
+    }
+    let timestamp = wire::iso8601_ms(now_ms());
+    let message = format!("{}|{}|{}|{}", request.url, state.config.sector, request.version, timestamp);
+    let signature = wire::b64(state.signing_key.sign(message.as_bytes()));
+    Ok(Json(json!({
+        "url": request.url,
+        "sector": state.config.sector,
+        "version": request.version,
+        "timestamp": timestamp,
+        "public_key": state.public_key_b64,
+        "signature": signature,
+    })))
 }
