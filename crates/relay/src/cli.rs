@@ -1,13 +1,13 @@
 //! Command line of `paramant-relay` (also reachable as `paramant relay …`): `run`,
 //! `check-config`.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use crate::config::Config;
 
 const USAGE: &str = "usage: paramant-relay run --config FILE
-       paramant-relay check-config --config FILE";
+       paramant-relay check-config --config FILE   (validates; prints the landlock ABI and the sandbox)";
 
 /// Runs the command line `args` (without the program name).
 pub fn main_with_args(args: &[String]) -> ExitCode {
@@ -28,14 +28,27 @@ fn dispatch(args: &[String]) -> anyhow::Result<()> {
     };
     let config = Config::load(&config_path)?;
     match command.as_str() {
-        "run" => {
-            let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
-            runtime.block_on(crate::serve(config))
-        }
-        "check-config" => {
-            println!("{}: ok (sector {}, public {})", config_path.display(), config.sector, config.public_url());
-            Ok(())
-        }
+        "run" => run(config, &config_path),
+        "check-config" => check_config(&config, &config_path),
         other => anyhow::bail!("unknown command {other:?}\n{USAGE}"),
     }
+}
+
+/// Runs the service. The order is what makes the sandbox hold: everything that needs files
+/// outside the state directory or privileges happens first, on this one thread; then landlock
+/// and the capability drop, which bind this thread and every thread started after them.
+fn run(config: Config, config_path: &Path) -> anyhow::Result<()> {
+    let policy = config.sandbox_policy(config_path);
+    let opened = crate::open(config)?;
+    let listeners = crate::bind(&opened.config)?;
+    let hardening = crate::DAEMON.lock_down(&policy, config_path)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    runtime.block_on(crate::serve(opened, hardening, listeners))
+}
+
+/// Validates the file, prints what the sandbox would be on this machine, and fails when `run`
+/// would refuse to start.
+fn check_config(config: &Config, config_path: &Path) -> anyhow::Result<()> {
+    println!("{}: ok (sector {}, public {})", config_path.display(), config.sector, config.public_url());
+    Ok(crate::DAEMON.check_config(&config.sandbox_policy(config_path), config_path)?)
 }

@@ -38,6 +38,16 @@ pub struct Config {
     /// Trial key requests (`POST /v2/request-trial`).
     #[serde(default)]
     pub trial: TrialConfig,
+    /// How strictly the process sandbox is enforced (`landlock = "required"`, the default, or
+    /// `"best-effort"`). What it allows is derived from the rest of the file (see
+    /// `Config::sandbox_policy`): read-only the config file, `$CREDENTIALS_DIRECTORY`, the TLS
+    /// certificate and key, the log's token file and the resolver's files (webhook targets and
+    /// the SMTP relay are resolved by name); read-write `state_dir`; TCP bind on the two listen
+    /// ports; TCP connect to the log's ports, `[webhook] ports` and the `[trial] smtp` port only
+    /// (any port with `[webhook] danger_allow_private_targets`). Nothing else: no exec, no other
+    /// file. Capabilities are dropped after binding and `no_new_privs` is set in every mode.
+    #[serde(default)]
+    pub sandbox: harden::SandboxConfig,
 }
 
 /// Where the log is and how to authenticate to it.
@@ -84,20 +94,34 @@ pub struct Limits {
 }
 
 /// Outgoing webhook policy.
-#[derive(Clone, Debug, Default, Deserialize)]
+#[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct WebhookConfig {
-    /// Allow private, loopback and link-local targets (off: SSRF protection). For tests and
-    /// closed networks only.
+    /// Allow private, loopback and link-local targets and plain `http://` URLs (off: SSRF
+    /// protection). For tests and closed networks only. Such targets listen on any port, so the
+    /// sandbox then lets the relay connect to every TCP port (binding stays restricted; the
+    /// relay says so at start and `check-config` prints it).
     #[serde(default)]
     pub danger_allow_private_targets: bool,
+    /// TCP ports webhook targets may use (default `[443]`). The sandbox allows connecting to
+    /// these only, so a URL with another port is refused when it is registered. Ignored (any
+    /// port) with `danger_allow_private_targets`.
+    #[serde(default = "default_webhook_ports")]
+    pub ports: Vec<u16>,
+}
+
+impl Default for WebhookConfig {
+    fn default() -> Self {
+        Self { danger_allow_private_targets: false, ports: default_webhook_ports() }
+    }
 }
 
 /// Trial key delivery.
 #[derive(Clone, Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TrialConfig {
-    /// SMTP relay "host:port" (plain SMTP to a local MTA); when absent, mails go to `state_dir/outbox/`.
+    /// SMTP relay "host:port" (plain SMTP to a local MTA; the port is required, the sandbox
+    /// allows connecting to it); when absent, mails go to `state_dir/outbox/`.
     #[serde(default)]
     pub smtp: Option<String>,
     /// Sender address of trial mails.
@@ -131,6 +155,9 @@ fn default_ip_rate() -> u32 {
 }
 fn default_key_rate() -> u32 {
     6000
+}
+fn default_webhook_ports() -> Vec<u16> {
+    vec![443]
 }
 fn default_mail_from() -> String {
     "paramant relay <noreply@localhost>".into()
@@ -170,9 +197,17 @@ impl Config {
             return Err(invalid("internal_listen", "the internal API must listen on loopback only"));
         }
         for (field, url) in [("ctlog.internal_url", &self.ctlog.internal_url), ("ctlog.public_url", &self.ctlog.public_url)] {
-            if !url.starts_with("http://") {
+            if http_port(url).is_none() {
                 return Err(invalid(field, "must be an http:// URL of the local log, e.g. \"http://127.0.0.1:8200\""));
             }
+        }
+        if let Some(smtp) = &self.trial.smtp
+            && smtp_port(smtp).is_none()
+        {
+            return Err(invalid("trial.smtp", "must be \"HOST:PORT\" of the local MTA, e.g. \"127.0.0.1:25\""));
+        }
+        if self.webhook.ports.is_empty() || self.webhook.ports.contains(&0) {
+            return Err(invalid("webhook.ports", "must list the TCP ports webhook targets may use, e.g. [443]"));
         }
         let limits = &self.limits;
         if limits.max_blob_bytes == 0 || limits.blob_budget_bytes < limits.max_blob_bytes as u64 {
@@ -204,9 +239,146 @@ impl Config {
     pub fn ctlog_token_path(&self) -> PathBuf {
         secret_path(&self.ctlog.token_file, "ctlog-internal-token", &self.state_dir)
     }
+
+    /// What the sandbox allows, for this file at `config_file` (the `sandbox` field's doc says
+    /// why each entry is there). Our own token file is not listed: it lives in `state_dir` or
+    /// `$CREDENTIALS_DIRECTORY` unless named explicitly, and is read before the sandbox.
+    pub fn sandbox_policy(&self, config_file: &Path) -> harden::SandboxPolicy {
+        let mut read_only = vec![config_file.to_path_buf()];
+        read_only.extend(std::env::var_os("CREDENTIALS_DIRECTORY").map(PathBuf::from));
+        if let Some(tls) = &self.tls {
+            read_only.extend([tls.cert_file.clone(), tls.key_file.clone()]);
+        }
+        read_only.push(self.ctlog_token_path());
+        read_only.extend(harden::RESOLVER_FILES.iter().map(PathBuf::from));
+        harden::SandboxPolicy {
+            read_only,
+            read_write: vec![self.state_dir.clone()],
+            bind_tcp: vec![self.public_listen.port(), self.internal_listen.port()],
+            connect_tcp: self.connect_tcp(),
+            enforcement: self.sandbox.landlock,
+        }
+    }
+
+    /// The log's two ports, the webhook ports and the SMTP port; every port when private
+    /// webhook targets (which listen anywhere) are allowed.
+    fn connect_tcp(&self) -> harden::TcpConnect {
+        if self.webhook.danger_allow_private_targets {
+            let reason = "[webhook] danger_allow_private_targets = true: private webhook targets may listen on any port";
+            return harden::TcpConnect::AnyPort { reason: reason.into() };
+        }
+        let log = [&self.ctlog.internal_url, &self.ctlog.public_url].into_iter().filter_map(|url| http_port(url));
+        let smtp = self.trial.smtp.as_deref().and_then(smtp_port);
+        let mut ports: Vec<u16> = log.chain(self.webhook.ports.iter().copied()).chain(smtp).collect();
+        ports.sort_unstable();
+        ports.dedup();
+        harden::TcpConnect::Ports(ports)
+    }
+}
+
+/// The port of an `http://HOST[:PORT][/…]` URL (80 when absent); `None` when it is not one.
+fn http_port(url: &str) -> Option<u16> {
+    let rest = url.strip_prefix("http://")?;
+    let authority = &rest[..rest.find('/').unwrap_or(rest.len())];
+    let (host, port) = match authority.rsplit_once(':') {
+        // An IPv6 literal without a port ends in ']'.
+        Some((host, port)) if !port.ends_with(']') => (host, port.parse().ok()?),
+        _ => (authority, 80),
+    };
+    (!host.is_empty() && port != 0).then_some(port)
+}
+
+/// The port of an SMTP relay's `HOST:PORT`.
+fn smtp_port(server: &str) -> Option<u16> {
+    let (host, port) = server.rsplit_once(':')?;
+    let port: u16 = port.parse().ok()?;
+    (!host.is_empty() && port != 0).then_some(port)
 }
 
 /// An explicit path wins; then the systemd credential; then a file in the state directory.
 fn secret_path(explicit: &Option<PathBuf>, name: &str, state_dir: &Path) -> PathBuf {
     explicit.clone().or_else(|| crypto::credential_path(name)).unwrap_or_else(|| state_dir.join(name))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(extra: &str) -> Config {
+        let text = format!(
+            "sector = \"relay\"\npublic_listen = \"0.0.0.0:8443\"\ninternal_listen = \"127.0.0.1:8001\"\n\
+             state_dir = \"/var/lib/relay\"\n{extra}\n[ctlog]\ninternal_url = \"http://127.0.0.1:8082\"\n\
+             public_url = \"http://localhost:8081/\"\ntoken_file = \"/run/ctlog/token\"\n"
+        );
+        let config: Config = toml::from_str(&text).expect("valid config");
+        config.validate(Path::new("relay.toml")).expect("valid values");
+        config
+    }
+
+    fn ports(connect: harden::TcpConnect) -> Vec<u16> {
+        match connect {
+            harden::TcpConnect::Ports(ports) => ports,
+            other => panic!("expected port rules, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn sandbox_allows_config_secrets_resolver_state_listen_and_log_ports() {
+        let policy = config("").sandbox_policy(Path::new("/etc/paramant/relay.toml"));
+        assert_eq!(policy.read_only[0], PathBuf::from("/etc/paramant/relay.toml"));
+        assert!(policy.read_only.contains(&PathBuf::from("/run/ctlog/token")));
+        assert!(policy.read_only.contains(&PathBuf::from("/etc/resolv.conf")), "webhooks resolve host names");
+        assert_eq!(policy.read_write, vec![PathBuf::from("/var/lib/relay")]);
+        assert_eq!(policy.bind_tcp, vec![8443, 8001]);
+        assert_eq!(ports(policy.connect_tcp), vec![443, 8081, 8082]);
+        assert_eq!(policy.enforcement, harden::Enforcement::Required);
+    }
+
+    #[test]
+    fn tls_files_smtp_and_webhook_ports_join_the_policy() {
+        let extra = "[tls]\ncert_file = \"/c.pem\"\nkey_file = \"/k.pem\"\n[trial]\nsmtp = \"mail.local:2525\"\n\
+                     [webhook]\nports = [443, 8443]\n[sandbox]\nlandlock = \"best-effort\"";
+        let policy = config(extra).sandbox_policy(Path::new("/r.toml"));
+        assert!(policy.read_only.contains(&PathBuf::from("/c.pem")) && policy.read_only.contains(&PathBuf::from("/k.pem")));
+        assert_eq!(ports(policy.connect_tcp), vec![443, 2525, 8081, 8082, 8443]);
+        assert_eq!(policy.enforcement, harden::Enforcement::BestEffort);
+    }
+
+    #[test]
+    fn private_webhook_targets_lift_the_connect_rules_and_say_why() {
+        let policy = config("[webhook]\ndanger_allow_private_targets = true").sandbox_policy(Path::new("/r.toml"));
+        match policy.connect_tcp {
+            harden::TcpConnect::AnyPort { reason } => assert!(reason.contains("danger_allow_private_targets"), "{reason}"),
+            other => panic!("expected any port, got {other:?}"),
+        }
+        assert_eq!(policy.bind_tcp, vec![8443, 8001], "binding stays restricted");
+    }
+
+    #[test]
+    fn ports_come_from_log_urls_and_smtp_servers() {
+        assert_eq!(http_port("http://127.0.0.1:8200"), Some(8200));
+        assert_eq!(http_port("http://log.local/"), Some(80));
+        assert_eq!(http_port("http://[::1]:9000/x"), Some(9000));
+        assert_eq!(http_port("http://[::1]"), Some(80));
+        for bad in ["https://log:1", "http://", "http://:80", "http://log:0", "http://log:x"] {
+            assert_eq!(http_port(bad), None, "{bad}");
+        }
+        assert_eq!(smtp_port("localhost:25"), Some(25));
+        assert_eq!(smtp_port("[::1]:2525"), Some(2525));
+        for bad in ["localhost", ":25", "mail:0", "mail:smtp"] {
+            assert_eq!(smtp_port(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn an_smtp_server_without_a_port_or_no_webhook_port_is_refused() {
+        for extra in ["[trial]\nsmtp = \"localhost\"", "[webhook]\nports = []", "[sandbox]\nlandlok = \"required\""] {
+            let text = format!(
+                "sector = \"relay\"\npublic_listen = \"127.0.0.1:1\"\ninternal_listen = \"127.0.0.1:2\"\nstate_dir = \"/s\"\n\
+                 {extra}\n[ctlog]\ninternal_url = \"http://127.0.0.1:3\"\npublic_url = \"http://127.0.0.1:4\"\n"
+            );
+            let refused = toml::from_str::<Config>(&text).map(|c| c.validate(Path::new("r.toml")).is_err());
+            assert!(refused.unwrap_or(true), "{extra} accepted");
+        }
+    }
 }

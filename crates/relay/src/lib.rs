@@ -37,8 +37,25 @@ const SWEEP_INTERVAL: Duration = Duration::from_secs(1);
 /// How long a stopping relay waits for downloads in flight.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// Opens storage and secrets and builds the shared state.
-pub fn open(config: Config) -> anyhow::Result<SharedState> {
+/// How this service names itself in its log lines.
+pub const DAEMON: harden::Daemon = harden::Daemon::new("paramant-relay");
+
+/// How often the `STATUS=` line is checked for changes.
+const STATUS_INTERVAL: Duration = Duration::from_secs(1);
+
+/// Secrets, the database and the TLS certificate, opened (our token generated on a first
+/// start) before the sandbox: afterwards only the state directory is writable.
+pub struct Opened {
+    pub config: Config,
+    internal_token: crypto::Secret,
+    ctlog_token: crypto::Secret,
+    db: db::RelayDb,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+}
+
+/// Creates the state directory, loads the secrets, opens the database and loads the TLS
+/// certificate. No thread is started: the sandbox comes next.
+pub fn open(config: Config) -> anyhow::Result<Opened> {
     // rustls panics on first use if two crypto providers are linked and none was chosen.
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     std::fs::DirBuilder::new()
@@ -51,67 +68,101 @@ pub fn open(config: Config) -> anyhow::Result<SharedState> {
     let ctlog_token = crypto::Secret::load(&ctlog_token_path)
         .with_context(|| format!("cannot read the log's internal token {}", ctlog_token_path.display()))?;
     let db = db::RelayDb::open(&config.state_dir.join(DB_FILE)).context("cannot open the relay database")?;
-    let log = log_client::LogClient::new(&config.ctlog.internal_url, &config.ctlog.public_url, ctlog_token);
-    Ok(Arc::new(AppState {
-        blobs: blobs::BlobStore::new(config.limits.blob_budget_bytes),
-        per_ip: ratelimit::RateLimiter::new(60_000),
-        per_key: ratelimit::RateLimiter::new(60_000),
-        daily_uploads: ratelimit::RateLimiter::new(86_400_000),
-        queues: Default::default(),
-        audit: Default::default(),
-        tokens: Default::default(),
-        draining: Default::default(),
-        webhooks: Default::default(),
-        attest: Default::default(),
-        internal_token,
-        log,
-        db,
-        config,
-    }))
+    let tls = config.tls.as_ref().map(tls::acceptor).transpose()?;
+    Ok(Opened { config, internal_token, ctlog_token, db, tls })
+}
+
+impl Opened {
+    /// The state every handler shares, with the hardening `/health` reports. Runs inside the
+    /// async runtime (the log client's connection pool belongs to it).
+    fn start(self, hardening: harden::Hardening) -> (SharedState, Option<tokio_rustls::TlsAcceptor>) {
+        let Opened { config, internal_token, ctlog_token, db, tls } = self;
+        let log = log_client::LogClient::new(&config.ctlog.internal_url, &config.ctlog.public_url, ctlog_token);
+        let state = Arc::new(AppState {
+            blobs: blobs::BlobStore::new(config.limits.blob_budget_bytes),
+            per_ip: ratelimit::RateLimiter::new(60_000),
+            per_key: ratelimit::RateLimiter::new(60_000),
+            daily_uploads: ratelimit::RateLimiter::new(86_400_000),
+            queues: Default::default(),
+            audit: Default::default(),
+            tokens: Default::default(),
+            draining: Default::default(),
+            webhooks: Default::default(),
+            attest: Default::default(),
+            internal_token,
+            log,
+            db,
+            hardening,
+            config,
+        });
+        (state, tls)
+    }
+}
+
+/// The listening sockets, bound before the sandbox and before capabilities are dropped (a
+/// port below 1024 needs CAP_NET_BIND_SERVICE).
+pub struct Listeners {
+    public: std::net::TcpListener,
+    internal: std::net::TcpListener,
+}
+
+/// Binds the public and internal listeners.
+pub fn bind(config: &Config) -> anyhow::Result<Listeners> {
+    let bind = |addr: SocketAddr| -> anyhow::Result<std::net::TcpListener> {
+        let listener = std::net::TcpListener::bind(addr).with_context(|| format!("cannot listen on {addr}"))?;
+        listener.set_nonblocking(true)?;
+        Ok(listener)
+    };
+    Ok(Listeners { public: bind(config.public_listen)?, internal: bind(config.internal_listen)? })
 }
 
 /// Serves until SIGTERM or Ctrl-C, then drains: new uploads are refused while downloads in
-/// flight finish (bounded by a timeout).
-pub async fn serve(config: Config) -> anyhow::Result<()> {
-    let state = open(config)?;
-    let public = tokio::net::TcpListener::bind(state.config.public_listen)
-        .await
-        .with_context(|| format!("cannot listen on {}", state.config.public_listen))?;
-    let internal = tokio::net::TcpListener::bind(state.config.internal_listen)
-        .await
-        .with_context(|| format!("cannot listen on {}", state.config.internal_listen))?;
-    let tls = state.config.tls.as_ref().map(tls::acceptor).transpose()?;
+/// flight finish (bounded by a timeout). Tells the service manager `READY=1` once both
+/// listeners serve, pings its watchdog, keeps `STATUS=` current and says `STOPPING=1` on drain.
+pub async fn serve(opened: Opened, hardening: harden::Hardening, listeners: Listeners) -> anyhow::Result<()> {
+    let (state, tls) = opened.start(hardening);
+    let public = tokio::net::TcpListener::from_std(listeners.public)?;
+    let internal = tokio::net::TcpListener::from_std(listeners.internal)?;
     spawn_sweeper(&state);
-    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    eprintln!(
-        "paramant-relay: sector {} serving on {} ({})",
-        state.config.sector,
-        state.config.public_url(),
-        if tls.is_some() { "TLS" } else { "plain HTTP" }
-    );
+    let drain = harden::Drain::new();
+    let scheme = if tls.is_some() { "TLS" } else { "plain HTTP" };
     let app = routes::router(state.clone());
     let public_task = match tls {
-        Some(acceptor) => tokio::spawn(tls::serve(public, acceptor, app, stop_rx.clone())),
+        Some(acceptor) => tokio::spawn(tls::serve(public, acceptor, app, drain.receiver())),
         None => {
             let service = app.into_make_service_with_connect_info::<SocketAddr>();
-            let stop = stop_rx.clone();
-            tokio::spawn(async move { axum::serve(public, service).with_graceful_shutdown(wait_for(stop)).await })
+            tokio::spawn(axum::serve(public, service).with_graceful_shutdown(drain.started()).into_future())
         }
     };
     let internal_app = internal_api::router(state.clone());
-    let internal_task = tokio::spawn(axum::serve(internal, internal_app).with_graceful_shutdown(wait_for(stop_rx)).into_future());
-    shutdown_signal().await;
+    let internal_task = tokio::spawn(axum::serve(internal, internal_app).with_graceful_shutdown(drain.started()).into_future());
+    DAEMON.log(format_args!("{} on {} ({scheme})", status_line(&state), state.config.public_url()));
+    DAEMON.ready(&status_line(&state));
+    let status_state = state.clone();
+    DAEMON.spawn_status_updates(STATUS_INTERVAL, move || status_line(&status_state));
+    DAEMON.stop_requested("draining: refusing uploads, finishing downloads").await;
     state.draining.store(true, Ordering::Relaxed);
-    eprintln!("paramant-relay: draining: refusing uploads, finishing downloads");
-    let _ = stop_tx.send(true);
+    drain.start();
     match tokio::time::timeout(DRAIN_TIMEOUT, public_task).await {
         Ok(joined) => joined?.context("public listener")?,
-        Err(_) => eprintln!("paramant-relay: downloads still running after {DRAIN_TIMEOUT:?}; stopping anyway"),
+        Err(_) => DAEMON.log(format_args!("downloads still running after {DRAIN_TIMEOUT:?}; stopping anyway")),
     }
     // The burns of the last downloads are logged after their bodies ended: wait for them.
     state.log.flush().await;
     internal_task.await?.context("internal listener")?;
     Ok(())
+}
+
+/// The `STATUS=` line: the sector, the blobs held in RAM, and a sandbox shortfall if any.
+fn status_line(state: &AppState) -> String {
+    let (blobs, bytes, _) = state.blobs.usage();
+    let doing = if state.is_draining() { "draining" } else { "serving" };
+    let plural = if blobs == 1 { "" } else { "s" };
+    format!(
+        "{doing} sector {}, {blobs} blob{plural} held ({bytes} bytes){}",
+        state.config.sector,
+        state.hardening.status_suffix()
+    )
 }
 
 fn spawn_sweeper(state: &SharedState) {
@@ -123,24 +174,4 @@ fn spawn_sweeper(state: &SharedState) {
             state.blobs.sweep(state::now_ms());
         }
     });
-}
-
-async fn wait_for(mut stop: tokio::sync::watch::Receiver<bool>) {
-    let _ = stop.wait_for(|stopped| *stopped).await;
-}
-
-/// Resolves on SIGTERM or SIGINT.
-async fn shutdown_signal() {
-    use tokio::signal::unix::{SignalKind, signal};
-    match signal(SignalKind::terminate()) {
-        Ok(mut term) => {
-            tokio::select! {
-                _ = term.recv() => {}
-                _ = tokio::signal::ctrl_c() => {}
-            }
-        }
-        Err(_) => {
-            let _ = tokio::signal::ctrl_c().await;
-        }
-    }
 }

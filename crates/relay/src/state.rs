@@ -42,6 +42,8 @@ pub struct AppState {
     pub draining: AtomicBool,
     pub webhooks: crate::webhook::Webhooks,
     pub attest: crate::routes::devices::Challenges,
+    /// The sandbox and privileges in force, as `/health` reports them.
+    pub hardening: harden::Hardening,
 }
 
 pub type SharedState = std::sync::Arc<AppState>;

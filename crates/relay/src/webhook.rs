@@ -138,6 +138,12 @@ pub async fn register(State(state): State<SharedState>, headers: HeaderMap, body
     if !allow_private && let Ok(ip) = target.host.parse::<IpAddr>() && !is_public(ip) {
         return Err(ApiError::bad_request("url must not point at a private, loopback or link-local address"));
     }
+    // The sandbox lets deliveries connect to these ports only (any port with private targets).
+    let ports = &state.config.webhook.ports;
+    if !allow_private && !ports.contains(&target.port) {
+        let ports: Vec<String> = ports.iter().map(u16::to_string).collect();
+        return Err(ApiError::bad_request(format!("url port must be one of {} on this relay", ports.join(", "))));
+    }
     if request.secret.len() > 256 {
         return Err(ApiError::bad_request("secret must be at most 256 bytes"));
     }

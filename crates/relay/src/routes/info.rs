@@ -31,6 +31,7 @@ pub async fn health(State(state): State<SharedState>) -> Json<Value> {
         "blob_bytes": bytes,
         "blob_budget_bytes": budget,
         "draining": state.is_draining(),
+        "sandbox": state.hardening.health(),
     }))
 }
 
