@@ -185,6 +185,7 @@ struct Throughput {
 
 async fn appends_table(settings: &Settings) -> Result<()> {
     println!("\n## Durable appends/s (closed loop, {:.1} s per run after 0.5 s warm-up)\n", settings.seconds);
+    println!("{}\n", machine_load());
     println!("| appenders | appends/s | mean batch (appends per STH) | CPU per append | disk writes per append | target |");
     println!("|---:|---:|---:|---:|---:|---|");
     let most = settings.concurrency.iter().copied().max().unwrap_or(0);
@@ -272,6 +273,13 @@ fn process_disk_writes() -> Result<u64> {
     Ok(line.trim().parse()?)
 }
 
+/// The load average when a table starts: the machine is shared, so say how busy it was.
+fn machine_load() -> String {
+    let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    let one_minute = load.split_whitespace().next().unwrap_or("?");
+    format!("Machine load (1-minute average) before measuring: {one_minute}.")
+}
+
 /// User + system CPU time of this process so far, from `/proc/self/stat` (fields 14 and 15,
 /// in USER_HZ ticks, which Linux fixes at 100 per second for user space).
 fn process_cpu() -> Result<Duration> {
@@ -302,6 +310,7 @@ async fn latency_table(settings: &Settings) -> Result<()> {
         "\n## Append → durable signed STH latency (open loop, {:.0} appends/s offered, {:.0} s per run after 1 s warm-up)\n",
         settings.rate, settings.latency_seconds
     );
+    println!("{}\n", machine_load());
     let mut runs = Vec::new();
     for _ in 0..settings.runs {
         runs.push(open_loop(settings).await?);
@@ -378,6 +387,7 @@ async fn proofs_table(settings: &Settings) -> Result<()> {
             bytes as f64 / f64::from(1u32 << 30),
             bytes as f64 / target as f64,
         );
+        println!("{}\n", machine_load());
         size = target;
         log.check_head(size)?;
         let mut runs = Vec::new();
