@@ -35,6 +35,10 @@ pub struct Config {
     /// Outgoing webhooks.
     #[serde(default)]
     pub webhook: WebhookConfig,
+    /// Relay registry to announce this relay in ("https://relay.example.org"): the log signs
+    /// the entry, and it is renewed every 10 minutes. None: not announced.
+    #[serde(default)]
+    pub registry_url: Option<String>,
     /// Trial key requests (`POST /v2/request-trial`).
     #[serde(default)]
     pub trial: TrialConfig,
@@ -216,6 +220,9 @@ impl Config {
         if limits.requests_per_ip_per_minute == 0 || limits.requests_per_key_per_minute == 0 {
             return Err(invalid("limits", "request rates must be at least 1 per minute"));
         }
+        if let Some(url) = &self.registry_url {
+            crate::webhook::parse_target(url, true).map_err(|m| invalid("registry_url", m))?;
+        }
         Ok(())
     }
 
@@ -260,7 +267,7 @@ impl Config {
         }
     }
 
-    /// The log's two ports, the webhook ports and the SMTP port; every port when private
+    /// The log's two ports, the webhook ports, the SMTP port and the registry's port; every port when private
     /// webhook targets (which listen anywhere) are allowed.
     fn connect_tcp(&self) -> harden::TcpConnect {
         if self.webhook.danger_allow_private_targets {
@@ -269,7 +276,8 @@ impl Config {
         }
         let log = [&self.ctlog.internal_url, &self.ctlog.public_url].into_iter().filter_map(|url| http_port(url));
         let smtp = self.trial.smtp.as_deref().and_then(smtp_port);
-        let mut ports: Vec<u16> = log.chain(self.webhook.ports.iter().copied()).chain(smtp).collect();
+        let registry = self.registry_url.as_deref().and_then(|url| crate::webhook::parse_target(url, true).ok()).map(|t| t.port);
+        let mut ports: Vec<u16> = log.chain(self.webhook.ports.iter().copied()).chain(smtp).chain(registry).collect();
         ports.sort_unstable();
         ports.dedup();
         harden::TcpConnect::Ports(ports)

@@ -13,6 +13,7 @@ pub mod keys;
 mod log_client;
 mod mail;
 pub mod ratelimit;
+mod registration;
 mod routes;
 mod state;
 mod tls;
@@ -124,6 +125,7 @@ pub async fn serve(opened: Opened, hardening: harden::Hardening, listeners: List
     let public = tokio::net::TcpListener::from_std(listeners.public)?;
     let internal = tokio::net::TcpListener::from_std(listeners.internal)?;
     spawn_sweeper(&state);
+    registration::spawn(&state);
     let drain = harden::Drain::new();
     let scheme = if tls.is_some() { "TLS" } else { "plain HTTP" };
     let app = routes::router(state.clone());

@@ -99,6 +99,13 @@ impl LogClient {
             .ok_or_else(|| ApiError::internal("log receipt", &"answer without receipt_header"))
     }
 
+    /// The relay's registry entry, signed by the log (`url|sector|version|timestamp`).
+    pub async fn sign_registration(&self, url: &str, version: &str) -> Result<Value, ApiError> {
+        let mut signed = self.internal("/internal/sign-registration", &json!({ "url": url, "version": version })).await?;
+        signed["edition"] = json!("community");
+        Ok(signed)
+    }
+
     async fn internal(&self, path: &str, body: &Value) -> Result<Value, ApiError> {
         let uri: Uri = format!("{}{path}", self.internal_url)
             .parse()

@@ -204,37 +204,54 @@ impl Webhooks {
     }
 
     async fn send(&self, hook: &Hook, body: Bytes, allow_private: bool) -> Result<(), String> {
-        let target = &hook.target;
-        let addrs: Vec<SocketAddr> = tokio::net::lookup_host((target.host.as_str(), target.port))
-            .await
-            .map_err(|e| format!("resolve: {e}"))?
-            .collect();
-        if addrs.is_empty() || (!allow_private && addrs.iter().any(|a| !is_public(a.ip()))) {
-            return Err("the host resolves to a non-public address; refused".into());
-        }
-        let stream = tokio::net::TcpStream::connect(addrs[0]).await.map_err(|e| format!("connect: {e}"))?;
         let signature = {
             let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(hook.secret.as_bytes()).map_err(|e| e.to_string())?;
             mac.update(&body);
             hex::encode(mac.finalize().into_bytes())
         };
-        let request = hyper::Request::post(target.path.as_str())
-            .header("host", &target.host)
-            .header("content-type", "application/json")
-            .header("user-agent", concat!("paramant-relay/", env!("CARGO_PKG_VERSION")))
-            .header("x-paramant-event", "blob_ready")
-            .header("x-paramant-sig", signature)
-            .body(Full::new(body))
-            .map_err(|e| e.to_string())?;
-        let status = if target.https {
-            let name = rustls::pki_types::ServerName::try_from(target.host.clone()).map_err(|e| e.to_string())?;
-            let tls = self.tls.connect(name, stream).await.map_err(|e| format!("tls: {e}"))?;
-            send_http1(TokioIo::new(tls), request).await?
-        } else {
-            send_http1(TokioIo::new(stream), request).await?
-        };
+        let reach = if allow_private { Reach::Any } else { Reach::PublicOnly };
+        let headers = [("x-paramant-event", "blob_ready"), ("x-paramant-sig", signature.as_str())];
+        let status = self.post(&hook.target, reach, &headers, body).await?;
         if status.is_success() { Ok(()) } else { Err(format!("answered {status}")) }
     }
+
+    /// POSTs JSON to `target` (https with the Mozilla roots, or plain http), connecting to the
+    /// address that was checked against `reach`.
+    pub async fn post(&self, target: &Target, reach: Reach, headers: &[(&str, &str)], body: Bytes) -> Result<hyper::StatusCode, String> {
+        let addrs: Vec<SocketAddr> = tokio::net::lookup_host((target.host.as_str(), target.port))
+            .await
+            .map_err(|e| format!("resolve: {e}"))?
+            .collect();
+        let refused = matches!(reach, Reach::PublicOnly) && addrs.iter().any(|a| !is_public(a.ip()));
+        if addrs.is_empty() || refused {
+            return Err("the host resolves to a non-public address; refused".into());
+        }
+        let stream = tokio::net::TcpStream::connect(addrs[0]).await.map_err(|e| format!("connect: {e}"))?;
+        let mut request = hyper::Request::post(target.path.as_str())
+            .header("host", &target.host)
+            .header("content-type", "application/json")
+            .header("user-agent", concat!("paramant-relay/", env!("CARGO_PKG_VERSION")));
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        let request = request.body(Full::new(body)).map_err(|e| e.to_string())?;
+        if target.https {
+            let name = rustls::pki_types::ServerName::try_from(target.host.clone()).map_err(|e| e.to_string())?;
+            let tls = self.tls.connect(name, stream).await.map_err(|e| format!("tls: {e}"))?;
+            send_http1(TokioIo::new(tls), request).await
+        } else {
+            send_http1(TokioIo::new(stream), request).await
+        }
+    }
+}
+
+/// Which addresses an outgoing call may reach.
+#[derive(Clone, Copy, Debug)]
+pub enum Reach {
+    /// Only public internet addresses (webhooks: SSRF protection).
+    PublicOnly,
+    /// Anything (operator-configured targets, or private webhooks when allowed).
+    Any,
 }
 
 async fn send_http1<T>(io: T, request: hyper::Request<Full<Bytes>>) -> Result<hyper::StatusCode, String>
