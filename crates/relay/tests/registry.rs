@@ -1,0 +1,143 @@
+//! The relay registry (`/v2/relays`: ML-DSA-65 signed, time-windowed registrations) and trial
+//! key requests (`/v2/request-trial`: a Free key by mail, rate limited per email and per IP).
+#![allow(clippy::unwrap_used)] // tests: a panic is the failure report
+
+mod common;
+
+use common::*;
+use serde_json::{Value, json};
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as u64
+}
+
+/// A registration of `url` signed by `key` at `timestamp_ms`.
+fn registration(key: &crypto::LogSigningKey, url: &str, sector: &str, timestamp_ms: u64) -> Value {
+    let timestamp = wire::iso8601_ms(timestamp_ms);
+    let signature = key.sign(format!("{url}|{sector}|2.4.5|{timestamp}").as_bytes());
+    json!({
+        "url": url,
+        "sector": sector,
+        "version": "2.4.5",
+        "public_key": b64(&key.verifying_key().to_bytes()),
+        "signature": b64(&signature),
+        "timestamp": timestamp,
+    })
+}
+
+#[test]
+fn a_relay_registers_with_a_signed_request_and_is_listed() {
+    let sector = Sector::start();
+    let key = crypto::LogSigningKey::generate().unwrap();
+    let url = "https://legal.example.org";
+
+    let reply = sector.post("/v2/relays/register", None, &registration(&key, url, "legal", now_ms()));
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    assert_eq!(reply.json()["pk_hash"], hex::encode(key.verifying_key().pk_hash()));
+    let listed = sector.get("/v2/relays", None).json();
+    assert_eq!(listed["total"], 1);
+    assert_eq!((listed["relays"][0]["url"].clone(), listed["relays"][0]["sector"].clone()), (json!(url), json!("legal")));
+    let logged = sector.log_entries().into_iter().filter(|e| e["type"] == "admin_action" && e["subject"] == url).count();
+    assert_eq!(logged, 1, "the registration is in the log");
+    let again = sector.post("/v2/relays/register", None, &registration(&key, url, "legal", now_ms()));
+    assert_eq!(again.status, 200, "a heartbeat with the same key: {}", again.text());
+
+    let mut forged = registration(&key, url, "legal", now_ms());
+    forged["version"] = json!("9.9.9");
+    sector.post("/v2/relays/register", None, &forged).assert_error(401, "signature_invalid");
+    let stale = registration(&key, url, "legal", now_ms() - 10 * 60 * 1000);
+    sector.post("/v2/relays/register", None, &stale).assert_error(400, "bad_request");
+    let future = registration(&key, url, "legal", now_ms() + 10 * 60 * 1000);
+    sector.post("/v2/relays/register", None, &future).assert_error(400, "bad_request");
+    let usurper = crypto::LogSigningKey::generate().unwrap();
+    sector.post("/v2/relays/register", None, &registration(&usurper, url, "legal", now_ms())).assert_error(409, "key_mismatch");
+    for (bad_url, bad_sector) in [("https://10.1.2.3", "legal"), ("https://127.0.0.1:8443", "legal"), ("http://plain.example.org", "legal"), ("https://other.example.org", "space")] {
+        let reply = sector.post("/v2/relays/register", None, &registration(&key, bad_url, bad_sector, now_ms()));
+        assert_eq!((reply.status, reply.error()), (400, "bad_request".into()), "{bad_url} {bad_sector}: {}", reply.text());
+    }
+    let mut not_a_key = registration(&key, "https://x.example.org", "legal", now_ms());
+    not_a_key["public_key"] = json!(b64(&[1u8; 64]));
+    sector.post("/v2/relays/register", None, &not_a_key).assert_error(400, "bad_request");
+
+    let listed = sector.get("/v2/relays", None).json();
+    assert_eq!(listed["total"], 1, "refused registrations change nothing: {listed}");
+    assert_eq!(listed["relays"][0]["pk_hash"], hex::encode(key.verifying_key().pk_hash()));
+}
+
+fn trial(sector: &Sector, email: &str) -> Reply {
+    sector.post("/v2/request-trial", None, &json!({ "name": "Jane Smith", "email": email, "use_case": "DICOM transfer" }))
+}
+
+fn outbox(sector: &Sector) -> Vec<String> {
+    let dir = sector.relay_state_dir().join("outbox");
+    let mut mails: Vec<String> = std::fs::read_dir(dir)
+        .map(|d| d.map(|e| std::fs::read_to_string(e.unwrap().path()).unwrap()).collect())
+        .unwrap_or_default();
+    mails.sort();
+    mails
+}
+
+/// The `pgp_` key in a mail.
+fn key_in(mail: &str) -> String {
+    let start = mail.find("pgp_").expect("a pgp_ key in the mail");
+    mail[start..].chars().take_while(|c| c.is_ascii_alphanumeric() || *c == '_' || *c == '-').collect()
+}
+
+#[test]
+fn a_trial_request_mails_a_working_free_key_and_is_rate_limited() {
+    let sector = Sector::start();
+    let reply = trial(&sector, "Jane@Example.com");
+    assert_eq!((reply.status, reply.json()["ok"].clone()), (200, json!(true)), "{}", reply.text());
+    let mails = outbox(&sector);
+    assert_eq!(mails.len(), 1);
+    assert!(mails[0].contains("To: jane@example.com\r\n"), "{}", mails[0]);
+    let key = key_in(&mails[0]);
+    let check = sector.get("/v2/check-key", Some(&key)).json();
+    assert_eq!((check["valid"].clone(), check["plan"].clone()), (json!(true), json!("free")), "{check}");
+    sector.upload_ok(&key, &payload(1, 100), json!({}));
+
+    let same_email = trial(&sector, "jane@example.com");
+    same_email.assert_error(429, "rate_limited");
+    assert!(same_email.json()["detail"].as_str().unwrap().contains("email"));
+    assert!(same_email.header("retry-after").is_some());
+    assert_eq!(trial(&sector, "john@example.com").status, 200);
+    assert_eq!(trial(&sector, "joan@example.com").status, 200);
+    let fourth = trial(&sector, "jim@example.com");
+    fourth.assert_error(429, "rate_limited");
+    assert!(!fourth.json()["detail"].as_str().unwrap().contains("email"), "the per-address limit: {}", fourth.text());
+    assert_eq!(outbox(&sector).len(), 3);
+
+    for email in ["not-an-email", "a@b", "x@.com", "evil@example.com\r\nBcc: all@example.com", "<a@example.com>"] {
+        trial(&sector, email).assert_error(400, "bad_request");
+    }
+    sector.post("/v2/request-trial", None, &json!({ "name": "", "email": "e@example.com" })).assert_error(400, "bad_request");
+    sector.post("/v2/request-trial", None, &json!({ "name": "x", "email": "e@example.com", "plan": "enterprise" })).assert_error(400, "bad_request");
+    assert_eq!(outbox(&sector).len(), 3);
+}
+
+#[test]
+fn concurrent_trial_requests_each_get_their_own_mail() {
+    let sector = Sector::start();
+    let emails = ["ann@example.com", "bob@example.com", "cat@example.com"];
+    let start = std::sync::Barrier::new(emails.len());
+    let statuses: Vec<u16> = std::thread::scope(|scope| {
+        let handles: Vec<_> = emails
+            .iter()
+            .map(|email| {
+                let (sector, start) = (&sector, &start);
+                scope.spawn(move || {
+                    start.wait();
+                    trial(sector, email).status
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    assert_eq!(statuses, vec![200; 3]);
+    let mails = outbox(&sector);
+    assert_eq!(mails.len(), 3);
+    for email in emails {
+        let mail = mails.iter().find(|m| m.contains(&format!("To: {email}\r\n"))).unwrap_or_else(|| panic!("no mail to {email}"));
+        assert_eq!(sector.get("/v2/check-key", Some(&key_in(mail))).json()["valid"], true, "{email}'s key works");
+    }
+}
