@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{ConnectInfo, Path, Query, State};
+use axum::extract::{ConnectInfo, Query, State};
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -76,7 +76,7 @@ async fn sth_history(State(state): State<SharedState>, Query(params): Params) ->
     Ok(Json(json!({ "ok": true, "count": sths.len(), "total": total, "sths": sths })))
 }
 
-async fn sth_at(State(state): State<SharedState>, Path(timestamp): Path<String>) -> ApiResult<Json<Value>> {
+async fn sth_at(State(state): State<SharedState>, jsonapi::PathParam(timestamp): jsonapi::PathParam) -> ApiResult<Json<Value>> {
     let unix_ms: u64 = timestamp
         .parse()
         .map_err(|_| ApiError::bad_request("timestamp must be Unix milliseconds"))?;
@@ -202,7 +202,7 @@ async fn peers(State(state): State<SharedState>) -> ApiResult<Json<Value>> {
 
 async fn peer_sths(
     State(state): State<SharedState>,
-    Path(pk_hash): Path<String>,
+    jsonapi::PathParam(pk_hash): jsonapi::PathParam,
     Query(params): Params,
 ) -> ApiResult<Json<Value>> {
     let key = wire::parse_hash_hex(&pk_hash).map_err(|_| ApiError::bad_request("pk_hash must be 64 hex characters"))?;

@@ -80,3 +80,13 @@ fn malformed_requests_get_json_client_errors_and_the_log_survives() {
     let (_, health) = log.get("/health");
     assert_eq!(health["ok"], true);
 }
+
+#[test]
+fn malformed_path_parameters_get_json_400s() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = Log::configure(dir.path(), "health.example", "").start();
+    for path in ["/v2/sth/%FF", "/v2/sth/peers/%FF%FE"] {
+        let (status, body) = log.get(path);
+        assert_eq!((status, body["error"].as_str().unwrap_or_default()), (400, "bad_request"), "GET {path}: {body}");
+    }
+}

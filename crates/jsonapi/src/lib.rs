@@ -9,6 +9,8 @@ use std::collections::HashMap;
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
+use axum::extract::{FromRequestParts, Path};
+use axum::http::request::Parts;
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
@@ -128,4 +130,21 @@ pub fn query_u64(params: &HashMap<String, String>, name: &str) -> ApiResult<Opti
         .get(name)
         .map(|v| v.parse::<u64>().map_err(|_| ApiError::bad_request(format!("{name} must be a non-negative integer"))))
         .transpose()
+}
+
+/// One path parameter, percent-decoded. axum's own `Path` answers a malformed one (bad
+/// percent-encoding, invalid UTF-8) with a plain-text 400; this answers with the API's JSON
+/// error, like every other refusal.
+pub struct PathParam(pub String);
+
+impl<S: Send + Sync> FromRequestParts<S> for PathParam {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        match Path::<String>::from_request_parts(parts, state).await {
+            Ok(Path(value)) => Ok(Self(value)),
+            Err(rejection) if rejection.status().is_client_error() => Err(ApiError::bad_request(rejection.body_text())),
+            Err(rejection) => Err(ApiError::internal("path parameter", &rejection.body_text())),
+        }
+    }
 }

@@ -36,7 +36,10 @@ impl Mail<'_> {
 pub fn write_outbox(outbox: &Path, mail: &Mail<'_>, unix_ms: u64, date: &str) -> std::io::Result<()> {
     use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
     std::fs::DirBuilder::new().recursive(true).mode(0o700).create(outbox)?;
-    let name = format!("{unix_ms}-{}.eml", std::process::id());
+    // A random suffix: two mails in one millisecond must not collide (create_new would fail).
+    let mut suffix = [0u8; 8];
+    getrandom::fill(&mut suffix).map_err(std::io::Error::other)?;
+    let name = format!("{unix_ms}-{}.eml", hex::encode(suffix));
     let mut file = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(outbox.join(name))?;
     std::io::Write::write_all(&mut file, mail.rfc5322(date).as_bytes())?;
     file.sync_all()

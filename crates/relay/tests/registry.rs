@@ -141,3 +141,19 @@ fn concurrent_trial_requests_each_get_their_own_mail() {
         assert_eq!(sector.get("/v2/check-key", Some(&key_in(mail))).json()["valid"], true, "{email}'s key works");
     }
 }
+
+#[test]
+fn a_relay_announces_itself_in_the_configured_registry_signed_by_its_log() {
+    // The registry accepts this loopback URL only because private targets are allowed here.
+    let registry = Sector::with_config("[webhook]\ndanger_allow_private_targets = true\n");
+    let announced = Sector::with_config(&format!("registry_url = \"{}\"\n", registry.url));
+    let listed = wait_until("the relay to appear in the registry", || {
+        let list = registry.get("/v2/relays", None).json();
+        (list["total"] == 1).then_some(list)
+    });
+    let entry = &listed["relays"][0];
+    assert_eq!(entry["url"], announced.url.as_str());
+    assert_eq!(entry["sector"], "relay");
+    let log_key = announced.get("/v2/pubkey", None).json();
+    assert_eq!(entry["pk_hash"], log_key["pk_hash"], "the relay's identity is its sector log's key");
+}

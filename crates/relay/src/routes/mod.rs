@@ -1,6 +1,8 @@
 //! The public router of the relay: which path goes where, body limits, and the refusal of API
 //! keys in query strings.
 
+pub use jsonapi::PathParam;
+
 pub mod ct_proxy;
 pub mod devices;
 pub mod info;
@@ -9,8 +11,7 @@ pub mod transfer;
 
 use std::net::SocketAddr;
 
-use axum::extract::{ConnectInfo, DefaultBodyLimit, FromRequestParts, Path, Request, State};
-use axum::http::request::Parts;
+use axum::extract::{ConnectInfo, DefaultBodyLimit, Request, State};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -95,19 +96,3 @@ async fn refuse_key_in_query(request: Request, next: Next) -> Response {
     next.run(request).await
 }
 
-/// One path parameter, percent-decoded. axum's own `Path` answers a malformed one (bad
-/// percent-encoding, invalid UTF-8) with a plain-text 400; this answers with the API's JSON
-/// error, like every other refusal.
-pub struct PathParam(pub String);
-
-impl<S: Send + Sync> FromRequestParts<S> for PathParam {
-    type Rejection = ApiError;
-
-    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
-        match Path::<String>::from_request_parts(parts, state).await {
-            Ok(Path(value)) => Ok(Self(value)),
-            Err(rejection) if rejection.status().is_client_error() => Err(ApiError::bad_request(rejection.body_text())),
-            Err(rejection) => Err(ApiError::internal("path parameter", &rejection.body_text())),
-        }
-    }
-}

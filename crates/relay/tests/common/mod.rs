@@ -299,8 +299,11 @@ fn start_log(dir: &Path) -> (tokio::runtime::Runtime, String, String) {
 }
 
 fn relay_config(dir: &Path, public_port: u16, internal_port: u16, log_public: &str, log_internal: &str, extra: &str) -> String {
+    // Top-level keys of `extra` (before its first table) must precede `[ctlog]`.
+    let split = if extra.starts_with('[') { 0 } else { extra.find("\n[").map(|i| i + 1).unwrap_or(extra.len()) };
+    let (top, extra) = extra.split_at(split);
     format!(
-        "sector = \"relay\"\npublic_listen = \"127.0.0.1:{public_port}\"\ninternal_listen = \"127.0.0.1:{internal_port}\"\n\
+        "{top}\nsector = \"relay\"\npublic_listen = \"127.0.0.1:{public_port}\"\ninternal_listen = \"127.0.0.1:{internal_port}\"\n\
          state_dir = \"{state}\"\ninternal_token_file = \"{state}/internal-token\"\n\n\
          [ctlog]\ninternal_url = \"{log_internal}\"\npublic_url = \"{log_public}\"\ntoken_file = \"{log_token}\"\n\n{extra}",
         state = dir.join("relay-state").display(),
