@@ -99,6 +99,13 @@ stage() {
   ln -s ../paramant-harness.service "$root/etc/systemd/system/multi-user.target.wants/paramant-harness.service"
 }
 timed "stage rootfs + binaries + units" stage
+# For experiments only (CI never sets it): a script that may change the staged tree, e.g. a
+# drop-in for a service still being written. Loudly reported, so a green run cannot hide it.
+if [ -n "${PARAMANT_HARNESS_STAGE_HOOK:-}" ]; then
+  log "!!!!! running stage hook $PARAMANT_HARNESS_STAGE_HOOK on the staged rootfs"
+  "$PARAMANT_HARNESS_STAGE_HOOK" "$work/root"
+  echo "CHECK [all] FAIL stage-hook — PARAMANT_HARNESS_STAGE_HOOK changed the staged system; not a valid run" >> "$results"
+fi
 if [ "$qemu" = yes ]; then
   # The disk is made before nspawn boots the tree, so the qemu boot is a first boot too.
   timed "disk image (mkfs.ext4 -d)" bash -c "truncate -s 2G '$work/disk.img' && mkfs.ext4 -q -L paramant -d '$work/root' '$work/disk.img'"
