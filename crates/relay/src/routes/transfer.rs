@@ -3,7 +3,6 @@
 
 use std::borrow::Cow;
 use std::collections::HashMap;
-use std::sync::Arc;
 
 use axum::body::{Body, Bytes};
 use axum::extract::rejection::BytesRejection;
@@ -100,11 +99,25 @@ pub async fn inbound(State(state): State<SharedState>, headers: HeaderMap, body:
         sig_verified: false,
     };
     let claim = Claim::new(&state, &hash, meta_record).inspect_err(|_| state.daily_uploads.refund(&caller.key_hash, now))?;
-    let result = store_upload(&state, &caller, &hash, &request.payload, meta.drop, &upload, meta.device_id.as_deref(), claim).await;
+    // From here on only the payload text is needed: the rest of the body goes now, and the
+    // text itself as soon as it is decoded (before the log is waited for).
+    let payload_b64 = payload_text(&body, request.payload);
+    drop(body);
+    let result = store_upload(&state, &caller, &hash, payload_b64, meta.drop, &upload, meta.device_id.as_deref(), claim).await;
     if result.is_err() {
         state.daily_uploads.refund(&caller.key_hash, now);
     }
     result.map(Json)
+}
+
+/// The payload's base64 text as a view into the request body, without copying it (serde
+/// borrowed it from `body` because the JSON string had no escapes); an unescaped copy is owned.
+fn payload_text(body: &Bytes, payload: Cow<'_, str>) -> Bytes {
+    match payload {
+        // `slice_ref` needs a subslice of `body`: a borrowed string was parsed out of it.
+        Cow::Borrowed(text) => body.slice_ref(text.as_bytes()),
+        Cow::Owned(text) => Bytes::from(text),
+    }
 }
 
 /// TTL and view count after the plan's caps.
@@ -166,7 +179,7 @@ async fn store_upload(
     state: &SharedState,
     caller: &Caller,
     hash: &str,
-    payload_b64: &str,
+    payload_b64: Bytes,
     is_drop: bool,
     upload: &UploadPlan,
     device: Option<&str>,
@@ -209,7 +222,8 @@ async fn store_upload(
 }
 
 /// Base64-decodes into an exactly sized buffer and hashes it, off the async workers when large.
-async fn decode_and_hash(payload_b64: &str) -> ApiResult<(Vec<u8>, [u8; 32])> {
+/// The text is dropped as soon as it is decoded.
+async fn decode_and_hash(payload_b64: Bytes) -> ApiResult<(Vec<u8>, [u8; 32])> {
     fn work(text: &[u8]) -> Result<(Vec<u8>, [u8; 32]), base64::DecodeError> {
         let mut out = Vec::with_capacity(text.len() / 4 * 3 + 3);
         base64::engine::general_purpose::STANDARD.decode_vec(text, &mut out)?;
@@ -218,11 +232,10 @@ async fn decode_and_hash(payload_b64: &str) -> ApiResult<(Vec<u8>, [u8; 32])> {
     }
     let bad = |_| ApiError::bad_request("payload is not valid standard base64");
     if payload_b64.len() <= INLINE_DECODE_LIMIT {
-        return work(payload_b64.as_bytes()).map_err(bad);
+        return work(&payload_b64).map_err(bad);
     }
-    // The blocking pool needs owned input; copying the text is cheaper than the decode.
-    let text: Arc<[u8]> = Arc::from(payload_b64.as_bytes());
-    tokio::task::spawn_blocking(move || work(&text))
+    // `Bytes` is owned and shares the request body: no copy of the text for the blocking pool.
+    tokio::task::spawn_blocking(move || work(&payload_b64))
         .await
         .map_err(|e| ApiError::internal("decode task", &e))?
         .map_err(bad)
