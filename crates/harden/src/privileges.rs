@@ -15,8 +15,13 @@ pub fn drop_capabilities() -> Result<(), HardenError> {
         }
     }
     // Effective before permitted: the kernel refuses an effective set larger than permitted.
+    // Sets that are already empty are left alone: under systemd with `CapabilityBoundingSet=`
+    // everything is empty from the start, and `SystemCallFilter=~@privileged` makes capset
+    // itself fail with EPERM.
     for set in [CapSet::Ambient, CapSet::Inheritable, CapSet::Effective, CapSet::Permitted] {
-        caps::clear(None, set)?;
+        if !caps::read(None, set)?.is_empty() {
+            caps::clear(None, set)?;
+        }
     }
     for (set, name) in [
         (CapSet::Ambient, "ambient"),
