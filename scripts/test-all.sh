@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs every test of paramant-rs: lints, the Rust test suites (unit, published vectors,
 # property tests, HTTP round trips against the real binaries, crash/restart), and the
-# published Python SDK (paramant-sdk 3.0.0, unmodified) against `paramant up`.
+# published Python SDK (paramant-sdk 3.0.0, unmodified) against `paramant up`, the units
+# rendered from Nix and scored, and the Debian systemd harness (real systemd, real kernel).
 # This is the command README.md names and .ci/run calls.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -20,3 +21,9 @@ venv=.venv-sdk
 [ -x "$venv/bin/python" ] || python3 -m venv "$venv"
 "$venv/bin/pip" install -q --disable-pip-version-check -r tests/sdk/requirements.txt
 PARAMANT_BIN="$PWD/target/release/paramant" "$venv/bin/python" -m pytest -q tests/sdk
+
+echo "== units: rendered from nixos-modules/lib with nix-instantiate, scored by systemd-analyze"
+bash scripts/render-units.sh --out target/rendered-units
+
+echo "== the Debian systemd harness (nspawn and qemu TCG boots of the rendered units)"
+bash harness/debian-systemd/run.sh --no-build
