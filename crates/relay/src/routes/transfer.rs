@@ -209,7 +209,7 @@ async fn store_upload(
         state.queues.push(caller.key_hash, device, hash, now_ms());
         state.webhooks.blob_ready(state.clone(), caller.key_hash, device, hash, size, upload.ttl_ms);
     }
-    Ok(json!({
+    let mut answer = json!({
         "ok": true,
         "hash": hash,
         "ttl_ms": upload.ttl_ms,
@@ -217,8 +217,10 @@ async fn store_upload(
         "size": size,
         "sig_verified": false,
         "download_token": token,
-        "merkle_proof": appended.merkle_proof,
-    }))
+    });
+    // Moved in, not through `json!` (which would deep-copy the proof and its 4.4 KB signature).
+    answer["merkle_proof"] = appended.merkle_proof;
+    Ok(answer)
 }
 
 /// Base64-decodes into an exactly sized buffer and hashes it, off the async workers when large.
@@ -315,7 +317,7 @@ fn finish_callback(
         let event = json!({ "type": "delivery", "blob_hash": hash, "sector": state.config.sector, "burned": burned });
         let log_state = state.clone();
         state.log.spawn_write(async move {
-            if let Err(e) = log_state.log.append(event).await {
+            if let Err(e) = log_state.log.record(event).await {
                 eprintln!("paramant-relay: logging a delivery failed: {}", e.code());
             }
         });
