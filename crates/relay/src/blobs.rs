@@ -63,7 +63,8 @@ enum State {
     /// Hash claimed, upload still being logged.
     Pending,
     /// Downloadable.
-    Ready { payload: Bytes, views_left: u32, in_flight: u32 },
+    /// `payload_sha256` was computed when the upload was checked, so a download never rehashes.
+    Ready { payload: Bytes, payload_sha256: [u8; 32], views_left: u32, in_flight: u32 },
 }
 
 struct Entry {
@@ -96,6 +97,7 @@ pub enum BlobError {
 /// A delivery in progress: the bytes to send.
 pub struct Delivery {
     pub payload: Bytes,
+    pub payload_sha256: [u8; 32],
     pub meta: BlobMeta,
     /// Views left before this one; 1 means this delivery burns the blob.
     pub views_left: u32,
@@ -157,12 +159,12 @@ impl BlobStore {
         Ok(())
     }
 
-    /// Makes a claimed blob downloadable.
-    pub fn publish(&self, hash: &str, payload: Bytes, transfer_leaf_hash: String) {
+    /// Makes a claimed blob downloadable; `payload_sha256` is the SHA-256 of `payload`.
+    pub fn publish(&self, hash: &str, payload: Bytes, payload_sha256: [u8; 32], transfer_leaf_hash: String) {
         let mut inner = self.lock();
         let Some(entry) = inner.blobs.get_mut(hash) else { return };
         entry.meta.transfer_leaf_hash = transfer_leaf_hash;
-        entry.state = State::Ready { payload, views_left: entry.meta.max_views, in_flight: 0 };
+        entry.state = State::Ready { payload, payload_sha256, views_left: entry.meta.max_views, in_flight: 0 };
         let key = (entry.meta.expires_ms, hash.to_owned());
         inner.expiry.insert(key);
     }
@@ -187,14 +189,14 @@ impl BlobStore {
         {
             return Err(BlobError::Forbidden);
         }
-        let State::Ready { payload, views_left, in_flight } = &mut entry.state else {
+        let State::Ready { payload, payload_sha256, views_left, in_flight } = &mut entry.state else {
             return Err(BlobError::NotFound);
         };
         if *in_flight >= *views_left {
             return Err(BlobError::Busy);
         }
         *in_flight += 1;
-        Ok(Delivery { payload: payload.clone(), meta: entry.meta.clone(), views_left: *views_left })
+        Ok(Delivery { payload: payload.clone(), payload_sha256: *payload_sha256, meta: entry.meta.clone(), views_left: *views_left })
     }
 
     /// Ends a delivery. A completely sent body consumes the view; the last view burns the blob
@@ -297,7 +299,7 @@ mod tests {
 
     fn stored(store: &BlobStore, hash: &str, owner: KeyHash) {
         store.claim(hash, meta(3, Access::Owner(owner))).unwrap();
-        store.publish(hash, payload_bytes(b"abc".to_vec()), "leaf".into());
+        store.publish(hash, payload_bytes(b"abc".to_vec()), [0; 32], "leaf".into());
     }
 
     #[test]
@@ -329,7 +331,7 @@ mod tests {
         assert_eq!(store.begin_delivery("h", Some(&[2; 32]), 0).err(), Some(BlobError::Forbidden));
         assert_eq!(store.begin_delivery("h", None, 0).err(), Some(BlobError::Forbidden));
         store.claim("d", meta(3, Access::LookupId)).unwrap();
-        store.publish("d", payload_bytes(b"abc".to_vec()), "leaf".into());
+        store.publish("d", payload_bytes(b"abc".to_vec()), [0; 32], "leaf".into());
         assert!(store.begin_delivery("d", None, 0).is_ok());
     }
 

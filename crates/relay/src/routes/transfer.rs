@@ -202,7 +202,7 @@ async fn store_upload(
         .await?;
     let expires_ms = now_ms() + upload.ttl_ms;
     let token = state.tokens.issue(hash, expires_ms)?;
-    state.blobs.publish(hash, payload_bytes(payload), appended.leaf_hash.clone());
+    state.blobs.publish(hash, payload_bytes(payload), sha256, appended.leaf_hash.clone());
     claim.published = true;
     state.audit.record(caller.key_hash, if is_drop { "drop" } else { "inbound" }, hash, size, device.map(str::to_owned));
     if let Some(device) = device {
@@ -278,7 +278,7 @@ async fn deliver(state: &SharedState, hash: &str, caller: Option<KeyHash>, token
     let meta = delivery.meta;
     // This view burns the blob when it is the last one left.
     let burns = delivery.views_left <= 1;
-    let payload_sha256 = hex::encode(Sha256::digest(&delivery.payload));
+    let payload_sha256 = hex::encode(delivery.payload_sha256);
     let receipt = match state.log.receipt(hash, &state.config.sector, &meta.transfer_leaf_hash, burns).await {
         Ok(r) => r,
         Err(e) => {
