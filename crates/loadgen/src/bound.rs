@@ -1,0 +1,72 @@
+//! The machine's bound for large uploads, measured in this process: what the relay must do to
+//! every upload's bytes at least — decode the base64 text into an exactly sized buffer and
+//! hash the result with SHA-256 (the relay's `decode_and_hash`: base64 `STANDARD.decode_vec`,
+//! `sha2::Sha256`) — on one core, scaled to all of them.
+//!
+//! Both wall time and this thread's CPU time are taken: on a shared machine a thread can be
+//! descheduled mid-measurement, which inflates wall time but not CPU time.
+
+use std::time::{Duration, Instant};
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use nix::time::{ClockId, clock_gettime};
+use sha2::{Digest, Sha256};
+
+/// Timed repetitions; medians are reported (the machine is shared and noisy).
+const ROUNDS: usize = 25;
+/// First rounds fault the buffers in and warm the caches; they are not counted.
+const WARMUP_ROUNDS: usize = 3;
+
+/// One core's time to decode and hash one payload, and the bound over all cores.
+#[derive(Clone, Copy, Debug)]
+pub struct Bound {
+    /// Wall time, median.
+    pub decode_secs: f64,
+    pub hash_secs: f64,
+    /// This thread's CPU time for decode + hash, median.
+    pub cpu_secs: f64,
+    pub cores: usize,
+}
+
+impl Bound {
+    /// Uploads per second all cores could decode and hash if they did nothing else.
+    pub fn uploads_per_sec(&self) -> f64 {
+        self.cores as f64 / (self.decode_secs + self.hash_secs)
+    }
+}
+
+/// Measures decode and hash of a `size`-byte payload on the calling thread.
+pub fn measure(size: usize, cores: usize) -> Bound {
+    let payload: Vec<u8> = (0..size).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8).collect();
+    let text = STANDARD.encode(&payload);
+    let (mut decode, mut hash, mut cpu) = (Vec::new(), Vec::new(), Vec::new());
+    for _ in 0..ROUNDS + WARMUP_ROUNDS {
+        let (start, cpu_start) = (Instant::now(), thread_cpu());
+        let mut out = Vec::with_capacity(text.len() / 4 * 3 + 3);
+        let decoded = STANDARD.decode_vec(&text, &mut out);
+        let decoded_at = Instant::now();
+        let digest = Sha256::digest(&out);
+        let (hashed_at, cpu_end) = (Instant::now(), thread_cpu());
+        let _ = std::hint::black_box((decoded, digest));
+        decode.push(decoded_at - start);
+        hash.push(hashed_at - decoded_at);
+        cpu.push(cpu_end.saturating_sub(cpu_start));
+    }
+    Bound {
+        decode_secs: median(&mut decode[WARMUP_ROUNDS..]),
+        hash_secs: median(&mut hash[WARMUP_ROUNDS..]),
+        cpu_secs: median(&mut cpu[WARMUP_ROUNDS..]),
+        cores,
+    }
+}
+
+/// CPU time of the calling thread (zero if the clock is unavailable).
+fn thread_cpu() -> Duration {
+    clock_gettime(ClockId::CLOCK_THREAD_CPUTIME_ID).map_or(Duration::ZERO, Duration::from)
+}
+
+fn median(samples: &mut [Duration]) -> f64 {
+    samples.sort_unstable();
+    samples[samples.len() / 2].as_secs_f64()
+}
