@@ -122,34 +122,16 @@ pub enum InternalListen {
     Tcp(SocketAddr),
 }
 
-/// A configuration file that cannot be used, with the reason.
-#[derive(Debug, thiserror::Error)]
-pub enum ConfigError {
-    #[error("cannot read {path}: {source}")]
-    Read { path: PathBuf, source: std::io::Error },
-    #[error("{path}: {source}")]
-    Parse { path: PathBuf, source: Box<toml::de::Error> },
-    #[error("{path}: {field}: {message}")]
-    Invalid { path: PathBuf, field: &'static str, message: String },
-}
+pub use configfile::ConfigError;
 
 impl Config {
     /// Reads and validates a configuration file.
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|source| ConfigError::Read { path: path.into(), source })?;
-        let config: Config = toml::from_str(&text)
-            .map_err(|source| ConfigError::Parse { path: path.into(), source: Box::new(source) })?;
-        config.validate(path)?;
-        Ok(config)
+        configfile::load(path, Self::validate)
     }
 
-    fn validate(&self, path: &Path) -> Result<(), ConfigError> {
-        let invalid = |field, message: &str| ConfigError::Invalid {
-            path: path.into(),
-            field,
-            message: message.into(),
-        };
+    fn validate(&self) -> Result<(), configfile::Invalid> {
+        let invalid = |field, message: &str| configfile::Invalid::new(field, message);
         if self.relay_id.is_empty() || self.relay_id.len() > 253 {
             return Err(invalid("relay_id", "must be 1-253 characters, e.g. \"relay.example.org\""));
         }

@@ -170,30 +170,16 @@ fn default_mail_from() -> String {
 /// Sectors of the API reference.
 pub const SECTORS: [&str; 5] = ["relay", "health", "legal", "finance", "iot"];
 
-/// A configuration file that cannot be used, with the reason.
-#[derive(Debug, thiserror::Error)]
-pub enum ConfigError {
-    #[error("cannot read {path}: {source}")]
-    Read { path: PathBuf, source: std::io::Error },
-    #[error("{path}: {source}")]
-    Parse { path: PathBuf, source: Box<toml::de::Error> },
-    #[error("{path}: {field}: {message}")]
-    Invalid { path: PathBuf, field: &'static str, message: String },
-}
+pub use configfile::ConfigError;
 
 impl Config {
     /// Reads and validates a configuration file.
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|source| ConfigError::Read { path: path.into(), source })?;
-        let config: Config = toml::from_str(&text)
-            .map_err(|source| ConfigError::Parse { path: path.into(), source: Box::new(source) })?;
-        config.validate(path)?;
-        Ok(config)
+        configfile::load(path, Self::validate)
     }
 
-    fn validate(&self, path: &Path) -> Result<(), ConfigError> {
-        let invalid = |field, message: &str| ConfigError::Invalid { path: path.into(), field, message: message.into() };
+    fn validate(&self) -> Result<(), configfile::Invalid> {
+        let invalid = |field, message: &str| configfile::Invalid::new(field, message);
         if !SECTORS.contains(&self.sector.as_str()) {
             return Err(invalid("sector", "must be one of relay, health, legal, finance, iot"));
         }
@@ -319,7 +305,7 @@ mod tests {
              public_url = \"http://localhost:8081/\"\ntoken_file = \"/run/ctlog/token\"\n"
         );
         let config: Config = toml::from_str(&text).expect("valid config");
-        config.validate(Path::new("relay.toml")).expect("valid values");
+        assert!(config.validate().is_ok(), "valid values");
         config
     }
 
@@ -385,7 +371,7 @@ mod tests {
                 "sector = \"relay\"\npublic_listen = \"127.0.0.1:1\"\ninternal_listen = \"127.0.0.1:2\"\nstate_dir = \"/s\"\n\
                  {extra}\n[ctlog]\ninternal_url = \"http://127.0.0.1:3\"\npublic_url = \"http://127.0.0.1:4\"\n"
             );
-            let refused = toml::from_str::<Config>(&text).map(|c| c.validate(Path::new("r.toml")).is_err());
+            let refused = toml::from_str::<Config>(&text).map(|c| c.validate().is_err());
             assert!(refused.unwrap_or(true), "{extra} accepted");
         }
     }
