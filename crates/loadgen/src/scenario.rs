@@ -60,7 +60,10 @@ pub struct MemoryReport {
     pub blobs: usize,
     pub store_failures: u64,
     pub with_blobs: Option<Memory>,
+    /// 2 s and 15 s after the last download (allocators may hand memory back with a delay:
+    /// jemalloc's dirty pages decay over 10 s).
     pub after_burn: Option<Memory>,
+    pub after_burn_later: Option<Memory>,
 }
 
 pub async fn run(settings: &Settings) -> anyhow::Result<RunReport> {
@@ -149,8 +152,10 @@ async fn memory(settings: &Settings) -> anyhow::Result<MemoryReport> {
     burn(&client, hashes.clone(), size, settings.large_clients).await;
     tokio::time::sleep(Duration::from_secs(2)).await;
     let after_burn = probe::memory(services.relay_pid);
+    tokio::time::sleep(Duration::from_secs(13)).await;
+    let after_burn_later = probe::memory(services.relay_pid);
     services.stop().await;
-    Ok(MemoryReport { idle, stored_bytes, blobs: hashes.len(), store_failures, with_blobs, after_burn })
+    Ok(MemoryReport { idle, stored_bytes, blobs: hashes.len(), store_failures, with_blobs, after_burn, after_burn_later })
 }
 
 /// Uploads `count` blobs with `clients` concurrent clients; returns the stored hashes and how
