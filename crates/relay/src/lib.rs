@@ -173,7 +173,9 @@ fn spawn_sweeper(state: &SharedState) {
         let mut tick = tokio::time::interval(SWEEP_INTERVAL);
         loop {
             tick.tick().await;
-            state.blobs.sweep(state::now_ms());
+            let now = state::now_ms();
+            state.blobs.sweep(now);
+            state.tokens.sweep(now);
         }
     });
 }

@@ -170,8 +170,6 @@ impl DownloadTokens {
     pub fn issue(&self, hash: &str, expires_ms: u64) -> ApiResult<String> {
         let token = crypto::random_token("").map_err(|e| ApiError::internal("rng", &e))?;
         let mut tokens = self.tokens.lock().unwrap_or_else(|p| p.into_inner());
-        let now = now_ms();
-        tokens.retain(|_, (_, expires)| *expires > now);
         tokens.insert(token.clone(), (hash.to_owned(), expires_ms));
         Ok(token)
     }
@@ -181,6 +179,12 @@ impl DownloadTokens {
     pub fn resolve(&self, token: &str, now_ms: u64) -> Option<String> {
         let tokens = self.tokens.lock().unwrap_or_else(|p| p.into_inner());
         tokens.get(token).filter(|(_, expires)| *expires > now_ms).map(|(hash, _)| hash.clone())
+    }
+
+    /// Forgets expired tokens (from the 1 s sweeper, not the upload path: a scan per upload
+    /// grew with the number of blobs stored).
+    pub fn sweep(&self, now_ms: u64) {
+        self.tokens.lock().unwrap_or_else(|p| p.into_inner()).retain(|_, (_, expires)| *expires > now_ms);
     }
 
     /// Consumes a token (after its download completed).
