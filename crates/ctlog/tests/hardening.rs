@@ -5,7 +5,8 @@
 
 mod common;
 
-use std::collections::BTreeMap;
+use harden::testkit::{receive_until, with_landlock_blocked};
+
 use std::os::unix::net::UnixDatagram;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -15,25 +16,6 @@ fn full_landlock_here() -> bool {
     harden::landlock_abi() >= harden::NET_RULES_ABI
 }
 
-/// Runs `f` on a thread whose seccomp filter answers EPERM for the landlock system calls, as a
-/// unit's `SystemCallFilter=@system-service` does on systemd 252; children it starts inherit it.
-fn with_landlock_blocked<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
-    std::thread::spawn(move || {
-        use seccompiler::{BpfProgram, SeccompAction, SeccompFilter};
-        let rules = [libc::SYS_landlock_create_ruleset, libc::SYS_landlock_add_rule, libc::SYS_landlock_restrict_self]
-            .into_iter()
-            .map(|nr| (nr, vec![]))
-            .collect::<BTreeMap<_, _>>();
-        let arch = std::env::consts::ARCH.try_into().unwrap();
-        let filter =
-            SeccompFilter::new(rules, SeccompAction::Allow, SeccompAction::Errno(libc::EPERM as u32), arch).unwrap();
-        let program: BpfProgram = filter.try_into().unwrap();
-        seccompiler::apply_filter(&program).unwrap();
-        f()
-    })
-    .join()
-    .unwrap()
-}
 
 fn run_to_exit(log: &Log, command: &str) -> Output {
     Command::new(BIN).args([command, "--config"]).arg(&log.config).stdin(Stdio::null()).output().unwrap()
@@ -172,26 +154,7 @@ fn a_gossip_peer_named_by_host_name_is_reached_from_inside_the_sandbox() {
     }
 }
 
-/// The notify socket's next message (fails after 10 s).
-fn receive(socket: &UnixDatagram) -> String {
-    let mut buf = [0u8; 4096];
-    let n = socket.recv(&mut buf).expect("a notify message within 10 s");
-    String::from_utf8_lossy(&buf[..n]).into_owned()
-}
 
-/// Receives until a message contains `needle`, skipping the periodic STATUS and WATCHDOG ones.
-fn receive_until(socket: &UnixDatagram, needle: &str) -> String {
-    loop {
-        let message = receive(socket);
-        if message.contains(needle) {
-            return message;
-        }
-        assert!(
-            message.lines().all(|l| l.starts_with("STATUS=") || l == "WATCHDOG=1"),
-            "unexpected notify message before {needle:?}: {message:?}"
-        );
-    }
-}
 
 #[test]
 fn systemd_hears_ready_status_watchdog_and_stopping() {

@@ -22,6 +22,8 @@ pub mod notify;
 mod privileges;
 mod probe;
 mod sandbox;
+#[cfg(feature = "testkit")]
+pub mod testkit;
 
 pub use daemon::{Daemon, Hardening, SandboxHealth};
 pub use error::HardenError;

@@ -14,6 +14,7 @@ use std::process::Output;
 use std::time::Duration;
 
 use base64::Engine;
+use harden::testkit::receive_until;
 use hardening_support::*;
 use nix::sys::signal::Signal;
 use serde_json::{Value, json};
@@ -219,26 +220,7 @@ fn check_config_prints_the_landlock_abi_and_what_the_sandbox_allows() {
     assert!(stderr.contains("refusing to start") && stderr.contains("seccomp"), "{stderr}");
 }
 
-/// The notify socket's next message (fails after 10 s).
-fn receive(socket: &UnixDatagram) -> String {
-    let mut buf = [0u8; 4096];
-    let n = socket.recv(&mut buf).expect("a notify message within 10 s");
-    String::from_utf8_lossy(&buf[..n]).into_owned()
-}
 
-/// Receives until a message contains `needle`, skipping the periodic STATUS and WATCHDOG ones.
-fn receive_until(socket: &UnixDatagram, needle: &str) -> String {
-    loop {
-        let message = receive(socket);
-        if message.contains(needle) {
-            return message;
-        }
-        assert!(
-            message.lines().all(|l| l.starts_with("STATUS=") || l == "WATCHDOG=1"),
-            "unexpected notify message before {needle:?}: {message:?}"
-        );
-    }
-}
 
 #[test]
 fn systemd_hears_ready_status_watchdog_and_stopping() {

@@ -4,7 +4,6 @@
 //! watchdog, a seccomp filter inherited from the starting thread).
 #![allow(dead_code, clippy::unwrap_used)] // tests: a panic is the failure report
 
-use std::collections::BTreeMap;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -216,25 +215,6 @@ impl Drop for Relay {
     }
 }
 
-/// Runs `f` on a thread whose seccomp filter answers EPERM for the landlock system calls, as a
-/// unit's `SystemCallFilter=@system-service` does on systemd 252; children it starts inherit it.
-pub fn with_landlock_blocked<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
-    std::thread::spawn(move || {
-        use seccompiler::{BpfProgram, SeccompAction, SeccompFilter};
-        let rules = [libc::SYS_landlock_create_ruleset, libc::SYS_landlock_add_rule, libc::SYS_landlock_restrict_self]
-            .into_iter()
-            .map(|nr| (nr, vec![]))
-            .collect::<BTreeMap<_, _>>();
-        let arch = std::env::consts::ARCH.try_into().unwrap();
-        let filter =
-            SeccompFilter::new(rules, SeccompAction::Allow, SeccompAction::Errno(libc::EPERM as u32), arch).unwrap();
-        let program: BpfProgram = filter.try_into().unwrap();
-        seccompiler::apply_filter(&program).unwrap();
-        f()
-    })
-    .join()
-    .unwrap()
-}
 
 /// A field of `/proc/<pid>/status`, read from outside the process.
 pub fn proc_status(pid: u32, field: &str) -> String {
@@ -284,3 +264,5 @@ pub fn post(url: &str, body: &Value, headers: &[(&str, &str)]) -> (u16, Value) {
     let status = response.status().as_u16();
     json(url, status, &response.body_mut().read_to_string().unwrap())
 }
+
+pub use harden::testkit::with_landlock_blocked;
