@@ -30,9 +30,13 @@ impl Invalid {
 }
 
 /// Reads `path`, parses it as `T`, and runs `validate` on the result.
-pub fn load<T: serde::de::DeserializeOwned>(path: &Path, validate: impl FnOnce(&T) -> Result<(), Invalid>) -> Result<T, ConfigError> {
+pub fn load<T: serde::de::DeserializeOwned>(
+    path: &Path,
+    validate: impl FnOnce(&T) -> Result<(), Invalid>,
+) -> Result<T, ConfigError> {
     let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.into(), source })?;
-    let config: T = toml::from_str(&text).map_err(|source| ConfigError::Parse { path: path.into(), source: Box::new(source) })?;
+    let config: T =
+        toml::from_str(&text).map_err(|source| ConfigError::Parse { path: path.into(), source: Box::new(source) })?;
     validate(&config).map_err(|e| ConfigError::Invalid { path: path.into(), field: e.field, message: e.message })?;
     Ok(config)
 }

@@ -56,9 +56,7 @@ pub(crate) fn create_private_file(path: &Path, seed: &[u8]) -> Result<Created, E
     };
     let created = linked?;
     removed?;
-    File::open(&dir)
-        .and_then(|d| d.sync_all())
-        .map_err(|e| io_error(&dir, "fsync directory", e))?;
+    File::open(&dir).and_then(|d| d.sync_all()).map_err(|e| io_error(&dir, "fsync directory", e))?;
     Ok(created)
 }
 
@@ -67,9 +65,7 @@ pub(crate) fn create_private_file(path: &Path, seed: &[u8]) -> Result<Created, E
 fn read_seed_from(path: &Path, mut file: File) -> Result<Zeroizing<[u8; SEED_LEN]>, Error> {
     let meta = file.metadata().map_err(|e| io_error(path, "stat", e))?;
     if !meta.is_file() {
-        return Err(Error::KeyFileNotRegular {
-            path: path.to_owned(),
-        });
+        return Err(Error::KeyFileNotRegular { path: path.to_owned() });
     }
     let mut buf = Zeroizing::new([0u8; SEED_LEN + 1]);
     let mut len = 0;
@@ -82,10 +78,7 @@ fn read_seed_from(path: &Path, mut file: File) -> Result<Zeroizing<[u8; SEED_LEN
         }
     }
     if len != SEED_LEN {
-        return Err(Error::KeyFileFormat {
-            path: path.to_owned(),
-            len,
-        });
+        return Err(Error::KeyFileFormat { path: path.to_owned(), len });
     }
     let mut seed = Zeroizing::new([0u8; SEED_LEN]);
     seed.copy_from_slice(&buf[..SEED_LEN]);
@@ -101,9 +94,7 @@ fn write_new_file(tmp: &Path, seed: &[u8]) -> Result<(), Error> {
         .mode(0o600)
         .open(tmp)
         .map_err(|e| io_error(tmp, "create temporary file", e))?;
-    file.write_all(seed)
-        .and_then(|()| file.sync_all())
-        .map_err(|e| io_error(tmp, "write temporary file", e))
+    file.write_all(seed).and_then(|()| file.sync_all()).map_err(|e| io_error(tmp, "write temporary file", e))
 }
 
 /// The directory holding `path` ("." for a bare file name).
@@ -129,9 +120,5 @@ fn temporary_path(path: &Path) -> Result<PathBuf, Error> {
 }
 
 fn io_error(path: &Path, action: &'static str, source: io::Error) -> Error {
-    Error::KeyFileIo {
-        path: path.to_owned(),
-        action,
-        source,
-    }
+    Error::KeyFileIo { path: path.to_owned(), action, source }
 }

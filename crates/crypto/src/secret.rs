@@ -90,9 +90,11 @@ impl Secret {
     /// # Errors
     /// IO failures naming the path, or an empty file.
     pub fn load(path: &Path) -> Result<Self, Error> {
-        let text = Zeroizing::new(
-            std::fs::read_to_string(path).map_err(|source| Error::KeyFileIo { path: path.to_path_buf(), action: "read", source })?,
-        );
+        let text = Zeroizing::new(std::fs::read_to_string(path).map_err(|source| Error::KeyFileIo {
+            path: path.to_path_buf(),
+            action: "read",
+            source,
+        })?);
         let trimmed = text.trim();
         if trimmed.is_empty() {
             return Err(Error::KeyFileFormat { path: path.to_path_buf(), len: 0 });

@@ -42,9 +42,7 @@ impl LogSigningKey {
         // Copy in place so no un-zeroized temporary of the seed is left behind.
         let mut xi = Zeroizing::new(Seed::default());
         xi.copy_from_slice(seed);
-        Self {
-            inner: ml_dsa::SigningKey::from_seed(&xi),
-        }
+        Self { inner: ml_dsa::SigningKey::from_seed(&xi) }
     }
 
     /// The matching public key.

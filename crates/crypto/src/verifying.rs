@@ -21,11 +21,7 @@ impl LogVerifyingKey {
     pub(crate) fn from_key(key: ml_dsa::VerifyingKey<MlDsa65>) -> Self {
         let encoded = key.encode().to_vec();
         let pk_hash = Sha3_256::digest(&encoded).into();
-        Self {
-            key,
-            encoded,
-            pk_hash,
-        }
+        Self { key, encoded, pk_hash }
     }
 
     /// Decodes the 1952-byte FIPS 204 `pkEncode` form.
@@ -57,16 +53,11 @@ impl LogVerifyingKey {
     /// [`Error::SignatureLength`] when `signature` is not 3309 bytes, [`Error::BadSignature`]
     /// when it is malformed or does not verify. Never panics.
     pub fn verify(&self, message: &[u8], signature: &[u8]) -> Result<(), Error> {
-        let encoded = EncodedSignature::<MlDsa65>::try_from(signature).map_err(|_| {
-            Error::SignatureLength {
-                len: signature.len(),
-            }
-        })?;
+        let encoded = EncodedSignature::<MlDsa65>::try_from(signature)
+            .map_err(|_| Error::SignatureLength { len: signature.len() })?;
         debug_assert_eq!(encoded.len(), ML_DSA_65_SIGNATURE_LEN);
         let signature = Signature::<MlDsa65>::decode(&encoded).ok_or(Error::BadSignature)?;
-        self.key
-            .verify(message, &signature)
-            .map_err(|_| Error::BadSignature)
+        self.key.verify(message, &signature).map_err(|_| Error::BadSignature)
     }
 }
 
@@ -81,8 +72,6 @@ impl Eq for LogVerifyingKey {}
 
 impl fmt::Debug for LogVerifyingKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("LogVerifyingKey")
-            .field("pk_hash", &hex::encode(self.pk_hash))
-            .finish()
+        f.debug_struct("LogVerifyingKey").field("pk_hash", &hex::encode(self.pk_hash)).finish()
     }
 }

@@ -23,10 +23,8 @@ fn missing_key_file_is_generated_with_mode_0600_and_reloaded_on_second_call() {
     assert_eq!(first.verifying_key(), third.verifying_key());
 
     // Only the key file is left behind: no temporary files.
-    let names: Vec<_> = std::fs::read_dir(dir.path())
-        .expect("read dir")
-        .map(|e| e.expect("entry").file_name())
-        .collect();
+    let names: Vec<_> =
+        std::fs::read_dir(dir.path()).expect("read dir").map(|e| e.expect("entry").file_name()).collect();
     assert_eq!(names, vec![std::ffi::OsString::from("log.key")]);
 }
 
@@ -37,10 +35,7 @@ fn key_file_holds_the_raw_seed() {
     let seed = [7u8; 32]; // test-only seed
     std::fs::write(&path, seed).expect("write");
     let key = LogSigningKey::load(&path).expect("load");
-    assert_eq!(
-        key.verifying_key(),
-        LogSigningKey::from_seed(&seed).verifying_key()
-    );
+    assert_eq!(key.verifying_key(), LogSigningKey::from_seed(&seed).verifying_key());
 }
 
 #[test]
@@ -50,10 +45,7 @@ fn key_file_of_wrong_length_is_rejected_naming_the_path_not_the_bytes() {
     for len in [0usize, 31, 33, 64] {
         std::fs::write(&path, vec![0xabu8; len]).expect("write");
         let err = LogSigningKey::load_or_generate(&path).expect_err("wrong length");
-        assert!(
-            matches!(&err, Error::KeyFileFormat { path: p, .. } if *p == path),
-            "{err:?}"
-        );
+        assert!(matches!(&err, Error::KeyFileFormat { path: p, .. } if *p == path), "{err:?}");
         let msg = err.to_string();
         assert!(msg.contains(&path.display().to_string()), "{msg}");
         assert!(!msg.contains("abab") && !msg.contains("ABAB"), "{msg}");
@@ -74,9 +66,7 @@ fn load_of_missing_file_fails_naming_the_path() {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("absent.key");
     let err = LogSigningKey::load(&path).expect_err("missing");
-    assert!(
-        matches!(&err, Error::KeyFileIo { source, .. } if source.kind() == std::io::ErrorKind::NotFound)
-    );
+    assert!(matches!(&err, Error::KeyFileIo { source, .. } if source.kind() == std::io::ErrorKind::NotFound));
     assert!(err.to_string().contains("absent.key"));
     assert!(!path.exists(), "load must not create the file");
 }

@@ -13,13 +13,9 @@ struct KeyGenVector {
 
 #[test]
 fn published_ml_dsa_65_seed_gives_published_public_key() {
-    let v: KeyGenVector =
-        serde_json::from_str(include_str!("data/lamps-mldsa65-keygen.json")).expect("vector");
+    let v: KeyGenVector = serde_json::from_str(include_str!("data/lamps-mldsa65-keygen.json")).expect("vector");
     assert_eq!(v.parameter_set, "ML-DSA-65");
-    let seed: [u8; 32] = hex::decode(&v.seed)
-        .expect("hex")
-        .try_into()
-        .expect("32 bytes");
+    let seed: [u8; 32] = hex::decode(&v.seed).expect("hex").try_into().expect("32 bytes");
     let expected_pk = hex::decode(&v.pk).expect("hex");
 
     let vk = LogSigningKey::from_seed(&seed).verifying_key();
@@ -28,7 +24,5 @@ fn published_ml_dsa_65_seed_gives_published_public_key() {
     let decoded = LogVerifyingKey::from_bytes(&expected_pk).expect("decodes");
     assert_eq!(decoded, vk);
     let sig = LogSigningKey::from_seed(&seed).sign(b"paramant");
-    decoded
-        .verify(b"paramant", &sig)
-        .expect("published key verifies our signature");
+    decoded.verify(b"paramant", &sig).expect("published key verifies our signature");
 }

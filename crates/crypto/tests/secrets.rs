@@ -18,10 +18,7 @@ fn random_token_is_prefix_plus_64_lowercase_hex_and_fresh() {
     assert_ne!(a, b);
     let hex = a.strip_prefix("pgp_").expect("prefix");
     assert_eq!(hex.len(), 64);
-    assert!(
-        hex.bytes().all(|c| matches!(c, b'0'..=b'9' | b'a'..=b'f')),
-        "{a}"
-    );
+    assert!(hex.bytes().all(|c| matches!(c, b'0'..=b'9' | b'a'..=b'f')), "{a}");
 }
 
 // The only test in this binary that touches CREDENTIALS_DIRECTORY, so no other test races it.
@@ -35,21 +32,12 @@ fn credential_path_finds_existing_files_in_credentials_directory_only() {
     // checks run in a child process started with the variable set.
     let exe = std::env::current_exe().expect("current exe");
     let out = std::process::Command::new(exe)
-        .args([
-            "--exact",
-            "credential_lookup_child",
-            "--nocapture",
-            "--include-ignored",
-        ])
+        .args(["--exact", "credential_lookup_child", "--nocapture", "--include-ignored"])
         .env("CREDENTIALS_DIRECTORY", dir.path())
         .env("CHILD_EXPECT_DIR", dir.path())
         .output()
         .expect("run child");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stdout)
-    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
     assert!(String::from_utf8_lossy(&out.stdout).contains("1 passed"));
 }
 

@@ -1,9 +1,7 @@
 //! Signing and verification behaviour of the log key: roundtrip, tamper detection, determinism,
 //! key encoding, and that secrets never reach `Debug`.
 
-use crypto::{
-    Error, LogSigningKey, LogVerifyingKey, ML_DSA_65_PUBLIC_KEY_LEN, ML_DSA_65_SIGNATURE_LEN,
-};
+use crypto::{Error, LogSigningKey, LogVerifyingKey, ML_DSA_65_PUBLIC_KEY_LEN, ML_DSA_65_SIGNATURE_LEN};
 
 // Test-only seeds; not secret.
 const SEED_A: [u8; 32] = [0x11; 32];
@@ -14,9 +12,7 @@ fn signature_made_by_a_key_verifies_under_its_public_key() {
     let sk = LogSigningKey::from_seed(&SEED_A);
     let sig = sk.sign(b"tree head");
     assert_eq!(sig.len(), ML_DSA_65_SIGNATURE_LEN);
-    sk.verifying_key()
-        .verify(b"tree head", &sig)
-        .expect("valid signature");
+    sk.verifying_key().verify(b"tree head", &sig).expect("valid signature");
 }
 
 #[test]
@@ -25,19 +21,14 @@ fn generated_keys_sign_and_differ() {
     let b = LogSigningKey::generate().expect("OS RNG");
     assert_ne!(a.verifying_key(), b.verifying_key());
     let sig = a.sign(b"m");
-    a.verifying_key()
-        .verify(b"m", &sig)
-        .expect("valid signature");
+    a.verifying_key().verify(b"m", &sig).expect("valid signature");
 }
 
 #[test]
 fn signature_over_another_message_is_rejected() {
     let sk = LogSigningKey::from_seed(&SEED_A);
     let sig = sk.sign(b"tree head 1");
-    let err = sk
-        .verifying_key()
-        .verify(b"tree head 2", &sig)
-        .expect_err("wrong message");
+    let err = sk.verifying_key().verify(b"tree head 2", &sig).expect_err("wrong message");
     assert!(matches!(err, Error::BadSignature));
 }
 
@@ -47,12 +38,7 @@ fn signature_with_any_flipped_bit_is_rejected() {
     let vk = sk.verifying_key();
     let sig = sk.sign(b"m");
     // First byte (c~), a byte inside z, and the last byte (hint encoding).
-    for (i, bit) in [
-        (0, 0x01),
-        (100, 0x80),
-        (2000, 0x10),
-        (ML_DSA_65_SIGNATURE_LEN - 1, 0x01),
-    ] {
+    for (i, bit) in [(0, 0x01), (100, 0x80), (2000, 0x10), (ML_DSA_65_SIGNATURE_LEN - 1, 0x01)] {
         let mut bad = sig.clone();
         bad[i] ^= bit;
         assert!(vk.verify(b"m", &bad).is_err(), "flip at byte {i} accepted");
@@ -71,12 +57,7 @@ fn signature_of_wrong_length_is_rejected_without_panic() {
     let sk = LogSigningKey::from_seed(&SEED_A);
     let vk = sk.verifying_key();
     let sig = sk.sign(b"m");
-    for len in [
-        0,
-        1,
-        ML_DSA_65_SIGNATURE_LEN - 1,
-        ML_DSA_65_SIGNATURE_LEN + 1,
-    ] {
+    for len in [0, 1, ML_DSA_65_SIGNATURE_LEN - 1, ML_DSA_65_SIGNATURE_LEN + 1] {
         let mut s = sig.clone();
         s.resize(len, 0);
         assert!(matches!(vk.verify(b"m", &s), Err(Error::SignatureLength { len: l }) if l == len));
@@ -108,12 +89,7 @@ fn public_key_roundtrips_through_its_encoding() {
 #[test]
 fn public_key_of_wrong_length_is_rejected() {
     let bytes = LogSigningKey::from_seed(&SEED_A).verifying_key().to_bytes();
-    for len in [
-        0,
-        32,
-        ML_DSA_65_PUBLIC_KEY_LEN - 1,
-        ML_DSA_65_PUBLIC_KEY_LEN + 1,
-    ] {
+    for len in [0, 32, ML_DSA_65_PUBLIC_KEY_LEN - 1, ML_DSA_65_PUBLIC_KEY_LEN + 1] {
         let mut b = bytes.clone();
         b.resize(len, 0);
         assert!(matches!(
@@ -137,18 +113,9 @@ fn debug_output_never_shows_the_seed() {
     let sk = LogSigningKey::from_seed(&seed);
     let pk_hash_hex = hex::encode(sk.verifying_key().pk_hash());
     // Exactly the fingerprint, nothing else, in both Debug forms.
-    assert_eq!(
-        format!("{sk:?}"),
-        format!("LogSigningKey {{ pk_hash: {pk_hash_hex:?}, .. }}")
-    );
+    assert_eq!(format!("{sk:?}"), format!("LogSigningKey {{ pk_hash: {pk_hash_hex:?}, .. }}"));
     let pretty = format!("{sk:#?}");
     assert!(!pretty.contains(&hex::encode(seed)), "{pretty}");
-    assert!(
-        !pretty.contains("165,"),
-        "a decimal seed byte (0xa5) shown: {pretty}"
-    );
-    assert_eq!(
-        format!("{:?}", sk.verifying_key()),
-        format!("LogVerifyingKey {{ pk_hash: {pk_hash_hex:?} }}")
-    );
+    assert!(!pretty.contains("165,"), "a decimal seed byte (0xa5) shown: {pretty}");
+    assert_eq!(format!("{:?}", sk.verifying_key()), format!("LogVerifyingKey {{ pk_hash: {pk_hash_hex:?} }}"));
 }

@@ -186,7 +186,9 @@ struct Throughput {
 async fn appends_table(settings: &Settings) -> Result<()> {
     println!("\n## Durable appends/s (closed loop, {:.1} s per run after 0.5 s warm-up)\n", settings.seconds);
     println!("{}\n", machine_load());
-    println!("| appenders | appends/s | mean batch (appends per STH) | CPU per append | disk writes per append | target |");
+    println!(
+        "| appenders | appends/s | mean batch (appends per STH) | CPU per append | disk writes per append | target |"
+    );
     println!("|---:|---:|---:|---:|---:|---|");
     let most = settings.concurrency.iter().copied().max().unwrap_or(0);
     for &tasks in &settings.concurrency {
@@ -498,7 +500,11 @@ fn print_proof_table(runs: &[ProofRun]) {
         "proof",
         runs,
         &[
-            Row { name: "inclusion (`Snapshot::inclusion_proof`)", pick: |r| &r.inclusion, target: Some(TARGET_PROOF_P99) },
+            Row {
+                name: "inclusion (`Snapshot::inclusion_proof`)",
+                pick: |r| &r.inclusion,
+                target: Some(TARGET_PROOF_P99),
+            },
             Row { name: "inclusion as served (new snapshot + leaf + proof + root)", pick: |r| &r.served, target: None },
             Row { name: "consistency (`Snapshot::consistency_proof`)", pick: |r| &r.consistency, target: None },
         ],
@@ -578,11 +584,7 @@ fn spread(values: &[f64], fmt: impl Fn(f64) -> String) -> String {
 }
 
 fn fmt_secs(s: f64) -> String {
-    if s >= 1e-3 {
-        format!("{:.1} ms", s * 1e3)
-    } else {
-        format!("{:.1} µs", s * 1e6)
-    }
+    if s >= 1e-3 { format!("{:.1} ms", s * 1e3) } else { format!("{:.1} µs", s * 1e6) }
 }
 
 fn human(n: u64) -> String {

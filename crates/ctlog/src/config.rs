@@ -141,17 +141,19 @@ impl Config {
         }
         let gossip = &self.gossip;
         if gossip.max_clock_skew_secs == 0 || gossip.ingest_per_ip_per_minute == 0 || gossip.push_interval_secs == 0 {
-            return Err(invalid("gossip", "max_clock_skew_secs, ingest_per_ip_per_minute and push_interval_secs must be ≥ 1"));
+            return Err(invalid(
+                "gossip",
+                "max_clock_skew_secs, ingest_per_ip_per_minute and push_interval_secs must be ≥ 1",
+            ));
         }
         for peer in &self.gossip.peers {
             if let Some(url) = &peer.url {
                 peer_endpoint(url).map_err(|m| invalid("gossip.peer.url", &m))?;
             }
-            let key = wire::parse_b64(&peer.public_key)
-                .map_err(|_| invalid("gossip.peer.public_key", "is not base64"))?;
-            crypto::LogVerifyingKey::from_bytes(&key).map_err(|_| {
-                invalid("gossip.peer.public_key", "is not an ML-DSA-65 public key (1952 bytes)")
-            })?;
+            let key =
+                wire::parse_b64(&peer.public_key).map_err(|_| invalid("gossip.peer.public_key", "is not base64"))?;
+            crypto::LogVerifyingKey::from_bytes(&key)
+                .map_err(|_| invalid("gossip.peer.public_key", "is not an ML-DSA-65 public key (1952 bytes)"))?;
         }
         Ok(())
     }
@@ -243,10 +245,7 @@ pub fn peer_endpoint(url: &str) -> Result<(String, u16), String> {
 
 /// An explicit path wins; then the systemd credential; then a file in the state directory.
 fn secret_path(explicit: &Option<PathBuf>, name: &str, state_dir: &Path) -> PathBuf {
-    explicit
-        .clone()
-        .or_else(|| crypto::credential_path(name))
-        .unwrap_or_else(|| state_dir.join(name))
+    explicit.clone().or_else(|| crypto::credential_path(name)).unwrap_or_else(|| state_dir.join(name))
 }
 
 #[cfg(test)]
@@ -266,7 +265,14 @@ mod tests {
         assert_eq!(peer_endpoint("http://10.0.0.2:8081"), Ok(("10.0.0.2".into(), 8081)));
         assert_eq!(peer_endpoint("http://log.example:80/"), Ok(("log.example".into(), 80)));
         assert_eq!(peer_endpoint("http://[::1]:9000"), Ok(("::1".into(), 9000)));
-        for bad in ["https://log.example:443", "http://log.example", "http://:80", "http://a:b", "http://::1:80", "http://h:1/x"] {
+        for bad in [
+            "https://log.example:443",
+            "http://log.example",
+            "http://:80",
+            "http://a:b",
+            "http://::1:80",
+            "http://h:1/x",
+        ] {
             assert!(peer_endpoint(bad).is_err(), "{bad} accepted");
         }
     }

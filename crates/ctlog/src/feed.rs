@@ -44,10 +44,7 @@ pub fn entry_json(leaf: &StoredLeaf) -> Value {
 }
 
 async fn ui() -> impl IntoResponse {
-    (
-        [(header::CONTENT_SECURITY_POLICY, "default-src 'self'; style-src 'unsafe-inline'")],
-        Html(UI_HTML),
-    )
+    ([(header::CONTENT_SECURITY_POLICY, "default-src 'self'; style-src 'unsafe-inline'")], Html(UI_HTML))
 }
 
 async fn ui_js() -> impl IntoResponse {
@@ -60,12 +57,8 @@ async fn feed_json(State(state): State<SharedState>) -> ApiResult<Json<Value>> {
     let (sths, total) = snapshot.sth_history(FEED_STHS)?;
     let size = sth.body.tree_size;
     let from = size.saturating_sub(FEED_ENTRIES as u64);
-    let entries: Vec<Value> = snapshot
-        .leaves(from, FEED_ENTRIES)?
-        .iter()
-        .filter(|l| l.index < size)
-        .map(entry_json)
-        .collect();
+    let entries: Vec<Value> =
+        snapshot.leaves(from, FEED_ENTRIES)?.iter().filter(|l| l.index < size).map(entry_json).collect();
     Ok(Json(json!({
         "ok": true,
         "relay_id": state.config.relay_id,
@@ -103,7 +96,10 @@ pub fn rss(relay_id: &str, base_url: &str, sths: &[SignedSth]) -> String {
             "<title>{}</title>\n",
             escape(&format!("tree_size {} root {}", sth.body.tree_size, sth.body.sha3_root))
         );
-        out += &format!("<link>{}</link>\n", escape(&format!("{}/v2/sth/{}", base_url.trim_end_matches('/'), sth.body.timestamp)));
+        out += &format!(
+            "<link>{}</link>\n",
+            escape(&format!("{}/v2/sth/{}", base_url.trim_end_matches('/'), sth.body.timestamp))
+        );
         out += &format!(
             "<guid isPermaLink=\"false\">{}</guid>\n",
             escape(&format!("{relay_id}/sth/{}/{}", sth.body.tree_size, sth.body.timestamp))

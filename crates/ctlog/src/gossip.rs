@@ -100,10 +100,7 @@ impl Gossip {
         .map_err(|e| ApiError::internal("encode sth", &e))?;
         let max_peers = self.config.max_peers;
         let public_key = request.public_key.clone();
-        store.gossip_write(|t| {
-            archive(t, &pk_hash, &public_key, &body, &sth_json, &consistency, max_peers)
-        })?
-        ?;
+        store.gossip_write(|t| archive(t, &pk_hash, &public_key, &body, &sth_json, &consistency, max_peers))??;
         Ok(hex::encode(pk_hash))
     }
 
@@ -140,10 +137,9 @@ impl Gossip {
             store.snapshot()?.pinned_key(relay_id)?
         };
         match pinned {
-            Some(p) if p != *pk_hash => Err(ApiError::conflict(
-                "key_mismatch",
-                format!("relay_id {relay_id} is pinned to another key"),
-            )),
+            Some(p) if p != *pk_hash => {
+                Err(ApiError::conflict("key_mismatch", format!("relay_id {relay_id} is pinned to another key")))
+            }
             _ => Ok(()),
         }
     }
@@ -199,14 +195,24 @@ impl Gossip {
         match peer_client::consistency_proof(url, prev.latest_tree_size, body.tree_size).await {
             Err(e) => Ok(format!("unchecked: {e}")),
             Ok(proof) => {
-                let old = wire::parse_hash_hex(&prev.latest_root).map_err(|_| ApiError::internal("stored root", &"hex"))?;
+                let old =
+                    wire::parse_hash_hex(&prev.latest_root).map_err(|_| ApiError::internal("stored root", &"hex"))?;
                 let new = wire::parse_hash_hex(&body.sha3_root)
                     .map_err(|_| ApiError::bad_request("sha3_root must be 64 hex characters"))?;
-                match tlog::verify_consistency::<tlog::Sha3_256>(prev.latest_tree_size, body.tree_size, &proof, &old, &new) {
+                match tlog::verify_consistency::<tlog::Sha3_256>(
+                    prev.latest_tree_size,
+                    body.tree_size,
+                    &proof,
+                    &old,
+                    &new,
+                ) {
                     Ok(()) => Ok("verified".into()),
                     Err(e) => {
                         record_fork(store, &prev.relay_pk_hash, evidence("inconsistent", e.to_string()))?;
-                        Err(ApiError::conflict("fork_detected", "the peer's tree is not an extension of its earlier tree"))
+                        Err(ApiError::conflict(
+                            "fork_detected",
+                            "the peer's tree is not an extension of its earlier tree",
+                        ))
                     }
                 }
             }
@@ -220,7 +226,8 @@ impl Gossip {
 
 /// Parses and signature-checks the request; the returned body is exactly what was signed.
 fn parse(request: &IngestRequest) -> ApiResult<(LogVerifyingKey, SthBody)> {
-    let key_bytes = wire::parse_b64(&request.public_key).map_err(|_| ApiError::bad_request("public_key is not base64"))?;
+    let key_bytes =
+        wire::parse_b64(&request.public_key).map_err(|_| ApiError::bad_request("public_key is not base64"))?;
     let key = LogVerifyingKey::from_bytes(&key_bytes)
         .map_err(|_| ApiError::bad_request("public_key is not an ML-DSA-65 public key"))?;
     if let Some(claimed) = &request.pk_hash
@@ -228,7 +235,8 @@ fn parse(request: &IngestRequest) -> ApiResult<(LogVerifyingKey, SthBody)> {
     {
         return Err(ApiError::bad_request("pk_hash does not match public_key"));
     }
-    wire::parse_hash_hex(&request.sha3_root).map_err(|_| ApiError::bad_request("sha3_root must be 64 hex characters"))?;
+    wire::parse_hash_hex(&request.sha3_root)
+        .map_err(|_| ApiError::bad_request("sha3_root must be 64 hex characters"))?;
     if request.version != 1 || request.relay_id.is_empty() || request.relay_id.len() > 253 {
         return Err(ApiError::bad_request("version must be 1 and relay_id 1-253 characters"));
     }
@@ -239,11 +247,13 @@ fn parse(request: &IngestRequest) -> ApiResult<(LogVerifyingKey, SthBody)> {
         tree_size: request.tree_size,
         version: request.version,
     };
-    let signature = wire::parse_b64(&request.signature).map_err(|_| ApiError::bad_request("signature is not base64"))?;
+    let signature =
+        wire::parse_b64(&request.signature).map_err(|_| ApiError::bad_request("signature is not base64"))?;
     // The signature covers the root exactly as sent.
     let signed = SthBody { sha3_root: request.sha3_root.clone(), ..body.clone() };
-    key.verify(&signed.signed_bytes(), &signature)
-        .map_err(|_| ApiError::new(axum::http::StatusCode::UNAUTHORIZED, "signature_invalid", "ML-DSA-65 signature does not verify"))?;
+    key.verify(&signed.signed_bytes(), &signature).map_err(|_| {
+        ApiError::new(axum::http::StatusCode::UNAUTHORIZED, "signature_invalid", "ML-DSA-65 signature does not verify")
+    })?;
     Ok((key, signed))
 }
 
@@ -259,7 +269,8 @@ fn record_fork(store: &LogStore, pk_hash_hex: &str, evidence: serde_json::Value)
         t.forks.insert(next, raw.as_slice())?;
         let existing = t.peers.get(&key)?.map(|v| v.value().to_vec());
         if let Some(record) = existing {
-            let mut record: PeerRecord = serde_json::from_slice(&record).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+            let mut record: PeerRecord =
+                serde_json::from_slice(&record).map_err(|e| StoreError::Corrupt(e.to_string()))?;
             record.forks += 1;
             let updated = serde_json::to_vec(&record).map_err(|e| StoreError::Corrupt(e.to_string()))?;
             t.peers.insert(&key, updated.as_slice())?;
@@ -305,9 +316,8 @@ fn archive(
             }
         }
     };
-    let duplicate = record.sth_count > 0
-        && record.latest_timestamp == body.timestamp
-        && record.latest_tree_size == body.tree_size;
+    let duplicate =
+        record.sth_count > 0 && record.latest_timestamp == body.timestamp && record.latest_tree_size == body.tree_size;
     if duplicate {
         return Ok(Ok(()));
     }

@@ -16,10 +16,10 @@ use std::collections::HashMap;
 use wire::LogEvent;
 
 use crate::error::{ApiError, ApiResult};
-use jsonapi::json_body;
 use crate::receipt::{self, Delivery};
 use crate::sequencer::now_ms;
 use crate::state::{SharedState, inclusion_proof, latest_sth};
+use jsonapi::json_body;
 
 /// Header carrying the internal secret.
 pub const AUTH_HEADER: &str = "x-internal-auth";
@@ -102,7 +102,11 @@ async fn receipt(State(state): State<SharedState>, body: Result<Bytes, BytesReje
     let request: ReceiptRequest = json_body(body)?;
     let leaf_hash = wire::parse_hash_hex(&request.transfer_leaf_hash)
         .map_err(|_| ApiError::bad_request("transfer_leaf_hash must be 64 hex characters"))?;
-    if request.blob_hash.is_empty() || request.blob_hash.len() > 128 || request.sector.is_empty() || request.sector.len() > 64 {
+    if request.blob_hash.is_empty()
+        || request.blob_hash.len() > 128
+        || request.sector.is_empty()
+        || request.sector.len() > 64
+    {
         return Err(ApiError::bad_request("blob_hash and sector must be 1-128 and 1-64 characters"));
     }
     let sth = latest_sth(&state.snapshot()?)?;
@@ -121,7 +125,10 @@ async fn receipt(State(state): State<SharedState>, body: Result<Bytes, BytesReje
 }
 
 /// `GET /internal/prove?leaf_hash=HEX` → inclusion proof against the newest STH.
-async fn prove(State(state): State<SharedState>, Query(params): Query<HashMap<String, String>>) -> ApiResult<Json<Value>> {
+async fn prove(
+    State(state): State<SharedState>,
+    Query(params): Query<HashMap<String, String>>,
+) -> ApiResult<Json<Value>> {
     let hash = params.get("leaf_hash").ok_or_else(|| ApiError::bad_request("leaf_hash is required"))?;
     let hash = wire::parse_hash_hex(hash).map_err(|_| ApiError::bad_request("leaf_hash must be 64 hex characters"))?;
     let snapshot = state.snapshot()?;
@@ -146,12 +153,18 @@ struct RegistrationRequest {
 /// `POST /internal/sign-registration` → a registration for `/v2/relays/register`, signed with
 /// the log key: ML-DSA-65 over `url|sector|version|timestamp`. The log fixes the sector (its
 /// own) and the timestamp (now), so this can sign nothing but a current registration.
-async fn sign_registration(State(state): State<SharedState>, body: Result<Bytes, BytesRejection>) -> ApiResult<Json<Value>> {
+async fn sign_registration(
+    State(state): State<SharedState>,
+    body: Result<Bytes, BytesRejection>,
+) -> ApiResult<Json<Value>> {
     let request: RegistrationRequest = json_body(body)?;
-    let url_ok = (request.url.starts_with("https://") || request.url.starts_with("http://")) && request.url.len() <= 2048;
+    let url_ok =
+        (request.url.starts_with("https://") || request.url.starts_with("http://")) && request.url.len() <= 2048;
     let version_ok = !request.version.is_empty() && request.version.len() <= 32;
     if !url_ok || !version_ok || request.url.contains('|') || request.version.contains('|') {
-        return Err(ApiError::bad_request("url must be an http(s) URL (≤ 2048) and version 1-32 characters, neither containing '|'"));
+        return Err(ApiError::bad_request(
+            "url must be an http(s) URL (≤ 2048) and version 1-32 characters, neither containing '|'",
+        ));
     }
     let timestamp = wire::iso8601_ms(now_ms());
     let message = format!("{}|{}|{}|{}", request.url, state.config.sector, request.version, timestamp);

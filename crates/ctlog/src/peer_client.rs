@@ -25,7 +25,9 @@ pub async fn consistency_proof(base: &str, from: u64, to: u64) -> Result<Vec<Has
     let proof = body["proof"].as_array().ok_or("response has no proof array")?;
     proof
         .iter()
-        .map(|h| h.as_str().and_then(|s| wire::parse_hash_hex(s).ok()).ok_or_else(|| "proof hash is not hex".to_string()))
+        .map(|h| {
+            h.as_str().and_then(|s| wire::parse_hash_hex(s).ok()).ok_or_else(|| "proof hash is not hex".to_string())
+        })
         .collect()
 }
 
@@ -42,14 +44,11 @@ async fn call(base: &str, method: &str, path: &str, body: Option<Vec<u8>>) -> Re
 }
 
 async fn call_inner(base: &str, method: &str, path: &str, body: Option<Vec<u8>>) -> Result<Value, PeerError> {
-    let authority = base
-        .strip_prefix("http://")
-        .ok_or("only http:// peer URLs are supported by this build")?
-        .trim_end_matches('/');
+    let authority =
+        base.strip_prefix("http://").ok_or("only http:// peer URLs are supported by this build")?.trim_end_matches('/');
     let stream = tokio::net::TcpStream::connect(authority).await.map_err(|e| e.to_string())?;
-    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-        .await
-        .map_err(|e| e.to_string())?;
+    let (mut sender, conn) =
+        hyper::client::conn::http1::handshake(TokioIo::new(stream)).await.map_err(|e| e.to_string())?;
     tokio::spawn(conn);
     let request = Request::builder()
         .method(method)
@@ -60,11 +59,7 @@ async fn call_inner(base: &str, method: &str, path: &str, body: Option<Vec<u8>>)
         .map_err(|e| e.to_string())?;
     let response = sender.send_request(request).await.map_err(|e| e.to_string())?;
     let status = response.status();
-    let bytes = Limited::new(response.into_body(), MAX_RESPONSE)
-        .collect()
-        .await
-        .map_err(|e| e.to_string())?
-        .to_bytes();
+    let bytes = Limited::new(response.into_body(), MAX_RESPONSE).collect().await.map_err(|e| e.to_string())?.to_bytes();
     if !status.is_success() {
         return Err(format!("peer answered {status}"));
     }

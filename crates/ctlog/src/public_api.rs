@@ -13,10 +13,10 @@ use axum::{Json, Router};
 use serde_json::{Value, json};
 
 use crate::error::{ApiError, ApiResult};
-use jsonapi::{json_body, query_u64};
 use crate::feed;
 use crate::receipt;
 use crate::state::{SharedState, inclusion_proof, latest_sth};
+use jsonapi::{json_body, query_u64};
 
 /// Largest request body the public API reads (gossip STHs and receipts are a few KiB).
 pub const MAX_PUBLIC_BODY: usize = 64 * 1024;
@@ -47,7 +47,6 @@ pub fn router(state: SharedState) -> Router {
 
 type Params = Query<HashMap<String, String>>;
 
-
 fn limit(params: &HashMap<String, String>, default: u64) -> ApiResult<usize> {
     Ok(query_u64(params, "limit")?.unwrap_or(default).clamp(1, MAX_LIMIT) as usize)
 }
@@ -76,10 +75,11 @@ async fn sth_history(State(state): State<SharedState>, Query(params): Params) ->
     Ok(Json(json!({ "ok": true, "count": sths.len(), "total": total, "sths": sths })))
 }
 
-async fn sth_at(State(state): State<SharedState>, jsonapi::PathParam(timestamp): jsonapi::PathParam) -> ApiResult<Json<Value>> {
-    let unix_ms: u64 = timestamp
-        .parse()
-        .map_err(|_| ApiError::bad_request("timestamp must be Unix milliseconds"))?;
+async fn sth_at(
+    State(state): State<SharedState>,
+    jsonapi::PathParam(timestamp): jsonapi::PathParam,
+) -> ApiResult<Json<Value>> {
+    let unix_ms: u64 = timestamp.parse().map_err(|_| ApiError::bad_request("timestamp must be Unix milliseconds"))?;
     let sth = state
         .snapshot()?
         .sth_at_or_after(unix_ms)?
@@ -129,7 +129,8 @@ async fn ct_proof(State(state): State<SharedState>, Query(params): Params) -> Ap
     let index = match (query_u64(&params, "index")?, params.get("leaf_hash")) {
         (Some(index), None) => index,
         (None, Some(hash)) => {
-            let hash = wire::parse_hash_hex(hash).map_err(|_| ApiError::bad_request("leaf_hash must be 64 hex characters"))?;
+            let hash =
+                wire::parse_hash_hex(hash).map_err(|_| ApiError::bad_request("leaf_hash must be 64 hex characters"))?;
             snapshot.index_of(&hash)?.ok_or_else(|| ApiError::not_found("no leaf with that hash"))?
         }
         _ => return Err(ApiError::bad_request("give exactly one of index or leaf_hash")),
@@ -246,9 +247,7 @@ async fn verify_receipt(
     body: Result<Bytes, BytesRejection>,
 ) -> ApiResult<impl IntoResponse> {
     let request: Value = json_body(body)?;
-    let receipt = request
-        .get("receipt")
-        .ok_or_else(|| ApiError::bad_request("receipt is required"))?;
+    let receipt = request.get("receipt").ok_or_else(|| ApiError::bad_request("receipt is required"))?;
     let verdict = receipt::verify(&state, receipt)?;
     Ok(Json(verdict))
 }

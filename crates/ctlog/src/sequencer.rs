@@ -54,7 +54,10 @@ struct Acked {
 type Reply = oneshot::Sender<Result<Acked, AppendError>>;
 
 enum Request {
-    Append { event: LogEvent, reply: Reply },
+    Append {
+        event: LogEvent,
+        reply: Reply,
+    },
     /// Sign a fresh STH if the newest is older than the refresh interval.
     Refresh,
 }
@@ -251,8 +254,7 @@ impl Core {
                 e.insert(tile);
             }
             let tile = dirty.get_mut(&tile_id).ok_or_else(|| StoreError::Corrupt("tile".into()))?;
-            tile.push_base::<Sha3_256>(*hash)
-                .map_err(|e| StoreError::Corrupt(format!("tile {tile_id:?}: {e}")))?;
+            tile.push_base::<Sha3_256>(*hash).map_err(|e| StoreError::Corrupt(format!("tile {tile_id:?}: {e}")))?;
         }
         Ok(dirty)
     }

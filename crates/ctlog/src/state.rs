@@ -41,9 +41,7 @@ impl AppState {
 
 /// The newest signed STH (there is always one: a new log signs the empty tree at start).
 pub fn latest_sth(snapshot: &Snapshot) -> ApiResult<SignedSth> {
-    snapshot
-        .latest_sth()?
-        .ok_or_else(|| ApiError::internal("latest sth", &"log has no STH"))
+    snapshot.latest_sth()?.ok_or_else(|| ApiError::internal("latest sth", &"log has no STH"))
 }
 
 /// The inclusion proof of leaf `index` against a tree of `size`, in the API's shape. The

@@ -10,8 +10,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use redb::{
-    Database, Durability, ReadTransaction, ReadableDatabase, ReadableTable, ReadableTableMetadata,
-    TableDefinition,
+    Database, Durability, ReadTransaction, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition,
 };
 use tlog::tile::{TILE_HEIGHT, TILE_WIDTH, Tile, TileId, locate};
 use tlog::{CompactRange, Hash, NodeId, Sha3_256};
@@ -173,10 +172,7 @@ impl LogStore {
     }
 
     /// Write access for gossip records (short transactions, durable).
-    pub fn gossip_write<T>(
-        &self,
-        f: impl FnOnce(&mut GossipTables<'_>) -> Result<T>,
-    ) -> Result<T> {
+    pub fn gossip_write<T>(&self, f: impl FnOnce(&mut GossipTables<'_>) -> Result<T>) -> Result<T> {
         let mut txn = self.db.begin_write()?;
         txn.set_durability(Durability::Immediate)?;
         let out = {
@@ -234,9 +230,7 @@ fn read_tile(txn: &ReadTransaction, id: TileId) -> Result<Option<Tile>> {
     let Some(raw) = tiles.get((id.level, id.index))? else {
         return Ok(None);
     };
-    Tile::from_bytes(raw.value())
-        .map(Some)
-        .map_err(|e| StoreError::Corrupt(format!("tile {id:?}: {e}")))
+    Tile::from_bytes(raw.value()).map(Some).map_err(|e| StoreError::Corrupt(format!("tile {id:?}: {e}")))
 }
 
 /// Node `position` on `level` (0 is the base) of a tile in its stored form, [`Tile::to_bytes`]:
@@ -276,10 +270,7 @@ fn decode_compact(raw: &[u8]) -> Result<CompactRange<Sha3_256>> {
     if rest.len() % 32 != 0 {
         return Err(corrupt());
     }
-    let hashes = rest
-        .chunks_exact(32)
-        .map(|c| c.try_into().map_err(|_| corrupt()))
-        .collect::<Result<Vec<Hash>>>()?;
+    let hashes = rest.chunks_exact(32).map(|c| c.try_into().map_err(|_| corrupt())).collect::<Result<Vec<Hash>>>()?;
     CompactRange::from_parts(u64::from_be_bytes(*size), hashes).map_err(|_| corrupt())
 }
 
@@ -326,12 +317,10 @@ impl Snapshot {
 
     /// The RFC 9162 inclusion proof of leaf `index` in the tree of `size` (≤ committed size).
     pub fn inclusion_proof(&self, index: u64, size: u64) -> Result<Vec<Hash>> {
-        let nodes = tlog::inclusion_nodes(index, size)
-            .map_err(|e| StoreError::Corrupt(format!("inclusion nodes: {e}")))?;
+        let nodes =
+            tlog::inclusion_nodes(index, size).map_err(|e| StoreError::Corrupt(format!("inclusion nodes: {e}")))?;
         let hashes = self.nodes(nodes.ids())?;
-        nodes
-            .rehash::<Sha3_256>(&hashes)
-            .map_err(|e| StoreError::Corrupt(format!("rehash: {e}")))
+        nodes.rehash::<Sha3_256>(&hashes).map_err(|e| StoreError::Corrupt(format!("rehash: {e}")))
     }
 
     /// The RFC 9162 consistency proof between two sizes (0 < size1 ≤ size2 ≤ committed size).
@@ -339,9 +328,7 @@ impl Snapshot {
         let nodes = tlog::consistency_nodes(size1, size2)
             .map_err(|e| StoreError::Corrupt(format!("consistency nodes: {e}")))?;
         let hashes = self.nodes(nodes.ids())?;
-        nodes
-            .rehash::<Sha3_256>(&hashes)
-            .map_err(|e| StoreError::Corrupt(format!("rehash: {e}")))
+        nodes.rehash::<Sha3_256>(&hashes).map_err(|e| StoreError::Corrupt(format!("rehash: {e}")))
     }
 
     /// The root hash of the tree of `size` (≤ committed size), from stored nodes.
@@ -456,9 +443,7 @@ impl Snapshot {
 }
 
 fn decode_leaf(index: u64, raw: &[u8]) -> Result<StoredLeaf> {
-    let (hash, json) = raw
-        .split_first_chunk::<32>()
-        .ok_or_else(|| StoreError::Corrupt(format!("leaf {index}")))?;
+    let (hash, json) = raw.split_first_chunk::<32>().ok_or_else(|| StoreError::Corrupt(format!("leaf {index}")))?;
     Ok(StoredLeaf { index, leaf_hash: *hash, event_json: json.to_vec() })
 }
 
@@ -481,7 +466,11 @@ mod tests {
             assert_eq!(tile_width(raw.len() / 32), Some(width));
             for level in 0..=TILE_HEIGHT {
                 for position in 0..=(width as u64 >> level) + 1 {
-                    assert_eq!(stored_node(&raw, level, position), tile.node(level, position), "{width} {level} {position}");
+                    assert_eq!(
+                        stored_node(&raw, level, position),
+                        tile.node(level, position),
+                        "{width} {level} {position}"
+                    );
                 }
             }
         }

@@ -29,10 +29,8 @@ fn append_until_failure(internal: String, token: String, next_blob: Arc<AtomicU6
     loop {
         let n = next_blob.fetch_add(1, Ordering::Relaxed);
         let event = json!({ "event": { "type": "transfer", "blob_hash": blob_hash(n), "sector": "health" } });
-        let response = agent
-            .post(&format!("{internal}/internal/append"))
-            .header("x-internal-auth", &token)
-            .send_json(&event);
+        let response =
+            agent.post(&format!("{internal}/internal/append")).header("x-internal-auth", &token).send_json(&event);
         let Ok(mut response) = response else { return }; // the process is gone
         if response.status() != 200 {
             return;

@@ -16,7 +16,8 @@ fn now_ms() -> u64 {
 
 /// An ingest request signed by `key`.
 fn signed(key: &LogSigningKey, relay_id: &str, size: u64, root: &str, timestamp: u64) -> Value {
-    let body = wire::SthBody { relay_id: relay_id.into(), sha3_root: root.into(), timestamp, tree_size: size, version: 1 };
+    let body =
+        wire::SthBody { relay_id: relay_id.into(), sha3_root: root.into(), timestamp, tree_size: size, version: 1 };
     json!({
         "relay_id": relay_id, "sha3_root": root, "timestamp": timestamp, "tree_size": size, "version": 1,
         "signature": wire::b64(key.sign(&body.signed_bytes())),
@@ -39,7 +40,11 @@ fn ingest_checks_signatures_windows_pins_and_records_forks() {
     assert_eq!(status, 200, "{body}");
     let pk_hash = hex::encode(peer.verifying_key().pk_hash());
     assert_eq!(body["relay_pk_hash"], pk_hash);
-    assert_eq!(log.post("/v2/sth/ingest", &signed(&peer, "legal.example", 5, &root(5), t)).0, 200, "a replay is harmless");
+    assert_eq!(
+        log.post("/v2/sth/ingest", &signed(&peer, "legal.example", 5, &root(5), t)).0,
+        200,
+        "a replay is harmless"
+    );
     assert_eq!(log.post("/v2/sth/ingest", &signed(&peer, "legal.example", 7, &root(7), t + 1)).0, 200);
 
     let mut forged = signed(&peer, "legal.example", 9, &root(9), t + 2);
@@ -87,7 +92,8 @@ fn ingest_checks_signatures_windows_pins_and_records_forks() {
 #[test]
 fn peers_and_ingest_rate_are_bounded() {
     let dir = tempfile::tempdir().unwrap();
-    let log = Log::configure(dir.path(), "relay.example", "[gossip]\nmax_peers = 2\ningest_per_ip_per_minute = 5\n").start();
+    let log =
+        Log::configure(dir.path(), "relay.example", "[gossip]\nmax_peers = 2\ningest_per_ip_per_minute = 5\n").start();
     let t = now_ms();
     for n in 0..2u8 {
         let key = LogSigningKey::generate().unwrap();

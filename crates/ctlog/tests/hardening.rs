@@ -16,7 +16,6 @@ fn full_landlock_here() -> bool {
     harden::landlock_abi() >= harden::NET_RULES_ABI
 }
 
-
 fn run_to_exit(log: &Log, command: &str) -> Output {
     Command::new(BIN).args([command, "--config"]).arg(&log.config).stdin(Stdio::null()).output().unwrap()
 }
@@ -153,8 +152,6 @@ fn a_gossip_peer_named_by_host_name_is_reached_from_inside_the_sandbox() {
         std::thread::sleep(Duration::from_millis(100));
     }
 }
-
-
 
 #[test]
 fn systemd_hears_ready_status_watchdog_and_stopping() {

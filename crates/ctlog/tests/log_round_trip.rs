@@ -62,8 +62,14 @@ fn appended_leaves_prove_against_signed_tree_heads() {
         let size = appended["tree_size"].as_u64().unwrap();
         assert_eq!(appended["sth"]["tree_size"], size);
         assert_eq!(appended["root"], appended["sth"]["sha3_root"]);
-        tlog::verify_inclusion::<Sha3_256>(n, size, &hex32(&appended["leaf_hash"]), &audit_path(&appended), &hex32(&appended["root"]))
-            .expect("merkle_proof from append verifies");
+        tlog::verify_inclusion::<Sha3_256>(
+            n,
+            size,
+            &hex32(&appended["leaf_hash"]),
+            &audit_path(&appended),
+            &hex32(&appended["root"]),
+        )
+        .expect("merkle_proof from append verifies");
     }
     // The transfer leaf is exactly SHA3(0x02 ‖ sha256 ‖ SHA3(sector) ‖ ISO timestamp).
     let (_, log_page) = log.get("/v2/ct/log?from=3&limit=1");
@@ -82,7 +88,8 @@ fn appended_leaves_prove_against_signed_tree_heads() {
     let (status, proof) = log.get("/v2/ct/proof?index=7");
     assert_eq!(status, 200, "{proof}");
     assert_eq!(proof["tree_size"], 20);
-    tlog::verify_inclusion::<Sha3_256>(7, 20, &hex32(&proof["leaf_hash"]), &audit_path(&proof), &hex32(&proof["root"])).unwrap();
+    tlog::verify_inclusion::<Sha3_256>(7, 20, &hex32(&proof["leaf_hash"]), &audit_path(&proof), &hex32(&proof["root"]))
+        .unwrap();
     assert_eq!(proof["sth"]["sha3_root"], proof["root"], "the proof's root is a signed root");
     let (_, by_hash) = log.get(&format!("/v2/ct/proof?leaf_hash={}", proof["leaf_hash"].as_str().unwrap()));
     assert_eq!(by_hash["leaf_index"], 7);
@@ -157,7 +164,9 @@ fn feeds_and_the_web_ui_are_served() {
     }
     let items: Vec<_> = channel.children().filter(|n| n.has_tag_name("item")).collect();
     assert!(!items.is_empty() && items.len() <= 20);
-    let first: Value = serde_json::from_str(items[0].children().find(|n| n.has_tag_name("description")).unwrap().text().unwrap()).unwrap();
+    let first: Value =
+        serde_json::from_str(items[0].children().find(|n| n.has_tag_name("description")).unwrap().text().unwrap())
+            .unwrap();
     assert_eq!(first["tree_size"], 3, "newest STH first, as signed JSON");
 
     let (status, html) = get_text(&format!("{}/ct/", log.public));

@@ -110,7 +110,12 @@ impl Daemon {
             Enforcement::Required => "required sandbox",
             Enforcement::BestEffort => "best-effort sandbox",
         };
-        println!("landlock ABI {} (rules use ABI {}): {mode} would be {}", outlook.abi(), outlook.rules_abi(), outlook.landlock);
+        println!(
+            "landlock ABI {} (rules use ABI {}): {mode} would be {}",
+            outlook.abi(),
+            outlook.rules_abi(),
+            outlook.landlock
+        );
         let paths = |paths: &[PathBuf]| paths.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(" ");
         let ports = |ports: &[u16]| ports.iter().map(u16::to_string).collect::<Vec<_>>().join(" ");
         println!("  read-only:   {}", paths(&policy.read_only));
@@ -168,7 +173,9 @@ mod tests {
     fn a_refusal_names_the_setting_and_the_file() {
         let not_enforced = HardenError::NotEnforced { state: "not_enforced", cause: "seccomp".into() };
         let message = not_enforced.refusal(Path::new("/etc/relay.toml")).to_string();
-        assert!(message.starts_with("refusing to start: landlock is not_enforced but the sandbox is required: seccomp"));
+        assert!(
+            message.starts_with("refusing to start: landlock is not_enforced but the sandbox is required: seccomp")
+        );
         assert!(message.ends_with("set landlock = \"best-effort\" under [sandbox] in /etc/relay.toml)"), "{message}");
         let other = HardenError::ThreadsRunning { threads: 2 }.refusal(Path::new("/c"));
         assert!(matches!(other, HardenError::ThreadsRunning { threads: 2 }));

@@ -5,8 +5,8 @@
 use std::path::PathBuf;
 
 use landlock::{
-    ABI, Access, AccessFs, AccessNet, BitFlags, NetPort, PathBeneath, PathFd, Ruleset, RulesetAttr,
-    RulesetCreated, RulesetCreatedAttr, RulesetStatus, Scope,
+    ABI, Access, AccessFs, AccessNet, BitFlags, NetPort, PathBeneath, PathFd, Ruleset, RulesetAttr, RulesetCreated,
+    RulesetCreatedAttr, RulesetStatus, Scope,
 };
 use serde::{Deserialize, Serialize};
 
@@ -330,7 +330,11 @@ mod tests {
         let err = short.require(Enforcement::Required).map(|_| ()).unwrap_err().to_string();
         assert!(err.contains("partially_enforced") && err.contains("ABI 3 cannot restrict TCP"), "{err}");
         assert!(short.require(Enforcement::BestEffort).is_ok());
-        let full = Outlook { support: LandlockSupport::Available { abi: 9 }, landlock: LandlockState::FullyEnforced, shortfall: None };
+        let full = Outlook {
+            support: LandlockSupport::Available { abi: 9 },
+            landlock: LandlockState::FullyEnforced,
+            shortfall: None,
+        };
         assert!(full.require(Enforcement::Required).is_ok());
         assert_eq!(full.rules_abi(), TESTED_ABI);
     }

@@ -45,8 +45,10 @@ fn main() {
         return;
     }
     let filter: Vec<&String> = args.iter().filter(|a| !a.starts_with('-')).collect();
-    let selected: Vec<&Test> =
-        TESTS.iter().filter(|(name, _)| filter.is_empty() || filter.iter().any(|f| name.contains(f.as_str()))).collect();
+    let selected: Vec<&Test> = TESTS
+        .iter()
+        .filter(|(name, _)| filter.is_empty() || filter.iter().any(|f| name.contains(f.as_str())))
+        .collect();
     let plural = if selected.len() == 1 { "" } else { "s" };
     println!("\nrunning {} test{plural}", selected.len());
     let mut failed = Vec::new();
@@ -272,10 +274,13 @@ fn child_expect_refusal(dir: &Path) {
     let error = harden::apply(&required(vec![], vec![dir.to_path_buf()])).expect_err("required must refuse");
     let message = error.to_string();
     assert!(message.contains("landlock") && message.contains("required"), "{message}");
-    assert_eq!(Some(message), harden::outlook().shortfall.map(|cause| {
-        let state = harden::outlook().landlock;
-        format!("landlock is {state} but the sandbox is required: {cause}")
-    }));
+    assert_eq!(
+        Some(message),
+        harden::outlook().shortfall.map(|cause| {
+            let state = harden::outlook().landlock;
+            format!("landlock is {state} but the sandbox is required: {cause}")
+        })
+    );
 }
 
 fn child_fs(dir: &Path) {

@@ -99,7 +99,10 @@ async fn send(http: &Client<HttpConnector, Chunks>, request: Request<Chunks>) ->
 }
 
 /// Like `send`, but counts the body's bytes instead of keeping them (downloads of 5 MiB).
-async fn send_counting(http: &Client<HttpConnector, Chunks>, request: Request<Chunks>) -> Result<(StatusCode, usize), Failure> {
+async fn send_counting(
+    http: &Client<HttpConnector, Chunks>,
+    request: Request<Chunks>,
+) -> Result<(StatusCode, usize), Failure> {
     let exchange = async {
         let response = http.request(request).await.map_err(|e| Failure::Transport(format!("{e:?}")))?;
         let status = response.status();
@@ -123,7 +126,12 @@ fn refusal(status: StatusCode, body: &[u8]) -> Failure {
 }
 
 /// One plain request for setup (health, key minting): status and body.
-pub async fn call(method: Method, url: &str, headers: &[(&str, &str)], body: &[u8]) -> anyhow::Result<(StatusCode, Bytes)> {
+pub async fn call(
+    method: Method,
+    url: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> anyhow::Result<(StatusCode, Bytes)> {
     let mut request = Request::builder().method(method).uri(url);
     for (name, value) in headers {
         request = request.header(*name, *value);

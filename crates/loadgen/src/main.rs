@@ -94,7 +94,10 @@ fn parse(args: &[String]) -> anyhow::Result<Options> {
         bail!("--runs, --duration and client counts must be at least 1");
     }
     if !s.paramant.is_file() {
-        bail!("{} not found: build it (cargo build --release --bins -p paramant) or set PARAMANT_BIN", s.paramant.display());
+        bail!(
+            "{} not found: build it (cargo build --release --bins -p paramant) or set PARAMANT_BIN",
+            s.paramant.display()
+        );
     }
     Ok(options)
 }

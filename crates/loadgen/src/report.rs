@@ -36,12 +36,29 @@ pub fn run(index: usize, runs: usize, settings: &Settings, report: &RunReport) -
     out += "| Measurement | Clients | Result | p50 | p99 | Target | Met | Cores busy: relay / ctlog / loadgen | Failures |\n";
     out += "|---|---:|---|---:|---:|---|---|---|---|\n";
     let small = &report.small_uploads;
-    out += &row("1 KiB uploads", settings.small_clients, small, &format!("{} /s", thousands(small.per_sec())), &target(small.per_sec() >= SMALL_UPLOADS_PER_SEC, "≥ 5,000 /s"));
+    out += &row(
+        "1 KiB uploads",
+        settings.small_clients,
+        small,
+        &format!("{} /s", thousands(small.per_sec())),
+        &target(small.per_sec() >= SMALL_UPLOADS_PER_SEC, "≥ 5,000 /s"),
+    );
     let bound = report.bound.uploads_per_sec();
     let large = &report.large_uploads;
     let share = large.per_sec() / bound;
-    let result = format!("{} /s ({:.2} GB/s of payload) = {:.0} % of bound", dec1(large.per_sec()), large.per_sec() * 5.0 * MIB as f64 / 1e9, share * 100.0);
-    out += &row("5 MiB uploads", settings.large_clients, large, &result, &target(share >= LARGE_SHARE_OF_BOUND, "≥ 80 % of bound"));
+    let result = format!(
+        "{} /s ({:.2} GB/s of payload) = {:.0} % of bound",
+        dec1(large.per_sec()),
+        large.per_sec() * 5.0 * MIB as f64 / 1e9,
+        share * 100.0
+    );
+    out += &row(
+        "5 MiB uploads",
+        settings.large_clients,
+        large,
+        &result,
+        &target(share >= LARGE_SHARE_OF_BOUND, "≥ 80 % of bound"),
+    );
     let _ = writeln!(
         out,
         "| machine bound, 5 MiB | – | {} /s = {} cores ÷ (base64 decode {:.2} ms + SHA-256 {:.2} ms per upload on one core, wall; {:.2} ms CPU) | | | | | | |",
@@ -52,9 +69,21 @@ pub fn run(index: usize, runs: usize, settings: &Settings, report: &RunReport) -
         report.bound.cpu_secs * 1e3
     );
     let cycles = &report.small_cycles;
-    out += &row("1 KiB upload+download cycles", settings.small_clients, cycles, &format!("{} /s", thousands(cycles.per_sec())), "(none) | ");
+    out += &row(
+        "1 KiB upload+download cycles",
+        settings.small_clients,
+        cycles,
+        &format!("{} /s", thousands(cycles.per_sec())),
+        "(none) | ",
+    );
     let cycles = &report.large_cycles;
-    out += &row("5 MiB upload+download cycles", settings.large_clients, cycles, &format!("{} /s", dec1(cycles.per_sec())), "(none) | ");
+    out += &row(
+        "5 MiB upload+download cycles",
+        settings.large_clients,
+        cycles,
+        &format!("{} /s", dec1(cycles.per_sec())),
+        "(none) | ",
+    );
     out += &memory_rows(settings, report);
     out += &cpu_table(report);
     out
@@ -79,7 +108,8 @@ fn cpu_table(report: &RunReport) -> String {
         let _ = writeln!(out, "| {name} | {} | {} /s |", cells.join(" | "), thousands(cores / total.max(1e-9)));
     }
     let b = &report.bound;
-    let relay_large = report.large_uploads.cpu.first().map_or(0.0, |(_, busy)| busy / report.large_uploads.per_sec().max(1e-9));
+    let relay_large =
+        report.large_uploads.cpu.first().map_or(0.0, |(_, busy)| busy / report.large_uploads.per_sec().max(1e-9));
     let _ = writeln!(
         out,
         "\nThe relay spent {} of CPU per 5 MiB upload; base64 decode + SHA-256 alone take {} of CPU \

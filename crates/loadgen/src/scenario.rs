@@ -108,7 +108,14 @@ pub async fn run(settings: &Settings) -> anyhow::Result<RunReport> {
 }
 
 /// Uploads of `size` bytes, never downloaded.
-async fn uploads(client: &RelayClient, size: usize, ttl_ms: u64, clients: usize, window: Window, pids: &[(&'static str, u32)]) -> Outcome {
+async fn uploads(
+    client: &RelayClient,
+    size: usize,
+    ttl_ms: u64,
+    clients: usize,
+    window: Window,
+    pids: &[(&'static str, u32)],
+) -> Outcome {
     let factory = Arc::new(BodyFactory::new(size, ttl_ms));
     let client = client.clone();
     drive(clients, window, pids, move |_| {
@@ -119,7 +126,13 @@ async fn uploads(client: &RelayClient, size: usize, ttl_ms: u64, clients: usize,
 }
 
 /// An upload of `size` bytes followed by its burning download, timed as one cycle.
-async fn cycles(client: &RelayClient, size: usize, clients: usize, window: Window, pids: &[(&'static str, u32)]) -> Outcome {
+async fn cycles(
+    client: &RelayClient,
+    size: usize,
+    clients: usize,
+    window: Window,
+    pids: &[(&'static str, u32)],
+) -> Outcome {
     let factory = Arc::new(BodyFactory::new(size, LONG_TTL_MS));
     let client = client.clone();
     drive(clients, window, pids, move |_| {
@@ -155,7 +168,15 @@ async fn memory(settings: &Settings) -> anyhow::Result<MemoryReport> {
     tokio::time::sleep(Duration::from_secs(13)).await;
     let after_burn_later = probe::memory(services.relay_pid);
     services.stop().await;
-    Ok(MemoryReport { idle, stored_bytes, blobs: hashes.len(), store_failures, with_blobs, after_burn, after_burn_later })
+    Ok(MemoryReport {
+        idle,
+        stored_bytes,
+        blobs: hashes.len(),
+        store_failures,
+        with_blobs,
+        after_burn,
+        after_burn_later,
+    })
 }
 
 /// Uploads `count` blobs with `clients` concurrent clients; returns the stored hashes and how

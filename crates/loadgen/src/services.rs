@@ -152,7 +152,8 @@ async fn mint_key(internal_port: u16, token_file: &Path) -> anyhow::Result<Strin
     let token = std::fs::read_to_string(token_file).with_context(|| format!("cannot read {}", token_file.display()))?;
     let url = format!("http://127.0.0.1:{internal_port}/internal/keys");
     let headers = [("x-internal-auth", token.trim()), ("content-type", "application/json")];
-    let (status, body) = call(Method::POST, &url, &headers, br#"{"plan":"enterprise","label":"paramant-loadgen"}"#).await?;
+    let (status, body) =
+        call(Method::POST, &url, &headers, br#"{"plan":"enterprise","label":"paramant-loadgen"}"#).await?;
     let answer: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
     match answer["key"].as_str() {
         Some(key) if status.is_success() => Ok(key.to_owned()),

@@ -53,7 +53,8 @@ pub fn run(options: UpOptions) -> anyhow::Result<ExitCode> {
         start(ctlog.service(), &mut children).await?;
         start(relay.service(), &mut children).await?;
         let mut info = ctlog.dev_json();
-        let previous = std::fs::read(dir.join("dev.json")).ok().and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok());
+        let previous =
+            std::fs::read(dir.join("dev.json")).ok().and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok());
         let api_key = relay.api_key(previous.as_ref().and_then(|p| p["api_key"].as_str()))?;
         merge(&mut info, relay.dev_json(api_key));
         write_atomically(&dir.join("dev.json"), &serde_json::to_vec_pretty(&info)?)?;
@@ -159,7 +160,13 @@ fn health_ok(addr: SocketAddr) -> bool {
 
 /// A minimal HTTP/1.0 call on loopback: (status, body). Enough for health checks and the
 /// internal APIs; `up` needs no HTTP client beyond this.
-fn http_call(addr: SocketAddr, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> std::io::Result<(u16, Vec<u8>)> {
+fn http_call(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> std::io::Result<(u16, Vec<u8>)> {
     let mut stream = TcpStream::connect_timeout(&addr, Duration::from_millis(500))?;
     stream.set_read_timeout(Some(Duration::from_secs(10)))?;
     let mut request = format!("{method} {path} HTTP/1.0\r\nHost: localhost\r\nContent-Length: {}\r\n", body.len());
@@ -281,8 +288,10 @@ impl RelayLayout {
     /// key (the SDK accepts only `pgp_`; Enterprise so tests and benchmarks are not throttled).
     fn api_key(&self, previous: Option<&str>) -> anyhow::Result<String> {
         if let Some(key) = previous {
-            let (status, body) = http_call(self.config.public_listen, "GET", "/v2/check-key", &[("X-Api-Key", key)], b"")?;
-            let valid = status == 200 && serde_json::from_slice::<serde_json::Value>(&body).is_ok_and(|v| v["valid"] == true);
+            let (status, body) =
+                http_call(self.config.public_listen, "GET", "/v2/check-key", &[("X-Api-Key", key)], b"")?;
+            let valid =
+                status == 200 && serde_json::from_slice::<serde_json::Value>(&body).is_ok_and(|v| v["valid"] == true);
             if valid {
                 return Ok(key.to_owned());
             }

@@ -196,7 +196,12 @@ impl BlobStore {
             return Err(BlobError::Busy);
         }
         *in_flight += 1;
-        Ok(Delivery { payload: payload.clone(), payload_sha256: *payload_sha256, meta: entry.meta.clone(), views_left: *views_left })
+        Ok(Delivery {
+            payload: payload.clone(),
+            payload_sha256: *payload_sha256,
+            meta: entry.meta.clone(),
+            views_left: *views_left,
+        })
     }
 
     /// Ends a delivery. A completely sent body consumes the view; the last view burns the blob
@@ -245,10 +250,7 @@ impl BlobStore {
     /// Whether a published blob is still downloadable (for device queues).
     pub fn is_available(&self, hash: &str, now_ms: u64) -> bool {
         let inner = self.lock();
-        inner
-            .blobs
-            .get(hash)
-            .is_some_and(|e| matches!(e.state, State::Ready { .. }) && e.meta.expires_ms > now_ms)
+        inner.blobs.get(hash).is_some_and(|e| matches!(e.state, State::Ready { .. }) && e.meta.expires_ms > now_ms)
     }
 
     /// Removes every expired blob not being delivered; returns how many.

@@ -186,7 +186,9 @@ impl Config {
         if !self.internal_listen.ip().is_loopback() {
             return Err(invalid("internal_listen", "the internal API must listen on loopback only"));
         }
-        for (field, url) in [("ctlog.internal_url", &self.ctlog.internal_url), ("ctlog.public_url", &self.ctlog.public_url)] {
+        for (field, url) in
+            [("ctlog.internal_url", &self.ctlog.internal_url), ("ctlog.public_url", &self.ctlog.public_url)]
+        {
             if http_port(url).is_none() {
                 return Err(invalid(field, "must be an http:// URL of the local log, e.g. \"http://127.0.0.1:8200\""));
             }
@@ -257,12 +259,14 @@ impl Config {
     /// webhook targets (which listen anywhere) are allowed.
     fn connect_tcp(&self) -> harden::TcpConnect {
         if self.webhook.danger_allow_private_targets {
-            let reason = "[webhook] danger_allow_private_targets = true: private webhook targets may listen on any port";
+            let reason =
+                "[webhook] danger_allow_private_targets = true: private webhook targets may listen on any port";
             return harden::TcpConnect::AnyPort { reason: reason.into() };
         }
         let log = [&self.ctlog.internal_url, &self.ctlog.public_url].into_iter().filter_map(|url| http_port(url));
         let smtp = self.trial.smtp.as_deref().and_then(smtp_port);
-        let registry = self.registry_url.as_deref().and_then(|url| crate::webhook::parse_target(url, true).ok()).map(|t| t.port);
+        let registry =
+            self.registry_url.as_deref().and_then(|url| crate::webhook::parse_target(url, true).ok()).map(|t| t.port);
         let mut ports: Vec<u16> = log.chain(self.webhook.ports.iter().copied()).chain(smtp).chain(registry).collect();
         ports.sort_unstable();
         ports.dedup();
@@ -333,7 +337,9 @@ mod tests {
         let extra = "[tls]\ncert_file = \"/c.pem\"\nkey_file = \"/k.pem\"\n[trial]\nsmtp = \"mail.local:2525\"\n\
                      [webhook]\nports = [443, 8443]\n[sandbox]\nlandlock = \"best-effort\"";
         let policy = config(extra).sandbox_policy(Path::new("/r.toml"));
-        assert!(policy.read_only.contains(&PathBuf::from("/c.pem")) && policy.read_only.contains(&PathBuf::from("/k.pem")));
+        assert!(
+            policy.read_only.contains(&PathBuf::from("/c.pem")) && policy.read_only.contains(&PathBuf::from("/k.pem"))
+        );
         assert_eq!(ports(policy.connect_tcp), vec![443, 2525, 8081, 8082, 8443]);
         assert_eq!(policy.enforcement, harden::Enforcement::BestEffort);
     }
@@ -342,7 +348,9 @@ mod tests {
     fn private_webhook_targets_lift_the_connect_rules_and_say_why() {
         let policy = config("[webhook]\ndanger_allow_private_targets = true").sandbox_policy(Path::new("/r.toml"));
         match policy.connect_tcp {
-            harden::TcpConnect::AnyPort { reason } => assert!(reason.contains("danger_allow_private_targets"), "{reason}"),
+            harden::TcpConnect::AnyPort { reason } => {
+                assert!(reason.contains("danger_allow_private_targets"), "{reason}")
+            }
             other => panic!("expected any port, got {other:?}"),
         }
         assert_eq!(policy.bind_tcp, vec![8443, 8001], "binding stays restricted");

@@ -155,7 +155,14 @@ impl Keys<'_> {
 
     /// Mints a new key (`prefix` is "pgp_" or "plk_"); the plaintext is returned once, only its
     /// hash is stored.
-    pub fn create(&self, prefix: &str, plan: Plan, label: &str, email: Option<&str>, now_ms: u64) -> Result<String, ApiError> {
+    pub fn create(
+        &self,
+        prefix: &str,
+        plan: Plan,
+        label: &str,
+        email: Option<&str>,
+        now_ms: u64,
+    ) -> Result<String, ApiError> {
         let key = crypto::random_token(prefix).map_err(|e| ApiError::internal("rng", &e))?;
         let key_hash: KeyHash = Sha256::digest(key.as_bytes()).into();
         let record = KeyRecord {

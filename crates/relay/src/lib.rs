@@ -137,7 +137,8 @@ pub async fn serve(opened: Opened, hardening: harden::Hardening, listeners: List
         }
     };
     let internal_app = internal_api::router(state.clone());
-    let internal_task = tokio::spawn(axum::serve(internal, internal_app).with_graceful_shutdown(drain.started()).into_future());
+    let internal_task =
+        tokio::spawn(axum::serve(internal, internal_app).with_graceful_shutdown(drain.started()).into_future());
     DAEMON.log(format_args!("{} on {} ({scheme})", status_line(&state), state.config.public_url()));
     DAEMON.ready(&status_line(&state));
     let status_state = state.clone();

@@ -117,7 +117,13 @@ impl LogClient {
     }
 
     /// A signed receipt (header value) proving the transfer leaf against the newest STH.
-    pub async fn receipt(&self, blob_hash: &str, sector: &str, transfer_leaf_hash: &str, burned: bool) -> Result<String, ApiError> {
+    pub async fn receipt(
+        &self,
+        blob_hash: &str,
+        sector: &str,
+        transfer_leaf_hash: &str,
+        burned: bool,
+    ) -> Result<String, ApiError> {
         let body = json!({
             "blob_hash": blob_hash,
             "sector": sector,
@@ -131,7 +137,8 @@ impl LogClient {
 
     /// The relay's registry entry, signed by the log (`url|sector|version|timestamp`).
     pub async fn sign_registration(&self, url: &str, version: &str) -> Result<Value, ApiError> {
-        let mut signed: Value = self.internal("/internal/sign-registration", &json!({ "url": url, "version": version })).await?;
+        let mut signed: Value =
+            self.internal("/internal/sign-registration", &json!({ "url": url, "version": version })).await?;
         signed["edition"] = json!("community");
         Ok(signed)
     }
@@ -139,9 +146,7 @@ impl LogClient {
     /// Calls the internal API; a success is parsed as `T` (a log answer that does not fit is
     /// the relay's problem, a 500), a refusal becomes the relay's answer.
     async fn internal<T: DeserializeOwned>(&self, path: &str, body: &impl Serialize) -> Result<T, ApiError> {
-        let uri: Uri = format!("{}{path}", self.internal_url)
-            .parse()
-            .map_err(|e| ApiError::internal("log url", &e))?;
+        let uri: Uri = format!("{}{path}", self.internal_url).parse().map_err(|e| ApiError::internal("log url", &e))?;
         let request = Request::post(uri)
             .header("content-type", "application/json")
             .header("x-internal-auth", self.token.danger_expose())
@@ -181,7 +186,13 @@ impl LogClient {
 
     /// Forwards a public CT request (GET or POST with a small body) to the log and relays the
     /// answer as is; `client_ip` travels as `X-Real-IP` for the log's per-IP limits.
-    pub async fn forward_public(&self, method: Method, path_and_query: &str, body: Bytes, client_ip: &str) -> Result<Response<Body>, ApiError> {
+    pub async fn forward_public(
+        &self,
+        method: Method,
+        path_and_query: &str,
+        body: Bytes,
+        client_ip: &str,
+    ) -> Result<Response<Body>, ApiError> {
         let uri: Uri = format!("{}{path_and_query}", self.public_url)
             .parse()
             .map_err(|_| ApiError::bad_request("invalid request path"))?;

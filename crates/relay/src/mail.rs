@@ -57,7 +57,8 @@ async fn smtp(server: &str, mail: &Mail<'_>, date: &str) -> Result<(), String> {
     let (read, mut write) = stream.into_split();
     let mut reader = BufReader::new(read);
     expect(&mut reader, "220").await?;
-    let address = |s: &str| s.rsplit_once('<').map(|(_, a)| a.trim_end_matches('>').to_owned()).unwrap_or_else(|| s.to_owned());
+    let address =
+        |s: &str| s.rsplit_once('<').map(|(_, a)| a.trim_end_matches('>').to_owned()).unwrap_or_else(|| s.to_owned());
     let steps = [
         ("EHLO paramant-relay\r\n".to_owned(), "250"),
         (format!("MAIL FROM:<{}>\r\n", address(mail.from)), "250"),

@@ -26,7 +26,8 @@ pub fn acceptor(tls: &TlsConfig) -> anyhow::Result<TlsAcceptor> {
         .with_context(|| format!("cannot read {}", tls.cert_file.display()))?
         .collect::<Result<Vec<_>, _>>()
         .with_context(|| format!("{} is not a PEM certificate chain", tls.cert_file.display()))?;
-    let key = PrivateKeyDer::from_pem_file(&tls.key_file).with_context(|| format!("{} is not a PEM private key", tls.key_file.display()))?;
+    let key = PrivateKeyDer::from_pem_file(&tls.key_file)
+        .with_context(|| format!("{} is not a PEM private key", tls.key_file.display()))?;
     let mut config = rustls::ServerConfig::builder().with_no_client_auth().with_single_cert(certs, key)?;
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     Ok(TlsAcceptor::from(Arc::new(config)))

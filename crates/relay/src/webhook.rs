@@ -10,14 +10,14 @@ use std::time::Duration;
 
 use axum::Json;
 use axum::body::Bytes;
-use axum::extract::rejection::BytesRejection;
 use axum::extract::State;
+use axum::extract::rejection::BytesRejection;
 use axum::http::HeaderMap;
 use hmac::{Hmac, KeyInit, Mac};
-use redb::ReadableTable;
 use http_body_util::Full;
 use hyper_util::rt::TokioIo;
 use jsonapi::{ApiError, ApiResult};
+use redb::ReadableTable;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use sha2::Sha256;
@@ -50,7 +50,11 @@ pub fn parse_target(url: &str, allow_plain_http: bool) -> Result<Target, &'stati
         return Err("url must be an https:// URL");
     };
     let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
-    if authority.is_empty() || authority.contains('@') || url.len() > 2048 || url.chars().any(|c| c.is_whitespace() || c.is_control()) {
+    if authority.is_empty()
+        || authority.contains('@')
+        || url.len() > 2048
+        || url.chars().any(|c| c.is_whitespace() || c.is_control())
+    {
         return Err("url must have a plain host (no credentials, no spaces) and at most 2048 characters");
     }
     let (host, port) = split_host_port(authority, if https { 443 } else { 80 })?;
@@ -129,13 +133,20 @@ struct RegisterRequest {
 }
 
 /// `POST /v2/webhook`: registers a URL told about uploads announced on a device.
-pub async fn register(State(state): State<SharedState>, headers: HeaderMap, body: Result<Bytes, BytesRejection>) -> ApiResult<Json<Value>> {
+pub async fn register(
+    State(state): State<SharedState>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> ApiResult<Json<Value>> {
     let caller = state.caller(&headers)?;
     let request: RegisterRequest = jsonapi::json_body(body)?;
     crate::routes::devices::check_device_id(&request.device_id)?;
     let allow_private = state.config.webhook.danger_allow_private_targets;
     let target = parse_target(&request.url, allow_private).map_err(ApiError::bad_request)?;
-    if !allow_private && let Ok(ip) = target.host.parse::<IpAddr>() && !is_public(ip) {
+    if !allow_private
+        && let Ok(ip) = target.host.parse::<IpAddr>()
+        && !is_public(ip)
+    {
         return Err(ApiError::bad_request("url must not point at a private, loopback or link-local address"));
     }
     // The sandbox lets deliveries connect to these ports only (any port with private targets).
@@ -193,7 +204,8 @@ impl Webhooks {
             let (state, body) = (state.clone(), body.clone());
             tokio::spawn(async move {
                 let allow_private = state.config.webhook.danger_allow_private_targets;
-                let result = tokio::time::timeout(DELIVERY_TIMEOUT, state.webhooks.send(&hook, body, allow_private)).await;
+                let result =
+                    tokio::time::timeout(DELIVERY_TIMEOUT, state.webhooks.send(&hook, body, allow_private)).await;
                 match result {
                     Ok(Ok(())) => {}
                     Ok(Err(e)) => eprintln!("paramant-relay: webhook to {} failed: {e}", hook.target.host),
@@ -205,7 +217,8 @@ impl Webhooks {
 
     async fn send(&self, hook: &Hook, body: Bytes, allow_private: bool) -> Result<(), String> {
         let signature = {
-            let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(hook.secret.as_bytes()).map_err(|e| e.to_string())?;
+            let mut mac =
+                <Hmac<Sha256> as KeyInit>::new_from_slice(hook.secret.as_bytes()).map_err(|e| e.to_string())?;
             mac.update(&body);
             hex::encode(mac.finalize().into_bytes())
         };
@@ -217,7 +230,13 @@ impl Webhooks {
 
     /// POSTs JSON to `target` (https with the Mozilla roots, or plain http), connecting to the
     /// address that was checked against `reach`.
-    pub async fn post(&self, target: &Target, reach: Reach, headers: &[(&str, &str)], body: Bytes) -> Result<hyper::StatusCode, String> {
+    pub async fn post(
+        &self,
+        target: &Target,
+        reach: Reach,
+        headers: &[(&str, &str)],
+        body: Bytes,
+    ) -> Result<hyper::StatusCode, String> {
         let addrs: Vec<SocketAddr> = tokio::net::lookup_host((target.host.as_str(), target.port))
             .await
             .map_err(|e| format!("resolve: {e}"))?
@@ -279,7 +298,26 @@ mod tests {
 
     #[test]
     fn private_loopback_link_local_and_reserved_addresses_are_not_public() {
-        for ip in ["10.0.0.1", "172.16.5.4", "192.168.1.1", "127.0.0.1", "169.254.169.254", "0.0.0.0", "100.64.0.1", "224.0.0.1", "255.255.255.255", "::1", "fe80::1", "fd00::1", "::ffff:127.0.0.1", "::ffff:10.0.0.1", "64:ff9b::a00:1", "192.0.0.8", "198.18.0.1", "240.0.0.1"] {
+        for ip in [
+            "10.0.0.1",
+            "172.16.5.4",
+            "192.168.1.1",
+            "127.0.0.1",
+            "169.254.169.254",
+            "0.0.0.0",
+            "100.64.0.1",
+            "224.0.0.1",
+            "255.255.255.255",
+            "::1",
+            "fe80::1",
+            "fd00::1",
+            "::ffff:127.0.0.1",
+            "::ffff:10.0.0.1",
+            "64:ff9b::a00:1",
+            "192.0.0.8",
+            "198.18.0.1",
+            "240.0.0.1",
+        ] {
             assert!(!is_public(ip.parse().unwrap()), "{ip} must not be public");
         }
         for ip in ["1.1.1.1", "93.184.216.34", "2606:4700:4700::1111"] {
@@ -293,7 +331,10 @@ mod tests {
             parse_target("https://hooks.example.com/x?y=1", false),
             Ok(Target { https: true, host: "hooks.example.com".into(), port: 443, path: "/x?y=1".into() })
         );
-        assert_eq!(parse_target("https://[2606:4700::1]:8443", false).map(|t| (t.host, t.port)), Ok(("2606:4700::1".into(), 8443)));
+        assert_eq!(
+            parse_target("https://[2606:4700::1]:8443", false).map(|t| (t.host, t.port)),
+            Ok(("2606:4700::1".into(), 8443))
+        );
         assert!(parse_target("http://example.com/", false).is_err());
         assert!(parse_target("https://user:pw@example.com/", false).is_err());
         assert!(parse_target("ftp://example.com/", false).is_err());

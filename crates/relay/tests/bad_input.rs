@@ -25,7 +25,11 @@ fn assert_intact(sector: &Sector, key: &str, hash: &str) {
     let status = sector.status_of(key, hash);
     assert_eq!((status.status, status.json()["views_left"].clone()), (200, json!(1)), "{}", status.text());
     let health = sector.get("/health", None).json();
-    assert_eq!((health["blobs"].clone(), health["blob_bytes"].clone()), (json!(1), json!(1000)), "no claim leaked: {health}");
+    assert_eq!(
+        (health["blobs"].clone(), health["blob_bytes"].clone()),
+        (json!(1), json!(1000)),
+        "no claim leaked: {health}"
+    );
 }
 
 fn assert_delivers(sector: &Sector, key: &str, hash: &str, data: &[u8]) {
@@ -122,7 +126,11 @@ fn post_oversized(sector: &Sector, path: &str, key: &str, body: &Value) -> (u16,
         body.len()
     );
     let (status, answer) = sector.raw(&head, &body);
-    (status, serde_json::from_slice(&answer).unwrap_or_else(|_| panic!("{path}: non-JSON {status}: {}", String::from_utf8_lossy(&answer))))
+    (
+        status,
+        serde_json::from_slice(&answer)
+            .unwrap_or_else(|_| panic!("{path}: non-JSON {status}: {}", String::from_utf8_lossy(&answer))),
+    )
 }
 
 fn assert_too_large((status, body): &(u16, Value)) {
@@ -152,13 +160,37 @@ fn oversized_bodies_and_payloads_get_413_and_leave_stored_blobs_intact() {
 #[test]
 fn unknown_paths_get_404_and_wrong_methods_405() {
     let (sector, key, data, hash) = sector_with_a_blob();
-    for path in ["/", "/v2", "/v2/", "/v2/nope", "/v3/inbound", "/v2/outbound", "/v2/outbound/", "/admin/api/admin/keys", "/internal/keys", "/v2/inbound/extra", "/.env", "/v2/ct/../../internal/keys"] {
+    for path in [
+        "/",
+        "/v2",
+        "/v2/",
+        "/v2/nope",
+        "/v3/inbound",
+        "/v2/outbound",
+        "/v2/outbound/",
+        "/admin/api/admin/keys",
+        "/internal/keys",
+        "/v2/inbound/extra",
+        "/.env",
+        "/v2/ct/../../internal/keys",
+    ] {
         let reply = sector.get(path, Some(&key));
         assert_eq!((reply.status, reply.error()), (404, "not_found".into()), "GET {path}: {}", reply.text());
     }
-    for (method, path) in [("GET", "/v2/inbound".to_owned()), ("DELETE", "/v2/inbound".into()), ("PUT", format!("/v2/outbound/{hash}")), ("DELETE", format!("/v2/outbound/{hash}")), ("POST", format!("/v2/status/{hash}"))] {
+    for (method, path) in [
+        ("GET", "/v2/inbound".to_owned()),
+        ("DELETE", "/v2/inbound".into()),
+        ("PUT", format!("/v2/outbound/{hash}")),
+        ("DELETE", format!("/v2/outbound/{hash}")),
+        ("POST", format!("/v2/status/{hash}")),
+    ] {
         let reply = sector.request(method, &path, &[("x-api-key", &key)], None);
-        assert_eq!((reply.status, reply.error()), (405, "method_not_allowed".into()), "{method} {path}: {}", reply.text());
+        assert_eq!(
+            (reply.status, reply.error()),
+            (405, "method_not_allowed".into()),
+            "{method} {path}: {}",
+            reply.text()
+        );
     }
     assert_intact(&sector, &key, &hash);
     assert_delivers(&sector, &key, &hash, &data);
@@ -221,7 +253,12 @@ fn missing_wrong_and_foreign_api_keys_are_refused_and_the_blob_stays() {
 
     sector.post("/v2/inbound", None, &upload).assert_error(401, "unauthorized");
     for wrong in [unknown.as_str(), "hello", "", "pgp_", "plk_short", "pgp_ä-not-ascii"] {
-        let reply = sector.request("POST", "/v2/inbound", &[("x-api-key", wrong), ("content-type", "application/json")], Some(serde_json::to_vec(&upload).unwrap()));
+        let reply = sector.request(
+            "POST",
+            "/v2/inbound",
+            &[("x-api-key", wrong), ("content-type", "application/json")],
+            Some(serde_json::to_vec(&upload).unwrap()),
+        );
         reply.assert_error(401, "unauthorized");
         sector.download(wrong, &hash).assert_error(401, "unauthorized");
     }
@@ -232,7 +269,9 @@ fn missing_wrong_and_foreign_api_keys_are_refused_and_the_blob_stays() {
     sector.get(&format!("/v2/dl/{}", "0".repeat(64)), Some(&other)).assert_error(410, "gone");
 
     // A key in the URL is refused outright, even a valid one, wherever it is.
-    for query in [format!("?k={key}"), format!("?api_key={key}"), "?key=x".into(), format!("?x={key}"), "?apikey=1".into()] {
+    for query in
+        [format!("?k={key}"), format!("?api_key={key}"), "?key=x".into(), format!("?x={key}"), "?apikey=1".into()]
+    {
         let (status, body) = sector.raw_get(&format!("/v2/outbound/{hash}{query}"), None);
         assert_eq!((status, body["error"].clone()), (400, json!("bad_request")), "{query}: {body}");
         let (status, _) = sector.raw_get(&format!("/v2/status/{hash}{query}"), Some(&key));
@@ -243,11 +282,14 @@ fn missing_wrong_and_foreign_api_keys_are_refused_and_the_blob_stays() {
     let key_hash = sha256_hex(other.as_bytes());
     let body = serde_json::to_vec(&json!({ "key_hash": key_hash, "active": false })).unwrap();
     let token = sector.internal_token();
-    let update = call(&format!("{}/internal/keys/update", sector.internal), "POST", &[("x-internal-auth", &token)], Some(body)).unwrap();
+    let update =
+        call(&format!("{}/internal/keys/update", sector.internal), "POST", &[("x-internal-auth", &token)], Some(body))
+            .unwrap();
     assert_eq!(update.status, 200, "{}", update.text());
     sector.status_of(&other, &hash).assert_error(401, "unauthorized");
     // The internal API wants its own secret.
-    let refused = call(&format!("{}/internal/keys", sector.internal), "GET", &[("x-internal-auth", "pit_wrong")], None).unwrap();
+    let refused =
+        call(&format!("{}/internal/keys", sector.internal), "GET", &[("x-internal-auth", "pit_wrong")], None).unwrap();
     refused.assert_error(401, "unauthorized");
 
     assert_intact(&sector, &key, &hash);

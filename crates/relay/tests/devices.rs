@@ -46,10 +46,18 @@ fn identical_keys_register_once_and_changed_keys_rotate() {
     let again = sector.post("/v2/pubkey", Some(&key), &request);
     assert_eq!((again.status, again.json()["registered"].clone()), (200, json!("unchanged")), "{}", again.text());
     assert_eq!(again.json()["ct_index"], first.json()["ct_index"]);
-    assert_eq!(entries_of(&sector, "device_registered", "device_id", "phone-001").len(), 1, "identical keys are logged once");
+    assert_eq!(
+        entries_of(&sector, "device_registered", "device_id", "phone-001").len(),
+        1,
+        "identical keys are logged once"
+    );
 
     let new_kyber = b64(&payload(2, 1184));
-    let rotated = sector.post("/v2/pubkey", Some(&key), &json!({ "device_id": "phone-001", "ecdh_pub": ecdh, "kyber_pub": new_kyber }));
+    let rotated = sector.post(
+        "/v2/pubkey",
+        Some(&key),
+        &json!({ "device_id": "phone-001", "ecdh_pub": ecdh, "kyber_pub": new_kyber }),
+    );
     assert_eq!((rotated.status, rotated.json()["registered"].clone()), (200, json!("rotated")), "{}", rotated.text());
     assert_ne!(rotated.json()["ct_index"], first.json()["ct_index"]);
     let logged = entries_of(&sector, "device_registered", "device_id", "phone-001");
@@ -58,7 +66,10 @@ fn identical_keys_register_once_and_changed_keys_rotate() {
 
     let lookup = sector.get("/v2/pubkey/phone-001", Some(&key));
     assert_eq!(lookup.status, 200, "{}", lookup.text());
-    assert_eq!((lookup.json()["ecdh_pub"].clone(), lookup.json()["kyber_pub"].clone()), (json!(ecdh), json!(new_kyber)));
+    assert_eq!(
+        (lookup.json()["ecdh_pub"].clone(), lookup.json()["kyber_pub"].clone()),
+        (json!(ecdh), json!(new_kyber))
+    );
     sector.get("/v2/pubkey/phone-001", Some(&other)).assert_error(404, "not_found");
     sector.get("/v2/pubkey/phone-001", None).assert_error(401, "unauthorized");
     sector.get("/v2/pubkey/phone-404", Some(&key)).assert_error(404, "not_found");
@@ -76,18 +87,31 @@ fn bad_device_ids_and_keys_are_refused_and_nothing_is_logged() {
     }
     for bad_key in ["", "not base64 !", &b64(&[7u8; 200]), "abc"] {
         let reply = sector.post("/v2/pubkey", Some(&key), &json!({ "device_id": "d1", "ecdh_pub": bad_key }));
-        assert_eq!((reply.status, reply.error()), (400, "bad_request".into()), "ecdh_pub {bad_key:?}: {}", reply.text());
+        assert_eq!(
+            (reply.status, reply.error()),
+            (400, "bad_request".into()),
+            "ecdh_pub {bad_key:?}: {}",
+            reply.text()
+        );
     }
-    let bad_kyber = sector.post("/v2/pubkey", Some(&key), &json!({ "device_id": "d1", "ecdh_pub": ecdh, "kyber_pub": b64(&[1u8; 2000]) }));
+    let bad_kyber = sector.post(
+        "/v2/pubkey",
+        Some(&key),
+        &json!({ "device_id": "d1", "ecdh_pub": ecdh, "kyber_pub": b64(&[1u8; 2000]) }),
+    );
     bad_kyber.assert_error(400, "bad_request");
     let wrong_type = sector.post("/v2/pubkey", Some(&key), &json!({ "device_id": 7, "ecdh_pub": ecdh }));
     wrong_type.assert_error(400, "bad_request");
-    let unknown_field = sector.post("/v2/pubkey", Some(&key), &json!({ "device_id": "d1", "ecdh_pub": ecdh, "admin": true }));
+    let unknown_field =
+        sector.post("/v2/pubkey", Some(&key), &json!({ "device_id": "d1", "ecdh_pub": ecdh, "admin": true }));
     unknown_field.assert_error(400, "bad_request");
     for path in ["/v2/pubkey/bad%20id", "/v2/pubkey/%3Cscript%3E", &format!("/v2/pubkey/{long}")] {
         sector.get(path, Some(&key)).assert_error(400, "bad_request");
     }
-    assert!(sector.log_entries().iter().all(|e| e["type"] != "device_registered"), "a refused registration is not logged");
+    assert!(
+        sector.log_entries().iter().all(|e| e["type"] != "device_registered"),
+        "a refused registration is not logged"
+    );
 }
 
 /// Registers a DID for `device` with `secret`'s public key; returns the answer.
@@ -120,16 +144,26 @@ fn a_registered_did_resolves_publicly_and_is_a_did_registered_leaf_of_the_log() 
     assert_eq!(document["verificationMethod"][0]["publicKeyJwk"]["crv"], "P-256");
 
     let leaf = &sector.log_entries()[ct_index as usize];
-    assert_eq!((leaf["type"].clone(), leaf["did"].clone(), leaf["device_id"].clone()), (json!("did_registered"), json!(did), json!("plc-factory-01")));
+    assert_eq!(
+        (leaf["type"].clone(), leaf["did"].clone(), leaf["device_id"].clone()),
+        (json!("did_registered"), json!(did), json!("plc-factory-01"))
+    );
 
     let list = sector.get("/v2/did", Some(&key)).json();
     assert_eq!(list["count"], 1);
-    assert_eq!((list["dids"][0]["did"].clone(), list["dids"][0]["device"].clone()), (json!(did), json!("plc-factory-01")));
+    assert_eq!(
+        (list["dids"][0]["did"].clone(), list["dids"][0]["device"].clone()),
+        (json!(did), json!("plc-factory-01"))
+    );
     assert_eq!(sector.get("/v2/did", Some(&other)).json()["count"], 0);
     sector.get("/v2/did", None).assert_error(401, "unauthorized");
 
     let again = register_did(&sector, &key, "plc-factory-01", &secret);
-    assert_eq!((again.status, again.json()["ct_index"].clone()), (200, json!(ct_index)), "re-registering is idempotent");
+    assert_eq!(
+        (again.status, again.json()["ct_index"].clone()),
+        (200, json!(ct_index)),
+        "re-registering is idempotent"
+    );
     assert_eq!(entries_of(&sector, "did_registered", "did", &did).len(), 1);
     register_did(&sector, &other, "plc-factory-01", &secret).assert_error(409, "did_taken");
 }
@@ -148,8 +182,11 @@ fn dids_need_a_p256_key_and_a_well_formed_identifier() {
     let secret = device_key();
     let bad_dsa = json!({ "device_id": "d1", "ecdh_pub": b64(&public_bytes(&secret)), "dsa_pub": b64(&[1u8; 100]) });
     sector.post("/v2/did/register", Some(&key), &bad_dsa).assert_error(400, "bad_request");
-    sector.post("/v2/did/register", None, &json!({ "device_id": "d1", "ecdh_pub": b64(&public_bytes(&secret)) })).assert_error(401, "unauthorized");
-    for did in ["did:paramant:xyz", "did:web:example.com", "did:paramant:", &format!("did:paramant:{}", "g".repeat(32))] {
+    sector
+        .post("/v2/did/register", None, &json!({ "device_id": "d1", "ecdh_pub": b64(&public_bytes(&secret)) }))
+        .assert_error(401, "unauthorized");
+    for did in ["did:paramant:xyz", "did:web:example.com", "did:paramant:", &format!("did:paramant:{}", "g".repeat(32))]
+    {
         sector.get(&format!("/v2/did/{did}"), None).assert_error(400, "bad_request");
     }
     sector.get(&format!("/v2/did/did:paramant:{}", "0".repeat(32)), None).assert_error(404, "not_found");
@@ -205,7 +242,11 @@ fn attestation_proves_possession_of_the_registered_p256_key_once_per_challenge()
     assert_eq!(attest(&sector, &key, device, &bytes, &impostor)["valid"], false, "another key's answer");
     let (bytes, relay_pub) = challenge(&sector, &key, device);
     let other_device = respond(&secret, &relay_pub, &bytes, "plc-factory-03");
-    assert_eq!(attest(&sector, &key, device, &bytes, &other_device)["valid"], false, "an answer bound to another device id");
+    assert_eq!(
+        attest(&sector, &key, device, &bytes, &other_device)["valid"],
+        false,
+        "an answer bound to another device id"
+    );
     let no_challenge = attest(&sector, &key, device, &[0u8; 32], &good);
     assert_eq!(no_challenge["valid"], false, "{no_challenge}");
     assert!(no_challenge["reason"].is_string());

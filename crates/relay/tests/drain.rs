@@ -55,7 +55,11 @@ fn sigterm_refuses_new_uploads_while_a_download_in_flight_completes() {
     let hash = sector.upload_ok(&key, &data, json!({}));
 
     let mut download = slow_reader(sector.addr);
-    write!(download, "GET /v2/outbound/{hash} HTTP/1.1\r\nHost: relay\r\nX-Api-Key: {key}\r\nConnection: close\r\n\r\n").unwrap();
+    write!(
+        download,
+        "GET /v2/outbound/{hash} HTTP/1.1\r\nHost: relay\r\nX-Api-Key: {key}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
     let (status, length, mut body) = read_head(&mut download);
     assert_eq!((status, length), (200, SIZE));
     assert!(body.len() < SIZE / 2, "the body is still on its way ({} bytes read)", body.len());
@@ -68,7 +72,12 @@ fn sigterm_refuses_new_uploads_while_a_download_in_flight_completes() {
     let small = payload(2, 100);
     let upload = serde_json::to_vec(&json!({ "hash": sha256_hex(&small), "payload": b64(&small) })).unwrap();
     wait_until("the relay to refuse new connections", || {
-        let reply = call(&format!("{}/v2/inbound", sector.url), "POST", &[("x-api-key", &key), ("content-type", "application/json")], Some(upload.clone()));
+        let reply = call(
+            &format!("{}/v2/inbound", sector.url),
+            "POST",
+            &[("x-api-key", &key), ("content-type", "application/json")],
+            Some(upload.clone()),
+        );
         match reply {
             Err(_) => Some(()),
             Ok(r) if r.status == 503 => {
@@ -95,6 +104,10 @@ fn sigterm_refuses_new_uploads_while_a_download_in_flight_completes() {
 
     // The burn reached the log before the relay exited (the log is still running).
     let burned = call(&format!("{}/v2/ct/log?limit=100", sector.log_public), "GET", &[], None).unwrap().json();
-    let logged = burned["entries"].as_array().unwrap().iter().any(|e| e["type"] == "delivery" && e["blob_hash"] == hash.as_str() && e["burned"] == true);
+    let logged = burned["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|e| e["type"] == "delivery" && e["blob_hash"] == hash.as_str() && e["burned"] == true);
     assert!(logged, "the burn of the drained download is in the log: {burned}");
 }

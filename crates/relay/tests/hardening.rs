@@ -45,8 +45,11 @@ fn assert_refused(output: &Output) {
 /// An Enterprise API key minted through the internal API.
 fn mint_key(setup: &RelaySetup) -> String {
     let token = setup.internal_token();
-    let (status, body) =
-        post(&format!("{}/internal/keys", setup.internal), &json!({ "plan": "enterprise" }), &[("x-internal-auth", &token)]);
+    let (status, body) = post(
+        &format!("{}/internal/keys", setup.internal),
+        &json!({ "plan": "enterprise" }),
+        &[("x-internal-auth", &token)],
+    );
     assert_eq!(status, 200, "minting a key: {body}");
     body["key"].as_str().unwrap().to_owned()
 }
@@ -219,8 +222,6 @@ fn check_config_prints_the_landlock_abi_and_what_the_sandbox_allows() {
     let stderr = text(&blocked.stderr);
     assert!(stderr.contains("refusing to start") && stderr.contains("seccomp"), "{stderr}");
 }
-
-
 
 #[test]
 fn systemd_hears_ready_status_watchdog_and_stopping() {

@@ -36,8 +36,12 @@ fn a_relay_registers_with_a_signed_request_and_is_listed() {
     assert_eq!(reply.json()["pk_hash"], hex::encode(key.verifying_key().pk_hash()));
     let listed = sector.get("/v2/relays", None).json();
     assert_eq!(listed["total"], 1);
-    assert_eq!((listed["relays"][0]["url"].clone(), listed["relays"][0]["sector"].clone()), (json!(url), json!("legal")));
-    let logged = sector.log_entries().into_iter().filter(|e| e["type"] == "admin_action" && e["subject"] == url).count();
+    assert_eq!(
+        (listed["relays"][0]["url"].clone(), listed["relays"][0]["sector"].clone()),
+        (json!(url), json!("legal"))
+    );
+    let logged =
+        sector.log_entries().into_iter().filter(|e| e["type"] == "admin_action" && e["subject"] == url).count();
     assert_eq!(logged, 1, "the registration is in the log");
     let again = sector.post("/v2/relays/register", None, &registration(&key, url, "legal", now_ms()));
     assert_eq!(again.status, 200, "a heartbeat with the same key: {}", again.text());
@@ -50,10 +54,22 @@ fn a_relay_registers_with_a_signed_request_and_is_listed() {
     let future = registration(&key, url, "legal", now_ms() + 10 * 60 * 1000);
     sector.post("/v2/relays/register", None, &future).assert_error(400, "bad_request");
     let usurper = crypto::LogSigningKey::generate().unwrap();
-    sector.post("/v2/relays/register", None, &registration(&usurper, url, "legal", now_ms())).assert_error(409, "key_mismatch");
-    for (bad_url, bad_sector) in [("https://10.1.2.3", "legal"), ("https://127.0.0.1:8443", "legal"), ("http://plain.example.org", "legal"), ("https://other.example.org", "space")] {
+    sector
+        .post("/v2/relays/register", None, &registration(&usurper, url, "legal", now_ms()))
+        .assert_error(409, "key_mismatch");
+    for (bad_url, bad_sector) in [
+        ("https://10.1.2.3", "legal"),
+        ("https://127.0.0.1:8443", "legal"),
+        ("http://plain.example.org", "legal"),
+        ("https://other.example.org", "space"),
+    ] {
         let reply = sector.post("/v2/relays/register", None, &registration(&key, bad_url, bad_sector, now_ms()));
-        assert_eq!((reply.status, reply.error()), (400, "bad_request".into()), "{bad_url} {bad_sector}: {}", reply.text());
+        assert_eq!(
+            (reply.status, reply.error()),
+            (400, "bad_request".into()),
+            "{bad_url} {bad_sector}: {}",
+            reply.text()
+        );
     }
     let mut not_a_key = registration(&key, "https://x.example.org", "legal", now_ms());
     not_a_key["public_key"] = json!(b64(&[1u8; 64]));
@@ -65,7 +81,11 @@ fn a_relay_registers_with_a_signed_request_and_is_listed() {
 }
 
 fn trial(sector: &Sector, email: &str) -> Reply {
-    sector.post("/v2/request-trial", None, &json!({ "name": "Jane Smith", "email": email, "use_case": "DICOM transfer" }))
+    sector.post(
+        "/v2/request-trial",
+        None,
+        &json!({ "name": "Jane Smith", "email": email, "use_case": "DICOM transfer" }),
+    )
 }
 
 fn outbox(sector: &Sector) -> Vec<String> {
@@ -110,8 +130,12 @@ fn a_trial_request_mails_a_working_free_key_and_is_rate_limited() {
     for email in ["not-an-email", "a@b", "x@.com", "evil@example.com\r\nBcc: all@example.com", "<a@example.com>"] {
         trial(&sector, email).assert_error(400, "bad_request");
     }
-    sector.post("/v2/request-trial", None, &json!({ "name": "", "email": "e@example.com" })).assert_error(400, "bad_request");
-    sector.post("/v2/request-trial", None, &json!({ "name": "x", "email": "e@example.com", "plan": "enterprise" })).assert_error(400, "bad_request");
+    sector
+        .post("/v2/request-trial", None, &json!({ "name": "", "email": "e@example.com" }))
+        .assert_error(400, "bad_request");
+    sector
+        .post("/v2/request-trial", None, &json!({ "name": "x", "email": "e@example.com", "plan": "enterprise" }))
+        .assert_error(400, "bad_request");
     assert_eq!(outbox(&sector).len(), 3);
 }
 
@@ -137,7 +161,10 @@ fn concurrent_trial_requests_each_get_their_own_mail() {
     let mails = outbox(&sector);
     assert_eq!(mails.len(), 3);
     for email in emails {
-        let mail = mails.iter().find(|m| m.contains(&format!("To: {email}\r\n"))).unwrap_or_else(|| panic!("no mail to {email}"));
+        let mail = mails
+            .iter()
+            .find(|m| m.contains(&format!("To: {email}\r\n")))
+            .unwrap_or_else(|| panic!("no mail to {email}"));
         assert_eq!(sector.get("/v2/check-key", Some(&key_in(mail))).json()["valid"], true, "{email}'s key works");
     }
 }

@@ -27,7 +27,11 @@ fn client(roots: &RootCertStore, groups: Vec<&'static dyn SupportedKxGroup>) -> 
 }
 
 /// `GET path` over TLS; returns the status, the body and what the handshake agreed on.
-fn https_get(sector: &Sector, config: Arc<ClientConfig>, path: &str) -> std::io::Result<(u16, Vec<u8>, NamedGroup, ProtocolVersion)> {
+fn https_get(
+    sector: &Sector,
+    config: Arc<ClientConfig>,
+    path: &str,
+) -> std::io::Result<(u16, Vec<u8>, NamedGroup, ProtocolVersion)> {
     let mut connection = rustls::ClientConnection::new(config, ServerName::try_from("localhost").unwrap()).unwrap();
     let mut socket = TcpStream::connect(sector.addr)?;
     socket.set_read_timeout(Some(DEADLINE))?;
@@ -55,7 +59,11 @@ fn the_relay_serves_tls_and_agrees_to_x25519mlkem768_when_offered() {
     let (cert_file, key_file) = (certs.path().join("cert.pem"), certs.path().join("key.pem"));
     std::fs::write(&cert_file, generated.cert.pem()).unwrap();
     std::fs::write(&key_file, generated.signing_key.serialize_pem()).unwrap();
-    let sector = Sector::with_config(&format!("[tls]\ncert_file = \"{}\"\nkey_file = \"{}\"\n", cert_file.display(), key_file.display()));
+    let sector = Sector::with_config(&format!(
+        "[tls]\ncert_file = \"{}\"\nkey_file = \"{}\"\n",
+        cert_file.display(),
+        key_file.display()
+    ));
     let mut roots = RootCertStore::empty();
     roots.add(generated.cert.der().clone()).unwrap();
 
@@ -73,7 +81,10 @@ fn the_relay_serves_tls_and_agrees_to_x25519mlkem768_when_offered() {
     assert_eq!(status, 404, "the API is behind TLS, not just /health");
 
     let strangers = client(&RootCertStore::empty(), vec![kx_group::X25519MLKEM768]);
-    assert!(https_get(&sector, strangers, "/health").is_err(), "a client that does not trust the certificate fails the handshake");
+    assert!(
+        https_get(&sector, strangers, "/health").is_err(),
+        "a client that does not trust the certificate fails the handshake"
+    );
     let plain = call(&format!("{}/health", sector.url), "GET", &[], None);
     assert!(plain.is_err() || plain.unwrap().status != 200, "no plain HTTP on the TLS port");
 }

@@ -36,7 +36,10 @@ fn uploaded_blob_is_logged_then_delivered_once_with_a_receipt_that_verifies() {
     let reply = sector.upload(&key, &data, json!({ "ttl_ms": 600_000 }));
     assert_eq!(reply.status, 200, "{}", reply.text());
     let body = reply.json();
-    assert_eq!((body["ok"].clone(), body["hash"].clone(), body["size"].clone(), body["ttl_ms"].clone()), (json!(true), json!(hash), json!(4096), json!(600_000)));
+    assert_eq!(
+        (body["ok"].clone(), body["hash"].clone(), body["size"].clone(), body["ttl_ms"].clone()),
+        (json!(true), json!(hash), json!(4096), json!(600_000))
+    );
 
     // merkle_proof: the audit path leads from the leaf to the root of a signed tree head.
     let proof = &body["merkle_proof"];
@@ -50,12 +53,18 @@ fn uploaded_blob_is_logged_then_delivered_once_with_a_receipt_that_verifies() {
     let sth: wire::SignedSth = serde_json::from_value(proof["sth"].clone()).unwrap();
     sth.verify(&log_key).expect("the STH is signed by the key /v2/pubkey serves");
     let leaf = &sector.log_entries()[index as usize];
-    assert_eq!((leaf["type"].clone(), leaf["blob_hash"].clone(), leaf["leaf_hash"].clone()), (json!("transfer"), json!(hash), proof["leaf_hash"].clone()));
+    assert_eq!(
+        (leaf["type"].clone(), leaf["blob_hash"].clone(), leaf["leaf_hash"].clone()),
+        (json!("transfer"), json!(hash), proof["leaf_hash"].clone())
+    );
 
     let status = sector.status_of(&key, &hash);
     assert_eq!(status.status, 200, "{}", status.text());
     let status = status.json();
-    assert_eq!((status["available"].clone(), status["bytes"].clone(), status["views_left"].clone()), (json!(true), json!(4096), json!(1)));
+    assert_eq!(
+        (status["available"].clone(), status["bytes"].clone(), status["views_left"].clone()),
+        (json!(true), json!(4096), json!(1))
+    );
     assert!((1..=600_000).contains(&status["ttl_remaining_ms"].as_u64().unwrap()));
 
     let download = sector.download(&key, &hash);
@@ -65,7 +74,11 @@ fn uploaded_blob_is_logged_then_delivered_once_with_a_receipt_that_verifies() {
     assert_eq!(download.header("x-paramant-hash"), Some(hash.clone()));
     let receipt = download.header("x-paramant-receipt").expect("a receipt header");
     let verdict = verify_receipt(&sector, &receipt);
-    assert_eq!((verdict["valid"].clone(), verdict["blob_hash"].clone(), verdict["burn_confirmed"].clone()), (json!(true), json!(hash), json!(true)), "{verdict}");
+    assert_eq!(
+        (verdict["valid"].clone(), verdict["blob_hash"].clone(), verdict["burn_confirmed"].clone()),
+        (json!(true), json!(hash), json!(true)),
+        "{verdict}"
+    );
 
     sector.download(&key, &hash).assert_error(404, "not_found");
     let after = sector.status_of(&key, &hash);
@@ -75,7 +88,11 @@ fn uploaded_blob_is_logged_then_delivered_once_with_a_receipt_that_verifies() {
     assert_eq!(burns.len(), 1);
     assert_eq!(burns[0]["burned"], true);
     let health = sector.get("/health", None).json();
-    assert_eq!((health["blobs"].clone(), health["blob_bytes"].clone()), (json!(0), json!(0)), "burned bytes leave the store");
+    assert_eq!(
+        (health["blobs"].clone(), health["blob_bytes"].clone()),
+        (json!(0), json!(0)),
+        "burned bytes leave the store"
+    );
 }
 
 #[test]
@@ -140,14 +157,19 @@ fn stream_next_announces_a_device_upload_until_the_blob_is_burned() {
     let key = sector.key("enterprise");
     let other = sector.key("enterprise");
     let sdk = |key: &str| sector.get("/v2/stream-next?device=receiver-001", Some(key));
-    let by_header = |key: &str| sector.request("GET", "/v2/stream-next", &[("x-api-key", key), ("x-device-id", "receiver-001")], None);
+    let by_header = |key: &str| {
+        sector.request("GET", "/v2/stream-next", &[("x-api-key", key), ("x-device-id", "receiver-001")], None)
+    };
 
     assert_eq!((sdk(&key).status, sdk(&key).json()["available"].clone()), (200, json!(false)));
     assert_eq!(by_header(&key).status, 204);
 
     let hash = sector.upload_ok(&key, &payload(4, 512), json!({ "meta": { "device_id": "receiver-001" } }));
     let next = sdk(&key);
-    assert_eq!((next.status, next.json()["available"].clone(), next.json()["hash"].clone()), (200, json!(true), json!(hash)));
+    assert_eq!(
+        (next.status, next.json()["available"].clone(), next.json()["hash"].clone()),
+        (200, json!(true), json!(hash))
+    );
     let next = by_header(&key);
     assert_eq!((next.status, next.json()["blob_hash"].clone()), (200, json!(hash)));
     assert!(next.json()["queued_at"].as_str().unwrap().ends_with('Z'));
@@ -247,7 +269,11 @@ fn a_free_key_gets_ten_uploads_a_day_and_one_hour_retention() {
 
     let first = sector.upload(&key, &payload(100, 64), json!({ "ttl_ms": 7_200_000, "max_views": 5 }));
     assert_eq!(first.status, 200, "{}", first.text());
-    assert_eq!((first.json()["ttl_ms"].clone(), first.json()["max_views"].clone()), (json!(3_600_000), json!(1)), "capped by the plan");
+    assert_eq!(
+        (first.json()["ttl_ms"].clone(), first.json()["max_views"].clone()),
+        (json!(3_600_000), json!(1)),
+        "capped by the plan"
+    );
     for n in 1..5 {
         sector.upload_ok(&key, &payload(100 + n, 64), json!({}));
     }

@@ -49,7 +49,11 @@ fn receiver() -> (u16, mpsc::Receiver<Received>) {
             let (name, value) = line.split_once(':').unwrap();
             headers.push((name.trim().to_owned(), value.trim().to_owned()));
         }
-        let length: usize = headers.iter().find(|(n, _)| n.eq_ignore_ascii_case("content-length")).map(|(_, v)| v.parse().unwrap()).unwrap_or(0);
+        let length: usize = headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case("content-length"))
+            .map(|(_, v)| v.parse().unwrap())
+            .unwrap_or(0);
         let mut body = vec![0; length];
         reader.read_exact(&mut body).unwrap();
         (&stream).write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: close\r\n\r\n").unwrap();
@@ -64,7 +68,8 @@ fn a_device_upload_posts_a_signed_blob_ready_event_to_its_webhook() {
     let key = sector.key("enterprise");
     let (port, received) = receiver();
     let secret = "webhook-secret-1";
-    let register = json!({ "device_id": "cam-1", "url": format!("http://127.0.0.1:{port}/hook?x=1"), "secret": secret });
+    let register =
+        json!({ "device_id": "cam-1", "url": format!("http://127.0.0.1:{port}/hook?x=1"), "secret": secret });
     let reply = sector.post("/v2/webhook", Some(&key), &register);
     assert_eq!(reply.status, 200, "{}", reply.text());
 
@@ -77,9 +82,16 @@ fn a_device_upload_posts_a_signed_blob_ready_event_to_its_webhook() {
     assert_eq!(call.header("content-type"), Some("application/json"));
     let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(secret.as_bytes()).unwrap();
     mac.update(&call.body);
-    assert_eq!(call.header("x-paramant-sig"), Some(hex::encode(mac.finalize().into_bytes()).as_str()), "HMAC-SHA256 of the body");
+    assert_eq!(
+        call.header("x-paramant-sig"),
+        Some(hex::encode(mac.finalize().into_bytes()).as_str()),
+        "HMAC-SHA256 of the body"
+    );
     let event: serde_json::Value = serde_json::from_slice(&call.body).unwrap();
-    assert_eq!((event["event"].clone(), event["hash"].clone(), event["device_id"].clone()), (json!("blob_ready"), json!(hash), json!("cam-1")));
+    assert_eq!(
+        (event["event"].clone(), event["hash"].clone(), event["device_id"].clone()),
+        (json!("blob_ready"), json!(hash), json!("cam-1"))
+    );
     assert_eq!((event["size"].clone(), event["ttl_ms"].clone()), (json!(777), json!(60_000)));
     assert_eq!(sector.download(&key, &hash).body, data, "announcing burns nothing");
 }
@@ -110,11 +122,17 @@ fn webhooks_to_private_loopback_or_plain_http_targets_are_refused_by_default() {
         assert_eq!((reply.status, reply.error()), (400, "bad_request".into()), "{url}: {}", reply.text());
     }
     // A public host name is accepted (registration does not connect anywhere).
-    let ok = sector.post("/v2/webhook", Some(&key), &json!({ "device_id": "cam-1", "url": "https://hooks.example.com/paramant" }));
+    let ok = sector.post(
+        "/v2/webhook",
+        Some(&key),
+        &json!({ "device_id": "cam-1", "url": "https://hooks.example.com/paramant" }),
+    );
     assert_eq!(ok.status, 200, "{}", ok.text());
     let bad_device = json!({ "device_id": "bad id", "url": "https://hooks.example.com/x" });
     sector.post("/v2/webhook", Some(&key), &bad_device).assert_error(400, "bad_request");
     let long_secret = json!({ "device_id": "cam-1", "url": "https://hooks.example.com/x", "secret": "s".repeat(300) });
     sector.post("/v2/webhook", Some(&key), &long_secret).assert_error(400, "bad_request");
-    sector.post("/v2/webhook", None, &json!({ "device_id": "cam-1", "url": "https://hooks.example.com/x" })).assert_error(401, "unauthorized");
+    sector
+        .post("/v2/webhook", None, &json!({ "device_id": "cam-1", "url": "https://hooks.example.com/x" }))
+        .assert_error(401, "unauthorized");
 }

@@ -24,27 +24,16 @@ impl<H: TreeHasher> Default for CompactRange<H> {
 impl<H: TreeHasher> CompactRange<H> {
     /// The empty tree.
     pub fn new() -> Self {
-        CompactRange {
-            size: 0,
-            hashes: Vec::new(),
-            hasher: PhantomData,
-        }
+        CompactRange { size: 0, hashes: Vec::new(), hasher: PhantomData }
     }
 
     /// The range of a tree of `size` leaves from its [`root_nodes`] hashes, largest first.
     pub fn from_parts(size: u64, hashes: Vec<Hash>) -> Result<Self, Error> {
         let expected = size.count_ones() as usize;
         if hashes.len() != expected {
-            return Err(Error::WrongHashCount {
-                expected,
-                got: hashes.len(),
-            });
+            return Err(Error::WrongHashCount { expected, got: hashes.len() });
         }
-        Ok(CompactRange {
-            size,
-            hashes,
-            hasher: PhantomData,
-        })
+        Ok(CompactRange { size, hashes, hasher: PhantomData })
     }
 
     /// Number of leaves in the tree.
@@ -75,19 +64,13 @@ impl<H: TreeHasher> CompactRange<H> {
         // Each trailing one bit of `size` is a perfect subtree of the current node's height
         // waiting, as the last entry of `hashes`, for a right sibling.
         for _ in 0..self.size.trailing_ones() {
-            let left = self
-                .hashes
-                .pop()
-                .expect("invariant: one hash per set bit of size");
+            let left = self.hashes.pop().expect("invariant: one hash per set bit of size");
             hash = H::hash_children(&left, &hash);
             node = node.parent();
             visit(node, &hash);
         }
         self.hashes.push(hash);
-        self.size = self
-            .size
-            .checked_add(1)
-            .expect("a tree holds at most u64::MAX leaves");
+        self.size = self.size.checked_add(1).expect("a tree holds at most u64::MAX leaves");
     }
 }
 
@@ -108,11 +91,7 @@ pub fn root_from_nodes<H: TreeHasher>(hashes: &[Hash]) -> Hash {
 /// the RFC 9162 shape puts the smaller subtrees deeper on the right.
 pub(crate) fn fold_right<H: TreeHasher>(hashes: &[Hash]) -> Option<Hash> {
     let (last, rest) = hashes.split_last()?;
-    Some(
-        rest.iter()
-            .rev()
-            .fold(*last, |right, left| H::hash_children(left, &right)),
-    )
+    Some(rest.iter().rev().fold(*last, |right, left| H::hash_children(left, &right)))
 }
 
 /// The perfect nodes covering leaves `[start, end)`, largest first. Needs `start` to be a
@@ -120,14 +99,11 @@ pub(crate) fn fold_right<H: TreeHasher>(hashes: &[Hash]) -> Option<Hash> {
 pub(crate) fn perfect_cover(start: u64, end: u64) -> impl Iterator<Item = NodeId> {
     let len = end - start;
     let mut next = start;
-    (0..u64::BITS)
-        .rev()
-        .filter(move |bit| len >> bit & 1 == 1)
-        .map(move |bit| {
-            let node = NodeId::new(level_u8(bit), next >> bit);
-            next += 1 << bit;
-            node
-        })
+    (0..u64::BITS).rev().filter(move |bit| len >> bit & 1 == 1).map(move |bit| {
+        let node = NodeId::new(level_u8(bit), next >> bit);
+        next += 1 << bit;
+        node
+    })
 }
 
 #[cfg(test)]
@@ -138,13 +114,7 @@ mod tests {
     #[test]
     fn from_parts_needs_one_hash_per_set_bit() {
         let err = CompactRange::<Sha256>::from_parts(5, vec![[0; 32]]);
-        assert_eq!(
-            err.map(|r| r.size()),
-            Err(Error::WrongHashCount {
-                expected: 2,
-                got: 1
-            })
-        );
+        assert_eq!(err.map(|r| r.size()), Err(Error::WrongHashCount { expected: 2, got: 1 }));
         assert!(CompactRange::<Sha256>::from_parts(5, vec![[0; 32]; 2]).is_ok());
     }
 
@@ -156,10 +126,7 @@ mod tests {
         }
         let mut visited = Vec::new();
         range.append(Sha256::hash_leaf(&[3]), |id, _| visited.push(id));
-        assert_eq!(
-            visited,
-            [NodeId::new(0, 3), NodeId::new(1, 1), NodeId::new(2, 0)]
-        );
+        assert_eq!(visited, [NodeId::new(0, 3), NodeId::new(1, 1), NodeId::new(2, 0)]);
         assert_eq!(range.hashes().len(), 1);
     }
 

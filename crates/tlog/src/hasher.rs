@@ -82,9 +82,6 @@ mod tests {
         let r = Sha256::hash_leaf(b"y");
         let mut concatenated = Vec::from(l);
         concatenated.extend_from_slice(&r);
-        assert_ne!(
-            Sha256::hash_children(&l, &r),
-            Sha256::hash_leaf(&concatenated)
-        );
+        assert_ne!(Sha256::hash_children(&l, &r), Sha256::hash_leaf(&concatenated));
     }
 }

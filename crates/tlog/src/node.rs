@@ -25,18 +25,12 @@ impl NodeId {
 
     /// The node one level up that contains this one.
     pub const fn parent(self) -> Self {
-        NodeId {
-            level: self.level + 1,
-            index: self.index >> 1,
-        }
+        NodeId { level: self.level + 1, index: self.index >> 1 }
     }
 
     /// The other child of this node's parent.
     pub const fn sibling(self) -> Self {
-        NodeId {
-            level: self.level,
-            index: self.index ^ 1,
-        }
+        NodeId { level: self.level, index: self.index ^ 1 }
     }
 
     /// Index of the first leaf this node covers.

@@ -29,10 +29,7 @@ impl ProofNodes {
     /// Given the hashes of [`Self::ids`] in the same order, returns the proof in RFC 9162 order.
     pub fn rehash<H: TreeHasher>(&self, hashes: &[Hash]) -> Result<Vec<Hash>, Error> {
         if hashes.len() != self.ids.len() {
-            return Err(Error::WrongHashCount {
-                expected: self.ids.len(),
-                got: hashes.len(),
-            });
+            return Err(Error::WrongHashCount { expected: self.ids.len(), got: hashes.len() });
         }
         let (before, rest) = hashes.split_at(self.ephemeral.start);
         let (run, after) = rest.split_at(self.ephemeral.len());
@@ -61,10 +58,7 @@ pub fn consistency_nodes(size1: u64, size2: u64) -> Result<ProofNodes, Error> {
         return Err(Error::EmptyTree);
     }
     if size1 == size2 {
-        return Ok(ProofNodes {
-            ids: Vec::new(),
-            ephemeral: 0..0,
-        });
+        return Ok(ProofNodes { ids: Vec::new(), ephemeral: 0..0 });
     }
     let seed = consistency_seed(size1);
     let path = path_nodes(seed, size2);
@@ -74,10 +68,7 @@ pub fn consistency_nodes(size1: u64, size2: u64) -> Result<ProofNodes, Error> {
     }
     let mut ids = vec![seed];
     ids.extend(path.ids);
-    Ok(ProofNodes {
-        ids,
-        ephemeral: path.ephemeral.start + 1..path.ephemeral.end + 1,
-    })
+    Ok(ProofNodes { ids, ephemeral: path.ephemeral.start + 1..path.ephemeral.end + 1 })
 }
 
 /// The largest perfect subtree that ends at leaf `size1`: RFC 9162's consistency proof is
@@ -152,42 +143,23 @@ mod tests {
 
     #[test]
     fn inclusion_needs_an_index_inside_the_tree() {
-        assert_eq!(
-            inclusion_nodes(3, 3),
-            Err(Error::IndexOutOfRange { index: 3, size: 3 })
-        );
-        assert_eq!(
-            inclusion_nodes(0, 0),
-            Err(Error::IndexOutOfRange { index: 0, size: 0 })
-        );
+        assert_eq!(inclusion_nodes(3, 3), Err(Error::IndexOutOfRange { index: 3, size: 3 }));
+        assert_eq!(inclusion_nodes(0, 0), Err(Error::IndexOutOfRange { index: 0, size: 0 }));
     }
 
     #[test]
     fn consistency_needs_a_nonempty_older_tree() {
-        assert_eq!(
-            consistency_nodes(3, 2),
-            Err(Error::SizeOrder { size1: 3, size2: 2 })
-        );
+        assert_eq!(consistency_nodes(3, 2), Err(Error::SizeOrder { size1: 3, size2: 2 }));
         assert_eq!(consistency_nodes(0, 2), Err(Error::EmptyTree));
         assert_eq!(consistency_nodes(0, 0), Err(Error::EmptyTree));
-        assert!(
-            consistency_nodes(5, 5)
-                .expect("equal sizes are valid")
-                .ids()
-                .is_empty()
-        );
+        assert!(consistency_nodes(5, 5).expect("equal sizes are valid").ids().is_empty());
     }
 
     #[test]
     fn ephemeral_sibling_is_given_as_its_perfect_parts() {
         // Leaf 0 of 7 leaves: siblings leaf 1, node [2,4), then the ephemeral [4,7).
         let nodes = inclusion_nodes(0, 7).expect("index is inside the tree");
-        let want = [
-            NodeId::new(0, 1),
-            NodeId::new(1, 1),
-            NodeId::new(1, 2),
-            NodeId::new(0, 6),
-        ];
+        let want = [NodeId::new(0, 1), NodeId::new(1, 1), NodeId::new(1, 2), NodeId::new(0, 6)];
         assert_eq!(nodes.ids(), want);
         assert_eq!(nodes.ephemeral, 2..4);
     }
@@ -205,13 +177,7 @@ mod tests {
     fn rehash_rejects_a_wrong_number_of_hashes() {
         let nodes = inclusion_nodes(0, 7).expect("index is inside the tree");
         let err = nodes.rehash::<Sha256>(&[[0; 32]]);
-        assert_eq!(
-            err,
-            Err(Error::WrongHashCount {
-                expected: 4,
-                got: 1
-            })
-        );
+        assert_eq!(err, Err(Error::WrongHashCount { expected: 4, got: 1 }));
     }
 
     #[test]

@@ -31,10 +31,7 @@ pub fn locate(node: NodeId) -> (TileId, u8, u64) {
     let level_in_tile = node.level % TILE_HEIGHT;
     // Levels from the node up to the tile's top edge: how far its index is from the tile's.
     let rise = TILE_HEIGHT - level_in_tile;
-    let tile = TileId {
-        level: node.level / TILE_HEIGHT,
-        index: node.index >> rise,
-    };
+    let tile = TileId { level: node.level / TILE_HEIGHT, index: node.index >> rise };
     (tile, level_in_tile, node.index & ((1 << rise) - 1))
 }
 
@@ -98,11 +95,7 @@ impl Tile {
 
     /// The serialized tile: level 0, then level 1, ... level 7, each left to right.
     pub fn to_bytes(&self) -> Vec<u8> {
-        self.levels
-            .iter()
-            .flat_map(|level| level.as_flattened())
-            .copied()
-            .collect()
+        self.levels.iter().flat_map(|level| level.as_flattened()).copied().collect()
     }
 
     /// Parses [`Tile::to_bytes`] output; the width follows from the length. Interior hashes
@@ -138,22 +131,10 @@ mod tests {
 
     #[test]
     fn locate_maps_heights_to_tile_levels() {
-        assert_eq!(
-            locate(NodeId::new(0, 300)),
-            (TileId { level: 0, index: 1 }, 0, 44)
-        );
-        assert_eq!(
-            locate(NodeId::new(7, 3)),
-            (TileId { level: 0, index: 1 }, 7, 1)
-        );
-        assert_eq!(
-            locate(NodeId::new(8, 0)),
-            (TileId { level: 1, index: 0 }, 0, 0)
-        );
-        assert_eq!(
-            locate(NodeId::new(9, 200)),
-            (TileId { level: 1, index: 1 }, 1, 72)
-        );
+        assert_eq!(locate(NodeId::new(0, 300)), (TileId { level: 0, index: 1 }, 0, 44));
+        assert_eq!(locate(NodeId::new(7, 3)), (TileId { level: 0, index: 1 }, 7, 1));
+        assert_eq!(locate(NodeId::new(8, 0)), (TileId { level: 1, index: 0 }, 0, 0));
+        assert_eq!(locate(NodeId::new(9, 200)), (TileId { level: 1, index: 1 }, 1, 72));
     }
 
     #[test]
@@ -163,10 +144,7 @@ mod tests {
         for leaf in &leaves {
             tile.push_base::<Sha256>(*leaf).expect("tile has room");
         }
-        assert_eq!(
-            tile.node(1, 0),
-            Some(Sha256::hash_children(&leaves[0], &leaves[1]))
-        );
+        assert_eq!(tile.node(1, 0), Some(Sha256::hash_children(&leaves[0], &leaves[1])));
         assert_eq!(tile.node(1, 1), None);
         assert_eq!(tile.node(8, 0), None);
     }
@@ -179,22 +157,13 @@ mod tests {
         }
         assert!(tile.is_full());
         assert_eq!(tile.push_base::<Sha256>([7; 32]), Err(Error::TileFull));
-        assert_eq!(
-            tile.to_bytes().len(),
-            32 * (256 + 128 + 64 + 32 + 16 + 8 + 4 + 2)
-        );
+        assert_eq!(tile.to_bytes().len(), 32 * (256 + 128 + 64 + 32 + 16 + 8 + 4 + 2));
     }
 
     #[test]
     fn from_bytes_rejects_empty_and_ragged_input() {
-        assert_eq!(
-            Tile::from_bytes(&[]),
-            Err(Error::BadTile("length fits no tile width"))
-        );
+        assert_eq!(Tile::from_bytes(&[]), Err(Error::BadTile("length fits no tile width")));
         let ragged = Tile::from_bytes(&[0; 33]);
-        assert_eq!(
-            ragged,
-            Err(Error::BadTile("length is not a whole number of hashes"))
-        );
+        assert_eq!(ragged, Err(Error::BadTile("length is not a whole number of hashes")));
     }
 }

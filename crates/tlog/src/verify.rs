@@ -62,10 +62,7 @@ pub fn verify_consistency<H: TreeHasher>(
     };
     let old = climb_left::<H>(seed, seed_node.index, &shape, path);
     if old != *root1 {
-        return Err(Error::OldRootMismatch {
-            computed: old,
-            expected: *root1,
-        });
+        return Err(Error::OldRootMismatch { computed: old, expected: *root1 });
     }
     matches(climb::<H>(seed, seed_node.index, &shape, path), *root2)
 }
@@ -73,52 +70,27 @@ pub fn verify_consistency<H: TreeHasher>(
 /// Hashes `seed`, the node at `index` on its level, up its path to the root.
 fn climb<H: TreeHasher>(seed: Hash, index: u64, shape: &PathShape, path: &[Hash]) -> Hash {
     let (inner, border) = path.split_at(shape.inner as usize);
-    let below_fork = inner
-        .iter()
-        .enumerate()
-        .fold(seed, |hash, (level, sibling)| {
-            if index >> level & 1 == 0 {
-                H::hash_children(&hash, sibling)
-            } else {
-                H::hash_children(sibling, &hash)
-            }
-        });
-    border
-        .iter()
-        .fold(below_fork, |hash, sibling| H::hash_children(sibling, &hash))
+    let below_fork = inner.iter().enumerate().fold(seed, |hash, (level, sibling)| {
+        if index >> level & 1 == 0 { H::hash_children(&hash, sibling) } else { H::hash_children(sibling, &hash) }
+    });
+    border.iter().fold(below_fork, |hash, sibling| H::hash_children(sibling, &hash))
 }
 
 /// Like [`climb`] but skips right siblings: the result is the root of the tree that ends
 /// where the seed node ends, i.e. the old tree of a consistency proof.
 fn climb_left<H: TreeHasher>(seed: Hash, index: u64, shape: &PathShape, path: &[Hash]) -> Hash {
     let (inner, border) = path.split_at(shape.inner as usize);
-    let left_of_path = inner
-        .iter()
-        .enumerate()
-        .filter(|(level, _)| index >> level & 1 == 1);
+    let left_of_path = inner.iter().enumerate().filter(|(level, _)| index >> level & 1 == 1);
     let below_fork = left_of_path.fold(seed, |hash, (_, sibling)| H::hash_children(sibling, &hash));
-    border
-        .iter()
-        .fold(below_fork, |hash, sibling| H::hash_children(sibling, &hash))
+    border.iter().fold(below_fork, |hash, sibling| H::hash_children(sibling, &hash))
 }
 
 fn check_length(proof: &[Hash], expected: usize) -> Result<(), Error> {
-    if proof.len() == expected {
-        Ok(())
-    } else {
-        Err(Error::WrongProofLength {
-            expected,
-            got: proof.len(),
-        })
-    }
+    if proof.len() == expected { Ok(()) } else { Err(Error::WrongProofLength { expected, got: proof.len() }) }
 }
 
 fn matches(computed: Hash, expected: Hash) -> Result<(), Error> {
-    if computed == expected {
-        Ok(())
-    } else {
-        Err(Error::RootMismatch { computed, expected })
-    }
+    if computed == expected { Ok(()) } else { Err(Error::RootMismatch { computed, expected }) }
 }
 
 #[cfg(test)]
@@ -138,58 +110,28 @@ mod tests {
     #[test]
     fn inclusion_rejects_a_proof_of_the_wrong_length() {
         let err = verify_inclusion::<Sha256>(0, 4, &A, &[B], &A);
-        assert_eq!(
-            err,
-            Err(Error::WrongProofLength {
-                expected: 2,
-                got: 1
-            })
-        );
+        assert_eq!(err, Err(Error::WrongProofLength { expected: 2, got: 1 }));
     }
 
     #[test]
     fn consistency_of_equal_sizes_compares_roots_and_wants_no_proof() {
         assert_eq!(verify_consistency::<Sha256>(3, 3, &[], &A, &A), Ok(()));
         let err = verify_consistency::<Sha256>(3, 3, &[A], &A, &A);
-        assert_eq!(
-            err,
-            Err(Error::WrongProofLength {
-                expected: 0,
-                got: 1
-            })
-        );
+        assert_eq!(err, Err(Error::WrongProofLength { expected: 0, got: 1 }));
         let err = verify_consistency::<Sha256>(3, 3, &[], &A, &B);
-        assert_eq!(
-            err,
-            Err(Error::RootMismatch {
-                computed: A,
-                expected: B
-            })
-        );
+        assert_eq!(err, Err(Error::RootMismatch { computed: A, expected: B }));
     }
 
     #[test]
     fn consistency_from_the_empty_tree_is_rejected() {
-        assert_eq!(
-            verify_consistency::<Sha256>(0, 0, &[], &A, &A),
-            Err(Error::EmptyTree)
-        );
-        assert_eq!(
-            verify_consistency::<Sha256>(0, 5, &[], &A, &B),
-            Err(Error::EmptyTree)
-        );
+        assert_eq!(verify_consistency::<Sha256>(0, 0, &[], &A, &A), Err(Error::EmptyTree));
+        assert_eq!(verify_consistency::<Sha256>(0, 5, &[], &A, &B), Err(Error::EmptyTree));
     }
 
     #[test]
     fn consistency_with_an_empty_proof_between_different_sizes_is_rejected() {
         let err = verify_consistency::<Sha256>(3, 4, &[], &A, &B);
-        assert_eq!(
-            err,
-            Err(Error::WrongProofLength {
-                expected: 3,
-                got: 0
-            })
-        );
+        assert_eq!(err, Err(Error::WrongProofLength { expected: 3, got: 0 }));
     }
 
     #[test]
@@ -200,17 +142,8 @@ mod tests {
         let root3 = Sha256::hash_children(&left_pair, &leaves[2]);
         let root4 = Sha256::hash_children(&left_pair, &right_pair);
         let proof = [leaves[2], leaves[3], left_pair];
-        assert_eq!(
-            verify_consistency::<Sha256>(3, 4, &proof, &root3, &root4),
-            Ok(())
-        );
+        assert_eq!(verify_consistency::<Sha256>(3, 4, &proof, &root3, &root4), Ok(()));
         let err = verify_consistency::<Sha256>(3, 4, &proof, &A, &root4);
-        assert_eq!(
-            err,
-            Err(Error::OldRootMismatch {
-                computed: root3,
-                expected: A
-            })
-        );
+        assert_eq!(err, Err(Error::OldRootMismatch { computed: root3, expected: A }));
     }
 }

@@ -10,8 +10,8 @@ use proptest::prelude::*;
 use proptest::sample::Index;
 use tlog::tile::{self, Tile, TileId};
 use tlog::{
-    CompactRange, Hash, NodeId, ProofNodes, Sha256, TreeHasher, consistency_nodes, inclusion_nodes,
-    root_from_nodes, root_nodes, verify_consistency, verify_inclusion,
+    CompactRange, Hash, NodeId, ProofNodes, Sha256, TreeHasher, consistency_nodes, inclusion_nodes, root_from_nodes,
+    root_nodes, verify_consistency, verify_inclusion,
 };
 
 type H = Sha256;
@@ -27,12 +27,8 @@ struct Log {
 
 impl Log {
     fn grow(seed: u64, size: u64) -> Log {
-        let mut log = Log {
-            leaves: Vec::new(),
-            range: CompactRange::new(),
-            nodes: HashMap::new(),
-            tiles: BTreeMap::new(),
-        };
+        let mut log =
+            Log { leaves: Vec::new(), range: CompactRange::new(), nodes: HashMap::new(), tiles: BTreeMap::new() };
         for i in 0..size {
             let leaf = H::hash_leaf(&[seed.to_le_bytes(), i.to_le_bytes()].concat());
             log.leaves.push(leaf);
@@ -61,19 +57,12 @@ impl Log {
     /// Serves a proof from the node map, checking that it only asks for perfect nodes of the
     /// tree it is about.
     fn serve(&self, nodes: &ProofNodes, size: u64) -> Vec<Hash> {
-        let hashes: Vec<Hash> = nodes
-            .ids()
-            .iter()
-            .map(|id| self.stored(*id, size))
-            .collect();
+        let hashes: Vec<Hash> = nodes.ids().iter().map(|id| self.stored(*id, size)).collect();
         nodes.rehash::<H>(&hashes).expect("one hash per id")
     }
 
     fn stored(&self, id: NodeId, size: u64) -> Hash {
-        assert!(
-            id.first_leaf() + (1 << id.level) <= size,
-            "{id:?} is not in tree {size}"
-        );
+        assert!(id.first_leaf() + (1 << id.level) <= size, "{id:?} is not in tree {size}");
         *self.nodes.get(&id).expect("every perfect node was visited")
     }
 
@@ -81,18 +70,13 @@ impl Log {
     /// bytes, as from disk), pick the nodes out.
     fn serve_from_tiles(&self, nodes: &ProofNodes) -> Vec<Hash> {
         let wanted: BTreeSet<TileId> = nodes.ids().iter().map(|id| tile::locate(*id).0).collect();
-        let read: BTreeMap<TileId, Tile> = wanted
-            .into_iter()
-            .map(|id| (id, self.read_tile(id)))
-            .collect();
+        let read: BTreeMap<TileId, Tile> = wanted.into_iter().map(|id| (id, self.read_tile(id))).collect();
         let hashes: Vec<Hash> = nodes
             .ids()
             .iter()
             .map(|id| {
                 let (tile_id, level, position) = tile::locate(*id);
-                read[&tile_id]
-                    .node(level, position)
-                    .expect("tile holds every visited node")
+                read[&tile_id].node(level, position).expect("tile holds every visited node")
             })
             .collect();
         nodes.rehash::<H>(&hashes).expect("one hash per id")
@@ -112,19 +96,14 @@ fn store_in_tile(tiles: &mut BTreeMap<TileId, Tile>, id: NodeId, hash: &Hash) {
         assert_eq!(position, tile.width() as u64, "base nodes arrive in order");
         tile.push_base::<H>(*hash).expect("tile has room");
     } else {
-        let derived = tiles
-            .get(&tile_id)
-            .and_then(|tile| tile.node(level, position));
+        let derived = tiles.get(&tile_id).and_then(|tile| tile.node(level, position));
         assert_eq!(derived, Some(*hash), "tile derived {id:?}");
     }
 }
 
 /// Tree sizes up to 2000, often right at a power of two or one or two away from it.
 fn tree_size() -> impl Strategy<Value = u64> {
-    prop_oneof![
-        1u64..=2000,
-        (1u32..=11, 0u64..=4).prop_map(|(k, offset)| ((1 << k) + offset).saturating_sub(2).max(1)),
-    ]
+    prop_oneof![1u64..=2000, (1u32..=11, 0u64..=4).prop_map(|(k, offset)| ((1 << k) + offset).saturating_sub(2).max(1)),]
 }
 
 /// A historic tree size, and how much further the log has grown since.
@@ -362,28 +341,15 @@ fn tiles_serve_proofs_across_three_tile_levels() {
         let nodes = inclusion_nodes(index, size).expect("index < size");
         let proof = log.serve_from_tiles(&nodes);
         assert_eq!(proof, log.serve(&nodes, size), "leaf {index}");
-        assert_eq!(
-            verify_inclusion::<H>(index, size, &log.leaf(index), &proof, &root),
-            Ok(())
-        );
+        assert_eq!(verify_inclusion::<H>(index, size, &log.leaf(index), &proof, &root), Ok(()));
     }
     for size1 in [1, 256, 257, 65_536, 65_537, size - 1] {
         let nodes = consistency_nodes(size1, size).expect("0 < size1 <= size");
         let proof = log.serve_from_tiles(&nodes);
         assert_eq!(proof, log.serve(&nodes, size), "from {size1}");
-        let root1 = root_from_nodes::<H>(
-            &root_nodes(size1)
-                .iter()
-                .map(|id| log.stored(*id, size1))
-                .collect::<Vec<_>>(),
-        );
-        assert_eq!(
-            verify_consistency::<H>(size1, size, &proof, &root1, &root),
-            Ok(())
-        );
+        let root1 =
+            root_from_nodes::<H>(&root_nodes(size1).iter().map(|id| log.stored(*id, size1)).collect::<Vec<_>>());
+        assert_eq!(verify_consistency::<H>(size1, size, &proof, &root1, &root), Ok(()));
     }
-    assert_eq!(
-        log.serve(&inclusion_nodes(0, size).expect("index < size"), size),
-        oracle::path::<H>(0, &log.leaves)
-    );
+    assert_eq!(log.serve(&inclusion_nodes(0, size).expect("index < size"), size), oracle::path::<H>(0, &log.leaves));
 }

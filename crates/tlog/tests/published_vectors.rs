@@ -14,21 +14,13 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use serde::Deserialize;
 use tlog::{
-    CompactRange, Hash, Sha3_256, Sha256, TreeHasher, consistency_nodes, inclusion_nodes,
-    verify_consistency, verify_inclusion,
+    CompactRange, Hash, Sha3_256, Sha256, TreeHasher, consistency_nodes, inclusion_nodes, verify_consistency,
+    verify_inclusion,
 };
 
 /// Inputs of the RFC 6962 reference tree, the tree behind every happy-path vector.
-const LEAF_INPUTS_HEX: [&str; 8] = [
-    "",
-    "00",
-    "10",
-    "2021",
-    "3031",
-    "40414243",
-    "5051525354555657",
-    "606162636465666768696a6b6c6d6e6f",
-];
+const LEAF_INPUTS_HEX: [&str; 8] =
+    ["", "00", "10", "2021", "3031", "40414243", "5051525354555657", "606162636465666768696a6b6c6d6e6f"];
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -58,12 +50,7 @@ fn testdata() -> PathBuf {
 
 fn vector_files(kind: &str) -> Vec<PathBuf> {
     let mut files = Vec::new();
-    collect_json(
-        &testdata()
-            .join("transparency-dev-merkle/testdata")
-            .join(kind),
-        &mut files,
-    );
+    collect_json(&testdata().join("transparency-dev-merkle/testdata").join(kind), &mut files);
     files.sort();
     files
 }
@@ -95,11 +82,7 @@ fn exact_hash(value: &str) -> Option<Hash> {
 }
 
 fn exact_hashes(values: &Option<Vec<String>>) -> Option<Vec<Hash>> {
-    values
-        .iter()
-        .flatten()
-        .map(|value| exact_hash(value))
-        .collect()
+    values.iter().flatten().map(|value| exact_hash(value)).collect()
 }
 
 /// Roots are only compared. A malformed root (the vectors use short "don't care" strings)
@@ -148,46 +131,28 @@ fn judge_all<T: serde::de::DeserializeOwned>(
 
 #[test]
 fn every_published_inclusion_vector_is_judged_correctly() {
-    judge_all(
-        "inclusion",
-        98,
-        |v: &InclusionVector| v.want_err,
-        inclusion_accepted,
-    );
+    judge_all("inclusion", 98, |v: &InclusionVector| v.want_err, inclusion_accepted);
 }
 
 #[test]
 fn every_published_consistency_vector_is_judged_correctly() {
-    judge_all(
-        "consistency",
-        98,
-        |v: &ConsistencyVector| v.want_err,
-        consistency_accepted,
-    );
+    judge_all("consistency", 98, |v: &ConsistencyVector| v.want_err, consistency_accepted);
 }
 
 fn reference_leaves<H: TreeHasher>() -> Vec<Hash> {
-    let inputs = LEAF_INPUTS_HEX
-        .iter()
-        .map(|h| hex::decode(h).expect("constant is hex"));
+    let inputs = LEAF_INPUTS_HEX.iter().map(|h| hex::decode(h).expect("constant is hex"));
     inputs.map(|input| H::hash_leaf(&input)).collect()
 }
 
 /// A proof produced the way storage will: fetch the named nodes, then rehash.
 fn served<H: TreeHasher>(leaves: &[Hash], nodes: &tlog::ProofNodes) -> Vec<Hash> {
-    let hashes: Vec<Hash> = nodes
-        .ids()
-        .iter()
-        .map(|&id| oracle::node_hash::<H>(leaves, id))
-        .collect();
+    let hashes: Vec<Hash> = nodes.ids().iter().map(|&id| oracle::node_hash::<H>(leaves, id)).collect();
     nodes.rehash::<H>(&hashes).expect("one hash per id")
 }
 
 fn happy_paths(kind: &str) -> Vec<PathBuf> {
     let files = vector_files(kind).into_iter();
-    files
-        .filter(|path| path.ends_with("happy-path.json"))
-        .collect()
+    files.filter(|path| path.ends_with("happy-path.json")).collect()
 }
 
 #[test]
@@ -199,19 +164,11 @@ fn published_inclusion_happy_paths_are_what_the_generator_serves() {
         let v: InclusionVector = read_json(&path);
         let size = usize::try_from(v.tree_size).expect("small tree");
         let index = usize::try_from(v.leaf_idx).expect("small tree");
-        assert_eq!(
-            exact_hash(&v.root),
-            Some(oracle::mth::<Sha256>(&leaves[..size]))
-        );
+        assert_eq!(exact_hash(&v.root), Some(oracle::mth::<Sha256>(&leaves[..size])));
         assert_eq!(exact_hash(&v.leaf_hash), Some(leaves[index]));
         let nodes = inclusion_nodes(v.leaf_idx, v.tree_size).expect("index is inside the tree");
         let want = exact_hashes(&v.proof).expect("happy paths hold 32-byte hashes");
-        assert_eq!(
-            served::<Sha256>(&leaves, &nodes),
-            want,
-            "{}",
-            path.display()
-        );
+        assert_eq!(served::<Sha256>(&leaves, &nodes), want, "{}", path.display());
     }
 }
 
@@ -224,19 +181,11 @@ fn published_consistency_happy_paths_are_what_the_generator_serves() {
         let v: ConsistencyVector = read_json(&path);
         for (size, root) in [(v.size1, &v.root1), (v.size2, &v.root2)] {
             let size = usize::try_from(size).expect("small tree");
-            assert_eq!(
-                exact_hash(root),
-                Some(oracle::mth::<Sha256>(&leaves[..size]))
-            );
+            assert_eq!(exact_hash(root), Some(oracle::mth::<Sha256>(&leaves[..size])));
         }
         let nodes = consistency_nodes(v.size1, v.size2).expect("sizes are ordered");
         let want = exact_hashes(&v.proof).expect("happy paths hold 32-byte hashes");
-        assert_eq!(
-            served::<Sha256>(&leaves, &nodes),
-            want,
-            "{}",
-            path.display()
-        );
+        assert_eq!(served::<Sha256>(&leaves, &nodes), want, "{}", path.display());
     }
 }
 
@@ -281,10 +230,7 @@ fn hex_hashes(values: &[String]) -> Vec<Hash> {
 fn sha3_tree_leaf_hashes_and_roots_match_for_every_size() {
     let tree = sha3_tree();
     assert_eq!(tree.leaf_inputs_hex, LEAF_INPUTS_HEX);
-    assert_eq!(
-        reference_leaves::<Sha3_256>(),
-        hex_hashes(&tree.leaf_hashes)
-    );
+    assert_eq!(reference_leaves::<Sha3_256>(), hex_hashes(&tree.leaf_hashes));
     assert_eq!(Sha3_256::empty_root(), hex_hash(&tree.empty_root));
     let mut range = CompactRange::<Sha3_256>::new();
     let mut roots = vec![range.root()];
@@ -300,26 +246,13 @@ fn sha3_tree_inclusion_paths_are_generated_and_verified() {
     let tree = sha3_tree();
     let leaves = reference_leaves::<Sha3_256>();
     let roots = hex_hashes(&tree.roots_by_size);
-    assert_eq!(
-        tree.inclusion.len(),
-        36,
-        "every (index, size) of the 8-leaf tree"
-    );
+    assert_eq!(tree.inclusion.len(), 36, "every (index, size) of the 8-leaf tree");
     for case in &tree.inclusion {
         let want = hex_hashes(&case.path);
         let nodes = inclusion_nodes(case.index, case.size).expect("index is inside the tree");
-        assert_eq!(
-            served::<Sha3_256>(&leaves, &nodes),
-            want,
-            "{} in {}",
-            case.index,
-            case.size
-        );
+        assert_eq!(served::<Sha3_256>(&leaves, &nodes), want, "{} in {}", case.index, case.size);
         let (leaf, root) = (&leaves[case.index as usize], &roots[case.size as usize]);
-        assert_eq!(
-            verify_inclusion::<Sha3_256>(case.index, case.size, leaf, &want, root),
-            Ok(())
-        );
+        assert_eq!(verify_inclusion::<Sha3_256>(case.index, case.size, leaf, &want, root), Ok(()));
     }
 }
 
@@ -333,15 +266,8 @@ fn sha3_tree_consistency_proofs_are_generated_and_verified() {
         let (size1, size2) = (case.size1, case.size2);
         let want = hex_hashes(&case.proof);
         let nodes = consistency_nodes(size1, size2).expect("sizes are ordered");
-        assert_eq!(
-            served::<Sha3_256>(&leaves, &nodes),
-            want,
-            "{size1} to {size2}"
-        );
+        assert_eq!(served::<Sha3_256>(&leaves, &nodes), want, "{size1} to {size2}");
         let (root1, root2) = (&roots[size1 as usize], &roots[size2 as usize]);
-        assert_eq!(
-            verify_consistency::<Sha3_256>(size1, size2, &want, root1, root2),
-            Ok(())
-        );
+        assert_eq!(verify_consistency::<Sha3_256>(size1, size2, &want, root1, root2), Ok(()));
     }
 }

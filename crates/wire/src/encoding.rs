@@ -3,18 +3,14 @@
 
 use base64::Engine;
 use base64::engine::DecodePaddingMode;
-use base64::engine::general_purpose::{
-    GeneralPurpose, GeneralPurposeConfig, STANDARD, URL_SAFE_NO_PAD,
-};
+use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig, STANDARD, URL_SAFE_NO_PAD};
 
 use crate::Error;
 
 /// base64url that decodes with or without `=` padding (what `POST /v2/verify-receipt` accepts).
 const URL_SAFE_LENIENT: GeneralPurpose = GeneralPurpose::new(
     &base64::alphabet::URL_SAFE,
-    GeneralPurposeConfig::new()
-        .with_encode_padding(false)
-        .with_decode_padding_mode(DecodePaddingMode::Indifferent),
+    GeneralPurposeConfig::new().with_encode_padding(false).with_decode_padding_mode(DecodePaddingMode::Indifferent),
 );
 
 /// A hash as 64 lowercase hex characters.
@@ -65,7 +61,14 @@ pub fn b64url(bytes: impl AsRef<[u8]>) -> String {
 /// [`Error::Base64`].
 pub fn parse_b64url_lenient(s: &str) -> Result<Vec<u8>, Error> {
     if s.contains(['+', '/']) {
-        let url_safe: String = s.chars().map(|c| match c { '+' => '-', '/' => '_', c => c }).collect();
+        let url_safe: String = s
+            .chars()
+            .map(|c| match c {
+                '+' => '-',
+                '/' => '_',
+                c => c,
+            })
+            .collect();
         return Ok(URL_SAFE_LENIENT.decode(url_safe)?);
     }
     Ok(URL_SAFE_LENIENT.decode(s)?)

@@ -137,12 +137,7 @@ impl LogEvent {
     /// [`Error::HashHex`] if a transfer's `blob_hash` is not 64 hex characters.
     pub fn leaf_preimage(&self) -> Result<Vec<u8>, Error> {
         let mut out = vec![self.type_byte()];
-        if let LogEvent::Transfer {
-            blob_hash,
-            sector,
-            timestamp,
-        } = self
-        {
+        if let LogEvent::Transfer { blob_hash, sector, timestamp } = self {
             out.extend_from_slice(&parse_hash_hex_named(blob_hash, "blob_hash")?);
             out.extend_from_slice(&Sha3_256::digest(&[sector.as_bytes()]));
             out.extend_from_slice(timestamp.as_bytes());
@@ -194,23 +189,14 @@ impl LogEvent {
     pub fn validate(&self) -> Result<(), Error> {
         for (name, value) in self.string_fields() {
             if value.len() > MAX_FIELD_LEN {
-                return Err(Error::FieldTooLong {
-                    field: name,
-                    len: value.len(),
-                });
+                return Err(Error::FieldTooLong { field: name, len: value.len() });
             }
             let required = matches!(name, "sector" | "device_id" | "did" | "action");
             if required && value.is_empty() {
-                return Err(Error::InvalidField {
-                    field: name,
-                    reason: "must not be empty",
-                });
+                return Err(Error::InvalidField { field: name, reason: "must not be empty" });
             }
             if name == "blob_hash" && !is_lower_hex_64(value) {
-                return Err(Error::InvalidField {
-                    field: name,
-                    reason: "must be 64 lowercase hex characters",
-                });
+                return Err(Error::InvalidField { field: name, reason: "must be 64 lowercase hex characters" });
             }
         }
         parse_iso8601_ms(self.timestamp())?;
@@ -220,25 +206,10 @@ impl LogEvent {
     /// Every string field with its JSON name (an absent `dsa_pub` is skipped).
     fn string_fields(&self) -> Vec<(&'static str, &str)> {
         match self {
-            LogEvent::Transfer {
-                blob_hash,
-                sector,
-                timestamp,
-            } => {
-                vec![
-                    ("blob_hash", blob_hash.as_str()),
-                    ("sector", sector.as_str()),
-                    ("timestamp", timestamp.as_str()),
-                ]
+            LogEvent::Transfer { blob_hash, sector, timestamp } => {
+                vec![("blob_hash", blob_hash.as_str()), ("sector", sector.as_str()), ("timestamp", timestamp.as_str())]
             }
-            LogEvent::DeviceRegistered {
-                device_id,
-                ecdh_pub,
-                kyber_pub,
-                dsa_pub,
-                sector,
-                timestamp,
-            } => vec![
+            LogEvent::DeviceRegistered { device_id, ecdh_pub, kyber_pub, dsa_pub, sector, timestamp } => vec![
                 ("device_id", device_id.as_str()),
                 ("ecdh_pub", ecdh_pub.as_str()),
                 ("kyber_pub", kyber_pub.as_str()),
@@ -246,14 +217,7 @@ impl LogEvent {
                 ("sector", sector.as_str()),
                 ("timestamp", timestamp.as_str()),
             ],
-            LogEvent::DidRegistered {
-                did,
-                device_id,
-                ecdh_pub,
-                dsa_pub,
-                sector,
-                timestamp,
-            } => {
+            LogEvent::DidRegistered { did, device_id, ecdh_pub, dsa_pub, sector, timestamp } => {
                 let mut fields = vec![
                     ("did", did.as_str()),
                     ("device_id", device_id.as_str()),
@@ -264,37 +228,17 @@ impl LogEvent {
                 fields.extend(dsa_pub.as_deref().map(|d| ("dsa_pub", d)));
                 fields
             }
-            LogEvent::Delivery {
-                blob_hash,
-                sector,
-                timestamp,
-                ..
-            } => {
-                vec![
-                    ("blob_hash", blob_hash.as_str()),
-                    ("sector", sector.as_str()),
-                    ("timestamp", timestamp.as_str()),
-                ]
+            LogEvent::Delivery { blob_hash, sector, timestamp, .. } => {
+                vec![("blob_hash", blob_hash.as_str()), ("sector", sector.as_str()), ("timestamp", timestamp.as_str())]
             }
-            LogEvent::AdminAction {
-                action,
-                actor,
-                subject,
-                detail,
-                timestamp,
-            } => vec![
+            LogEvent::AdminAction { action, actor, subject, detail, timestamp } => vec![
                 ("action", action.as_str()),
                 ("actor", actor.as_str()),
                 ("subject", subject.as_str()),
                 ("detail", detail.as_str()),
                 ("timestamp", timestamp.as_str()),
             ],
-            LogEvent::LicenseEvent {
-                action,
-                role,
-                detail,
-                timestamp,
-            } => {
+            LogEvent::LicenseEvent { action, role, detail, timestamp } => {
                 vec![
                     ("action", action.as_str()),
                     ("role", role.as_str()),

@@ -115,11 +115,7 @@ mod tests {
 
     #[test]
     fn control_characters_use_js_short_or_lowercase_unicode_escapes() {
-        for (c, want) in [
-            ('\u{0}', "\\u0000"),
-            ('\u{1b}', "\\u001b"),
-            ('\u{1f}', "\\u001f"),
-        ] {
+        for (c, want) in [('\u{0}', "\\u0000"), ('\u{1b}', "\\u001b"), ('\u{1f}', "\\u001f")] {
             assert_eq!(canon(&json!(c.to_string())), format!("\"{want}\""));
         }
     }

@@ -66,9 +66,7 @@ pub enum Error {
     },
 
     /// An audit path step whose `position` disagrees with what the index and size imply.
-    #[error(
-        "audit path step {step} says the sibling is on the {got:?} side, but it is on the {expected:?} side"
-    )]
+    #[error("audit path step {step} says the sibling is on the {got:?} side, but it is on the {expected:?} side")]
     AuditPosition {
         /// Index of the step, from the leaf up.
         step: usize,

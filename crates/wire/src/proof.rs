@@ -48,10 +48,7 @@ struct Walk {
 
 impl Walk {
     fn new(index: u64, size: u64) -> Self {
-        Self {
-            node: index,
-            last: size.saturating_sub(1),
-        }
+        Self { node: index, last: size.saturating_sub(1) }
     }
 
     /// Number of steps of the path: the walk ends when `sn` reaches 0.
@@ -91,13 +88,7 @@ impl Walk {
 #[must_use]
 pub fn audit_path(index: u64, size: u64, proof: &[Hash]) -> Vec<AuditStep> {
     let mut walk = Walk::new(index, size);
-    proof
-        .iter()
-        .map(|h| AuditStep {
-            hash: hash_hex(h),
-            position: walk.step(),
-        })
-        .collect()
+    proof.iter().map(|h| AuditStep { hash: hash_hex(h), position: walk.step() }).collect()
 }
 
 /// Parses an audit path back into proof hashes, rejecting a wrong number of steps or any step
@@ -106,20 +97,13 @@ pub fn audit_path(index: u64, size: u64, proof: &[Hash]) -> Vec<AuditStep> {
 /// # Errors
 /// [`Error::Proof`] if `index >= size`, [`Error::AuditPathLength`], [`Error::AuditPosition`],
 /// [`Error::HashHex`].
-pub fn proof_from_audit_path(
-    index: u64,
-    size: u64,
-    steps: &[AuditStep],
-) -> Result<Vec<Hash>, Error> {
+pub fn proof_from_audit_path(index: u64, size: u64, steps: &[AuditStep]) -> Result<Vec<Hash>, Error> {
     if index >= size {
         return Err(tlog::Error::IndexOutOfRange { index, size }.into());
     }
     let expected = Walk::len(index, size);
     if steps.len() != expected {
-        return Err(Error::AuditPathLength {
-            expected,
-            got: steps.len(),
-        });
+        return Err(Error::AuditPathLength { expected, got: steps.len() });
     }
     let mut walk = Walk::new(index, size);
     steps
@@ -128,11 +112,7 @@ pub fn proof_from_audit_path(
         .map(|(i, step)| {
             let side = walk.step();
             if step.position != side {
-                return Err(Error::AuditPosition {
-                    step: i,
-                    expected: side,
-                    got: step.position,
-                });
+                return Err(Error::AuditPosition { step: i, expected: side, got: step.position });
             }
             parse_hash_hex_named(&step.hash, "audit_path hash")
         })
@@ -159,13 +139,7 @@ pub struct InclusionProof {
 impl InclusionProof {
     /// Builds the API form from a `tlog` inclusion proof.
     #[must_use]
-    pub fn new(
-        leaf_hash: &Hash,
-        leaf_index: u64,
-        tree_size: u64,
-        proof: &[Hash],
-        root: &Hash,
-    ) -> Self {
+    pub fn new(leaf_hash: &Hash, leaf_index: u64, tree_size: u64, proof: &[Hash], root: &Hash) -> Self {
         Self {
             leaf_hash: hash_hex(leaf_hash),
             leaf_index,
@@ -184,10 +158,7 @@ impl InclusionProof {
         let computed = self.recompute_root()?;
         let claimed = parse_hash_hex_named(&self.root, "root")?;
         if computed != claimed {
-            return Err(Error::RootMismatch {
-                computed: hash_hex(&computed),
-                claimed: self.root.clone(),
-            });
+            return Err(Error::RootMismatch { computed: hash_hex(&computed), claimed: self.root.clone() });
         }
         Ok(())
     }
@@ -199,11 +170,6 @@ impl InclusionProof {
     pub fn recompute_root(&self) -> Result<Hash, Error> {
         let leaf = parse_hash_hex_named(&self.leaf_hash, "leaf_hash")?;
         let proof = proof_from_audit_path(self.leaf_index, self.tree_size, &self.audit_path)?;
-        Ok(tlog::root_from_inclusion::<Sha3_256>(
-            self.leaf_index,
-            self.tree_size,
-            &leaf,
-            &proof,
-        )?)
+        Ok(tlog::root_from_inclusion::<Sha3_256>(self.leaf_index, self.tree_size, &leaf, &proof)?)
     }
 }

@@ -3,9 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::{
-    Error, InclusionProof, b64, b64url, canonical_json_of, parse_b64, parse_b64url_lenient,
-};
+use crate::{Error, InclusionProof, b64, b64url, canonical_json_of, parse_b64, parse_b64url_lenient};
 
 /// The signed fields of a delivery receipt.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
@@ -39,10 +37,7 @@ impl ReceiptBody {
     #[must_use]
     pub fn sign(self, key: &crypto::LogSigningKey) -> Receipt {
         let signature = b64(key.sign(&self.signed_bytes()));
-        Receipt {
-            body: self,
-            signature,
-        }
+        Receipt { body: self, signature }
     }
 }
 
@@ -84,10 +79,7 @@ impl From<ReceiptJson> for Receipt {
             inclusion_proof: r.inclusion_proof,
             burn_confirmed: r.burn_confirmed,
         };
-        Self {
-            body,
-            signature: r.signature,
-        }
+        Self { body, signature: r.signature }
     }
 }
 

@@ -46,11 +46,7 @@ impl SthBody {
     pub fn sign(self, key: &crypto::LogSigningKey) -> SignedSth {
         let signature = b64(key.sign(&self.signed_bytes()));
         let pk_hash = hash_hex(&key.verifying_key().pk_hash());
-        SignedSth {
-            body: self,
-            signature,
-            pk_hash,
-        }
+        SignedSth { body: self, signature, pk_hash }
     }
 }
 
@@ -80,10 +76,7 @@ impl SignedSth {
         }
         let actual = key.pk_hash();
         if parse_hash_hex_named(&self.pk_hash, "pk_hash")? != actual {
-            return Err(Error::PkHashMismatch {
-                claimed: self.pk_hash.clone(),
-                actual: hash_hex(&actual),
-            });
+            return Err(Error::PkHashMismatch { claimed: self.pk_hash.clone(), actual: hash_hex(&actual) });
         }
         let signature = parse_b64(&self.signature)?;
         key.verify(&self.body.signed_bytes(), &signature)?;

@@ -27,11 +27,7 @@ pub fn iso8601_ms(unix_ms: u64) -> String {
     let (year, month, day) = civil_from_days(days);
     let (hour, minute) = (ms_of_day / 3_600_000, ms_of_day / 60_000 % 60);
     let (second, milli) = (ms_of_day / 1000 % 60, ms_of_day % 1000);
-    let year = if year <= 9999 {
-        format!("{year:04}")
-    } else {
-        format!("+{year:06}")
-    };
+    let year = if year <= 9999 { format!("{year:04}") } else { format!("+{year:06}") };
     format!("{year}-{month:02}-{day:02}T{hour:02}:{minute:02}:{second:02}.{milli:03}Z")
 }
 
@@ -42,23 +38,12 @@ pub fn iso8601_ms(unix_ms: u64) -> String {
 /// # Errors
 /// [`Error::Timestamp`] naming what is wrong.
 pub fn parse_iso8601_ms(s: &str) -> Result<u64, Error> {
-    let fail = |reason| Error::Timestamp {
-        input: s.chars().take(64).collect(),
-        reason,
-    };
+    let fail = |reason| Error::Timestamp { input: s.chars().take(64).collect(), reason };
     let b = s.as_bytes();
     if b.len() != 24 {
         return Err(fail("wrong length"));
     }
-    for (i, want) in [
-        (4, b'-'),
-        (7, b'-'),
-        (10, b'T'),
-        (13, b':'),
-        (16, b':'),
-        (19, b'.'),
-        (23, b'Z'),
-    ] {
+    for (i, want) in [(4, b'-'), (7, b'-'), (10, b'T'), (13, b':'), (16, b':'), (19, b'.'), (23, b'Z')] {
         if b[i] != want {
             return Err(fail("wrong separator"));
         }

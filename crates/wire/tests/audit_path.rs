@@ -6,9 +6,7 @@ use tlog::{Hash, Sha3_256, TreeHasher};
 use wire::{AuditStep, Error, InclusionProof, Side, audit_path, hash_hex, proof_from_audit_path};
 
 fn leaves(n: u64) -> Vec<Hash> {
-    (0..n)
-        .map(|i| Sha3_256::hash_leaf(&i.to_be_bytes()))
-        .collect()
+    (0..n).map(|i| Sha3_256::hash_leaf(&i.to_be_bytes())).collect()
 }
 
 /// RFC 9162 §2.1.1 MTH over leaf hashes.
@@ -52,16 +50,8 @@ fn sides(steps: &[AuditStep]) -> Vec<Side> {
 #[test]
 fn positions_in_an_eight_leaf_tree() {
     use Side::{Left as L, Right as R};
-    let expected: [[Side; 3]; 8] = [
-        [R, R, R],
-        [L, R, R],
-        [R, L, R],
-        [L, L, R],
-        [R, R, L],
-        [L, R, L],
-        [R, L, L],
-        [L, L, L],
-    ];
+    let expected: [[Side; 3]; 8] =
+        [[R, R, R], [L, R, R], [R, L, R], [L, L, R], [R, R, L], [L, R, L], [R, L, L], [L, L, L]];
     let d = leaves(8);
     for (i, want) in expected.iter().enumerate() {
         let proof: Vec<Hash> = path(i, &d).into_iter().map(|(h, _)| h).collect();
@@ -93,13 +83,9 @@ fn every_leaf_of_every_tree_up_to_33_matches_the_reference_and_verifies() {
             assert_eq!(proof_from_audit_path(m, n, &steps).expect("parse"), proof);
 
             let p = InclusionProof::new(&d[m as usize], m, n, &proof, &root);
-            p.verify()
-                .unwrap_or_else(|e| panic!("leaf {m} of {n}: {e}"));
+            p.verify().unwrap_or_else(|e| panic!("leaf {m} of {n}: {e}"));
             let json = serde_json::to_string(&p).expect("json");
-            assert_eq!(
-                serde_json::from_str::<InclusionProof>(&json).expect("parse"),
-                p
-            );
+            assert_eq!(serde_json::from_str::<InclusionProof>(&json).expect("parse"), p);
         }
     }
 }
@@ -111,22 +97,9 @@ fn a_step_with_the_wrong_position_is_rejected() {
     let mut steps = audit_path(5, 8, &proof);
     steps[1].position = Side::Left;
     let err = proof_from_audit_path(5, 8, &steps).expect_err("lying position");
-    assert!(
-        matches!(
-            err,
-            Error::AuditPosition {
-                step: 1,
-                expected: Side::Right,
-                got: Side::Left
-            }
-        ),
-        "{err:?}"
-    );
+    assert!(matches!(err, Error::AuditPosition { step: 1, expected: Side::Right, got: Side::Left }), "{err:?}");
 
-    let p = InclusionProof {
-        audit_path: steps,
-        ..InclusionProof::new(&d[5], 5, 8, &proof, &mth(&d))
-    };
+    let p = InclusionProof { audit_path: steps, ..InclusionProof::new(&d[5], 5, 8, &proof, &mth(&d)) };
     assert!(matches!(p.verify(), Err(Error::AuditPosition { .. })));
 }
 
@@ -135,37 +108,13 @@ fn a_path_of_the_wrong_length_or_an_index_outside_the_tree_is_rejected() {
     let d = leaves(8);
     let proof: Vec<Hash> = path(3, &d).into_iter().map(|(h, _)| h).collect();
     let steps = audit_path(3, 8, &proof);
-    assert!(matches!(
-        proof_from_audit_path(3, 8, &steps[..2]),
-        Err(Error::AuditPathLength {
-            expected: 3,
-            got: 2
-        })
-    ));
+    assert!(matches!(proof_from_audit_path(3, 8, &steps[..2]), Err(Error::AuditPathLength { expected: 3, got: 2 })));
     let mut long = steps.clone();
-    long.push(AuditStep {
-        hash: hash_hex(&d[0]),
-        position: Side::Left,
-    });
-    assert!(matches!(
-        proof_from_audit_path(3, 8, &long),
-        Err(Error::AuditPathLength {
-            expected: 3,
-            got: 4
-        })
-    ));
-    assert!(matches!(
-        proof_from_audit_path(8, 8, &steps),
-        Err(Error::Proof(_))
-    ));
-    assert!(matches!(
-        proof_from_audit_path(0, 0, &[]),
-        Err(Error::Proof(_))
-    ));
-    assert_eq!(
-        proof_from_audit_path(0, 1, &[]).expect("single leaf"),
-        Vec::<Hash>::new()
-    );
+    long.push(AuditStep { hash: hash_hex(&d[0]), position: Side::Left });
+    assert!(matches!(proof_from_audit_path(3, 8, &long), Err(Error::AuditPathLength { expected: 3, got: 4 })));
+    assert!(matches!(proof_from_audit_path(8, 8, &steps), Err(Error::Proof(_))));
+    assert!(matches!(proof_from_audit_path(0, 0, &[]), Err(Error::Proof(_))));
+    assert_eq!(proof_from_audit_path(0, 1, &[]).expect("single leaf"), Vec::<Hash>::new());
 }
 
 #[test]
@@ -177,22 +126,13 @@ fn a_wrong_root_reports_recomputed_and_claimed_roots() {
     let err = p.verify().expect_err("wrong root");
     let computed = hash_hex(&mth(&d));
     match &err {
-        Error::RootMismatch {
-            computed: c,
-            claimed: cl,
-        } => {
+        Error::RootMismatch { computed: c, claimed: cl } => {
             assert_eq!(c, &computed);
             assert_eq!(cl, &hash_hex(&claimed));
         }
         other => panic!("{other:?}"),
     }
-    assert_eq!(
-        err.to_string(),
-        format!(
-            "recomputed root {computed} \u{2260} claimed root {}",
-            hash_hex(&claimed)
-        )
-    );
+    assert_eq!(err.to_string(), format!("recomputed root {computed} \u{2260} claimed root {}", hash_hex(&claimed)));
 
     // A tampered sibling hash leads to a mismatch too.
     let mut q = InclusionProof::new(&d[2], 2, 5, &proof, &mth(&d));
@@ -202,10 +142,7 @@ fn a_wrong_root_reports_recomputed_and_claimed_roots() {
 
 #[test]
 fn audit_steps_serialize_as_hash_and_lowercase_position() {
-    let step = AuditStep {
-        hash: "8a0b".repeat(16),
-        position: Side::Left,
-    };
+    let step = AuditStep { hash: "8a0b".repeat(16), position: Side::Left };
     assert_eq!(
         serde_json::to_string(&step).expect("json"),
         format!(r#"{{"hash":"{}","position":"left"}}"#, "8a0b".repeat(16))

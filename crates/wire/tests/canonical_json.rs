@@ -12,10 +12,7 @@ fn canon(v: &Value) -> String {
 #[test]
 fn keys_are_sorted_at_every_level_without_whitespace() {
     let v = json!({"b": 1, "a": [true, null, {"z": "x", "y": {"d": 1, "c": 2}}], "c": {}});
-    assert_eq!(
-        canon(&v),
-        r#"{"a":[true,null,{"y":{"c":2,"d":1},"z":"x"}],"b":1,"c":{}}"#
-    );
+    assert_eq!(canon(&v), r#"{"a":[true,null,{"y":{"c":2,"d":1},"z":"x"}],"b":1,"c":{}}"#);
 }
 
 #[test]
@@ -37,7 +34,8 @@ fn keys_sort_by_utf16_code_units_like_js() {
 fn strings_are_escaped_exactly_like_json_stringify() {
     // node: JSON.stringify("a\"b\\c\b\f\n\r\t\u0000\u0001\u001f\u007f\u0080é😀\u2028\u2029</script>")
     let input = "a\"b\\c\u{8}\u{c}\n\r\t\u{0}\u{1}\u{1f}\u{7f}\u{80}é😀\u{2028}\u{2029}</script>";
-    let expected = "\"a\\\"b\\\\c\\b\\f\\n\\r\\t\\u0000\\u0001\\u001f\u{7f}\u{80}\u{e9}\u{1f600}\u{2028}\u{2029}</script>\"";
+    let expected =
+        "\"a\\\"b\\\\c\\b\\f\\n\\r\\t\\u0000\\u0001\\u001f\u{7f}\u{80}\u{e9}\u{1f600}\u{2028}\u{2029}</script>\"";
     assert_eq!(canon(&json!(input)), expected);
     // Keys are escaped the same way.
     assert_eq!(canon(&json!({ input: 0 })), format!("{{{expected}:0}}"));
@@ -46,18 +44,11 @@ fn strings_are_escaped_exactly_like_json_stringify() {
 #[test]
 fn integers_are_exact_over_the_whole_u64_and_i64_range() {
     // JS would print 18446744073709552000 here; DESIGN §6: never go through f64.
-    let v: Value = serde_json::from_str(
-        r#"{"max":18446744073709551615,"min":-9223372036854775808,"big":9007199254740993}"#,
-    )
-    .expect("parse");
-    assert_eq!(
-        canon(&v),
-        r#"{"big":9007199254740993,"max":18446744073709551615,"min":-9223372036854775808}"#
-    );
-    assert_eq!(
-        canonical_json_of(&u64::MAX).expect("u64"),
-        b"18446744073709551615"
-    );
+    let v: Value =
+        serde_json::from_str(r#"{"max":18446744073709551615,"min":-9223372036854775808,"big":9007199254740993}"#)
+            .expect("parse");
+    assert_eq!(canon(&v), r#"{"big":9007199254740993,"max":18446744073709551615,"min":-9223372036854775808}"#);
+    assert_eq!(canonical_json_of(&u64::MAX).expect("u64"), b"18446744073709551615");
 }
 
 #[test]
@@ -90,13 +81,6 @@ fn canonical_json_of_a_struct_sorts_its_fields() {
         alpha: Option<String>,
         mid: Vec<u8>,
     }
-    let s = S {
-        zeta: u64::MAX,
-        alpha: None,
-        mid: vec![1, 2],
-    };
-    assert_eq!(
-        canonical_json_of(&s).expect("canonical"),
-        br#"{"alpha":null,"mid":[1,2],"zeta":18446744073709551615}"#
-    );
+    let s = S { zeta: u64::MAX, alpha: None, mid: vec![1, 2] };
+    assert_eq!(canonical_json_of(&s).expect("canonical"), br#"{"alpha":null,"mid":[1,2],"zeta":18446744073709551615}"#);
 }

@@ -15,13 +15,8 @@ fn hash_hex_is_lowercase_and_parses_either_case() {
 #[test]
 fn hash_hex_of_wrong_length_or_alphabet_is_rejected() {
     let ok = "ab".repeat(32);
-    for bad in [
-        String::new(),
-        "ab".repeat(31),
-        "ab".repeat(33),
-        format!("{}g", &ok[..63]),
-        format!("0x{}", &ok[..62]),
-    ] {
+    for bad in [String::new(), "ab".repeat(31), "ab".repeat(33), format!("{}g", &ok[..63]), format!("0x{}", &ok[..62])]
+    {
         assert!(parse_hash_hex(&bad).is_err(), "{bad}");
     }
 }

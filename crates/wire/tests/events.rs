@@ -34,23 +34,11 @@ fn transfer_leaf_hash_matches_the_reference_formula() {
 
 #[test]
 fn transfer_leaf_accepts_uppercase_hex_but_not_a_malformed_hash() {
-    let LogEvent::Transfer { blob_hash, .. } = transfer() else {
-        unreachable!()
-    };
-    let upper = LogEvent::Transfer {
-        blob_hash: blob_hash.to_uppercase(),
-        sector: "health".into(),
-        timestamp: TS.into(),
-    };
-    assert_eq!(
-        upper.leaf_hash().expect("leaf"),
-        transfer().leaf_hash().expect("leaf")
-    );
-    let bad = LogEvent::Transfer {
-        blob_hash: "abc".into(),
-        sector: "health".into(),
-        timestamp: TS.into(),
-    };
+    let LogEvent::Transfer { blob_hash, .. } = transfer() else { unreachable!() };
+    let upper =
+        LogEvent::Transfer { blob_hash: blob_hash.to_uppercase(), sector: "health".into(), timestamp: TS.into() };
+    assert_eq!(upper.leaf_hash().expect("leaf"), transfer().leaf_hash().expect("leaf"));
+    let bad = LogEvent::Transfer { blob_hash: "abc".into(), sector: "health".into(), timestamp: TS.into() };
     assert!(matches!(bad.leaf_hash(), Err(Error::HashHex { .. })));
 }
 
@@ -132,12 +120,7 @@ fn type_bytes_are_distinct_and_never_0x00_or_0x01() {
             sector: "s".into(),
             timestamp: TS.into(),
         },
-        LogEvent::Delivery {
-            blob_hash: "00".repeat(32),
-            sector: "s".into(),
-            burned: true,
-            timestamp: TS.into(),
-        },
+        LogEvent::Delivery { blob_hash: "00".repeat(32), sector: "s".into(), burned: true, timestamp: TS.into() },
         LogEvent::AdminAction {
             action: "a".into(),
             actor: "b".into(),
@@ -200,13 +183,7 @@ fn validation_rejects_long_fields_bad_hashes_bad_timestamps_and_empty_ids() {
         timestamp: TS.into(),
     };
     admin(&at_limit).validate().expect("at the limit");
-    assert!(matches!(
-        admin(&long).validate(),
-        Err(Error::FieldTooLong {
-            field: "detail",
-            ..
-        })
-    ));
+    assert!(matches!(admin(&long).validate(), Err(Error::FieldTooLong { field: "detail", .. })));
 
     let delivery = |blob_hash: String, timestamp: &str| LogEvent::Delivery {
         blob_hash,
@@ -214,24 +191,9 @@ fn validation_rejects_long_fields_bad_hashes_bad_timestamps_and_empty_ids() {
         burned: true,
         timestamp: timestamp.into(),
     };
-    assert!(matches!(
-        delivery("AB".repeat(32), TS).validate(),
-        Err(Error::InvalidField {
-            field: "blob_hash",
-            ..
-        })
-    ));
-    assert!(matches!(
-        delivery("ab".repeat(31), TS).validate(),
-        Err(Error::InvalidField {
-            field: "blob_hash",
-            ..
-        })
-    ));
-    assert!(matches!(
-        delivery("ab".repeat(32), "2026-04-15T09:00:00Z").validate(),
-        Err(Error::Timestamp { .. })
-    ));
+    assert!(matches!(delivery("AB".repeat(32), TS).validate(), Err(Error::InvalidField { field: "blob_hash", .. })));
+    assert!(matches!(delivery("ab".repeat(31), TS).validate(), Err(Error::InvalidField { field: "blob_hash", .. })));
+    assert!(matches!(delivery("ab".repeat(32), "2026-04-15T09:00:00Z").validate(), Err(Error::Timestamp { .. })));
 
     let device = LogEvent::DeviceRegistered {
         device_id: String::new(),
@@ -241,13 +203,7 @@ fn validation_rejects_long_fields_bad_hashes_bad_timestamps_and_empty_ids() {
         sector: "s".into(),
         timestamp: TS.into(),
     };
-    assert!(matches!(
-        device.validate(),
-        Err(Error::InvalidField {
-            field: "device_id",
-            ..
-        })
-    ));
+    assert!(matches!(device.validate(), Err(Error::InvalidField { field: "device_id", .. })));
 
     let did = LogEvent::DidRegistered {
         did: "x".into(),
@@ -257,11 +213,5 @@ fn validation_rejects_long_fields_bad_hashes_bad_timestamps_and_empty_ids() {
         sector: "s".into(),
         timestamp: TS.into(),
     };
-    assert!(matches!(
-        did.validate(),
-        Err(Error::FieldTooLong {
-            field: "dsa_pub",
-            ..
-        })
-    ));
+    assert!(matches!(did.validate(), Err(Error::FieldTooLong { field: "dsa_pub", .. })));
 }

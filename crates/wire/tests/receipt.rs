@@ -45,10 +45,7 @@ fn header_round_trips_with_and_without_padding() {
     let receipt = body().sign(&LogSigningKey::from_seed(&SEED));
     let header = receipt.to_header();
     assert!(!header.contains('='), "no padding");
-    assert!(
-        !header.contains('+') && !header.contains('/'),
-        "url alphabet"
-    );
+    assert!(!header.contains('+') && !header.contains('/'), "url alphabet");
     assert_eq!(Receipt::from_header(&header).expect("unpadded"), receipt);
 
     let padded = format!("{header}{}", "=".repeat((4 - header.len() % 4) % 4));
@@ -65,12 +62,8 @@ fn header_round_trips_with_and_without_padding() {
 fn receipt_signed_by_the_log_key_verifies() {
     let key = LogSigningKey::from_seed(&SEED);
     let receipt = Receipt::from_header(&body().sign(&key).to_header()).expect("parse");
-    receipt
-        .verify_signature(&key.verifying_key())
-        .expect("signature");
-    receipt
-        .verify(&key.verifying_key())
-        .expect("signature and proof");
+    receipt.verify_signature(&key.verifying_key()).expect("signature");
+    receipt.verify(&key.verifying_key()).expect("signature and proof");
 }
 
 #[test]
@@ -90,10 +83,7 @@ fn any_changed_field_breaks_the_signature() {
     for (i, change) in changes.iter().enumerate() {
         let mut r = receipt.clone();
         change(&mut r.body);
-        assert!(
-            matches!(r.verify_signature(&vk), Err(Error::Signature(_))),
-            "change {i}"
-        );
+        assert!(matches!(r.verify_signature(&vk), Err(Error::Signature(_))), "change {i}");
     }
     let other = LogSigningKey::from_seed(&[0x43; 32]).verifying_key();
     assert!(matches!(receipt.verify(&other), Err(Error::Signature(_))));
@@ -105,13 +95,8 @@ fn validly_signed_receipt_with_a_wrong_root_fails_the_proof_check() {
     let mut b = body();
     b.inclusion_proof.root = "c7a9".repeat(16);
     let receipt = b.sign(&key);
-    receipt
-        .verify_signature(&key.verifying_key())
-        .expect("the log did sign it");
-    assert!(matches!(
-        receipt.verify(&key.verifying_key()),
-        Err(Error::RootMismatch { .. })
-    ));
+    receipt.verify_signature(&key.verifying_key()).expect("the log did sign it");
+    assert!(matches!(receipt.verify(&key.verifying_key()), Err(Error::RootMismatch { .. })));
 }
 
 #[test]
@@ -133,8 +118,5 @@ fn unknown_or_missing_fields_and_garbage_are_rejected() {
     assert!(matches!(Receipt::from_header(&header), Err(Error::Json(_))));
 
     assert!(matches!(Receipt::from_header("!!!"), Err(Error::Base64(_))));
-    assert!(matches!(
-        Receipt::from_header(&wire::b64url("[1,2]")),
-        Err(Error::Json(_))
-    ));
+    assert!(matches!(Receipt::from_header(&wire::b64url("[1,2]")), Err(Error::Json(_))));
 }

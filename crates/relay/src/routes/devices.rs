@@ -7,8 +7,8 @@ use std::sync::Mutex;
 
 use axum::Json;
 use axum::body::Bytes;
-use axum::extract::rejection::BytesRejection;
 use axum::extract::State;
+use axum::extract::rejection::BytesRejection;
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use base64::Engine;
@@ -19,7 +19,7 @@ use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use sha3::Sha3_256;
 
-use crate::db::{DIDS, DIDS_BY_KEY, DEVICES, DbError};
+use crate::db::{DEVICES, DIDS, DIDS_BY_KEY, DbError};
 use crate::keys::{Caller, KeyHash};
 use crate::routes::PathParam;
 use crate::state::{SharedState, now_ms};
@@ -46,11 +46,8 @@ pub fn check_device_id(id: &str) -> ApiResult<()> {
 /// Decodes a public key sent as hex (what the SDK sends) or base64 (the API reference's form).
 fn decode_key(field: &'static str, text: &str, max: usize) -> ApiResult<Vec<u8>> {
     let is_hex = text.len().is_multiple_of(2) && text.bytes().all(|b| b.is_ascii_hexdigit());
-    let bytes = if is_hex {
-        hex::decode(text).ok()
-    } else {
-        base64::engine::general_purpose::STANDARD.decode(text).ok()
-    };
+    let bytes =
+        if is_hex { hex::decode(text).ok() } else { base64::engine::general_purpose::STANDARD.decode(text).ok() };
     match bytes {
         Some(b) if !b.is_empty() && b.len() <= max => Ok(b),
         Some(_) => Err(ApiError::bad_request(format!("{field} must be 1-{max} bytes"))),
@@ -136,7 +133,11 @@ struct RegisterRequest {
 
 /// `POST /v2/pubkey`: registers a device's keys under the caller's key. Identical keys again:
 /// 200 and nothing changes; new keys: a rotation, logged like a first registration.
-pub async fn register_pubkey(State(state): State<SharedState>, headers: HeaderMap, body: Result<Bytes, BytesRejection>) -> ApiResult<Json<Value>> {
+pub async fn register_pubkey(
+    State(state): State<SharedState>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> ApiResult<Json<Value>> {
     let caller = state.caller(&headers)?;
     let request: RegisterRequest = jsonapi::json_body(body)?;
     check_device_id(&request.device_id)?;
@@ -185,7 +186,11 @@ pub async fn register_pubkey(State(state): State<SharedState>, headers: HeaderMa
 }
 
 /// `GET /v2/pubkey/{device}`: the keys a sender encrypts to (same API key only).
-pub async fn get_pubkey(State(state): State<SharedState>, headers: HeaderMap, PathParam(device): PathParam) -> ApiResult<Json<Value>> {
+pub async fn get_pubkey(
+    State(state): State<SharedState>,
+    headers: HeaderMap,
+    PathParam(device): PathParam,
+) -> ApiResult<Json<Value>> {
     let caller = state.caller(&headers)?;
     check_device_id(&device)?;
     let record = load_device(&state, &caller.key_hash, &device)?
@@ -225,7 +230,15 @@ fn did_for(device_id: &str, ecdh: &[u8]) -> String {
 
 /// The W3C DID document of a device: its P-256 key for key agreement and authentication, its
 /// ML-DSA-65 key (if any) for assertions, the relay as service, and where the log holds it.
-fn did_document(did: &str, point: &p256::PublicKey, ecdh_hex: &str, dsa: Option<&[u8]>, relay_url: &str, created: &str, ct_index: u64) -> Value {
+fn did_document(
+    did: &str,
+    point: &p256::PublicKey,
+    ecdh_hex: &str,
+    dsa: Option<&[u8]>,
+    relay_url: &str,
+    created: &str,
+    ct_index: u64,
+) -> Value {
     use p256::elliptic_curve::sec1::ToSec1Point;
     let encoded = point.to_sec1_point(false);
     let b64url = |b: &[u8]| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b);
@@ -263,7 +276,11 @@ fn did_document(did: &str, point: &p256::PublicKey, ecdh_hex: &str, dsa: Option<
 }
 
 /// `POST /v2/did/register`.
-pub async fn register_did(State(state): State<SharedState>, headers: HeaderMap, body: Result<Bytes, BytesRejection>) -> ApiResult<Json<Value>> {
+pub async fn register_did(
+    State(state): State<SharedState>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> ApiResult<Json<Value>> {
     let caller = state.caller(&headers)?;
     let request: DidRequest = jsonapi::json_body(body)?;
     check_device_id(&request.device_id)?;
@@ -272,14 +289,17 @@ pub async fn register_did(State(state): State<SharedState>, headers: HeaderMap, 
         .map_err(|_| ApiError::bad_request("ecdh_pub must be a P-256 public key (65-byte uncompressed SEC1)"))?;
     let dsa = request.dsa_pub.as_deref().map(|d| decode_key("dsa_pub", d, MAX_DSA_BYTES)).transpose()?;
     if let Some(dsa) = &dsa {
-        crypto::LogVerifyingKey::from_bytes(dsa).map_err(|_| ApiError::bad_request("dsa_pub must be an ML-DSA-65 public key (1952 bytes)"))?;
+        crypto::LogVerifyingKey::from_bytes(dsa)
+            .map_err(|_| ApiError::bad_request("dsa_pub must be an ML-DSA-65 public key (1952 bytes)"))?;
     }
     let did = did_for(&request.device_id, &ecdh);
     if let Some(existing) = load_did(&state, &did)? {
         if existing.owner != hex::encode(caller.key_hash) {
             return Err(ApiError::conflict("did_taken", "this DID is registered by another API key"));
         }
-        return Ok(Json(json!({ "ok": true, "did": did, "document": existing.document, "ct_index": existing.ct_index })));
+        return Ok(Json(
+            json!({ "ok": true, "did": did, "document": existing.document, "ct_index": existing.ct_index }),
+        ));
     }
     if count_dids(&state, &caller)? >= MAX_DIDS_PER_KEY {
         return Err(ApiError::rate_limited("at most 500 DIDs per API key", 3600));
@@ -298,7 +318,15 @@ pub async fn register_did(State(state): State<SharedState>, headers: HeaderMap, 
         }))
         .await?;
     let created = wire::iso8601_ms(now_ms());
-    let document = did_document(&did, &point, &ecdh_hex, dsa.as_deref(), &state.config.public_url(), &created, appended.leaf_index);
+    let document = did_document(
+        &did,
+        &point,
+        &ecdh_hex,
+        dsa.as_deref(),
+        &state.config.public_url(),
+        &created,
+        appended.leaf_index,
+    );
     let record = DidRecord {
         did: did.clone(),
         device_id: request.device_id.clone(),
@@ -339,15 +367,22 @@ fn count_dids(state: &SharedState, caller: &Caller) -> ApiResult<u64> {
 fn save_did(state: &SharedState, key: &KeyHash, record: &DidRecord) -> ApiResult<()> {
     let json = serde_json::to_vec(record).map_err(DbError::from)?;
     state.db.write(|txn| {
-        txn.open_table(DIDS).map_err(DbError::from)?.insert(record.did.as_str(), json.as_slice()).map_err(DbError::from)?;
-        txn.open_table(DIDS_BY_KEY).map_err(DbError::from)?.insert((*key, record.did.as_str()), ()).map_err(DbError::from)?;
+        txn.open_table(DIDS)
+            .map_err(DbError::from)?
+            .insert(record.did.as_str(), json.as_slice())
+            .map_err(DbError::from)?;
+        txn.open_table(DIDS_BY_KEY)
+            .map_err(DbError::from)?
+            .insert((*key, record.did.as_str()), ())
+            .map_err(DbError::from)?;
         Ok::<_, ApiError>(())
     })
 }
 
 /// `GET /v2/did/{did}`: public DID resolution.
 pub async fn resolve_did(State(state): State<SharedState>, PathParam(did): PathParam) -> ApiResult<Response> {
-    let valid = did.strip_prefix("did:paramant:").is_some_and(|id| id.len() == 32 && id.bytes().all(|b| b.is_ascii_hexdigit()));
+    let valid =
+        did.strip_prefix("did:paramant:").is_some_and(|id| id.len() == 32 && id.bytes().all(|b| b.is_ascii_hexdigit()));
     if !valid {
         return Err(ApiError::bad_request("expected did:paramant: followed by 32 hex characters"));
     }
@@ -395,12 +430,17 @@ struct ChallengeRequest {
 
 /// `POST /v2/attest/challenge`: a fresh single-use challenge and the relay's ephemeral P-256
 /// key for the ECDH method.
-pub async fn attest_challenge(State(state): State<SharedState>, headers: HeaderMap, body: Result<Bytes, BytesRejection>) -> ApiResult<Json<Value>> {
+pub async fn attest_challenge(
+    State(state): State<SharedState>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> ApiResult<Json<Value>> {
     use p256::elliptic_curve::sec1::ToSec1Point;
     let caller = state.caller(&headers)?;
     let request: ChallengeRequest = jsonapi::json_body(body)?;
     check_device_id(&request.device_id)?;
-    load_device(&state, &caller.key_hash, &request.device_id)?.ok_or_else(|| ApiError::not_found("no keys registered for this device"))?;
+    load_device(&state, &caller.key_hash, &request.device_id)?
+        .ok_or_else(|| ApiError::not_found("no keys registered for this device"))?;
     let challenge = random_bytes::<32>()?;
     let secret = ephemeral_secret()?;
     let relay_pub = secret.public_key().to_sec1_point(false);
@@ -461,38 +501,64 @@ fn attest_message(challenge: &[u8], device_id: &str) -> Vec<u8> {
 /// `POST /v2/attest`: checks the device's answer to an open challenge.
 /// - `ecdh-challenge`: `response = HMAC-SHA256(ECDH(device key, relay_ecdh_pub).x, message)`.
 /// - `ml-dsa-65`: `response = ML-DSA-65 signature of message` by the registered `dsa_pub`.
-pub async fn attest(State(state): State<SharedState>, headers: HeaderMap, body: Result<Bytes, BytesRejection>) -> ApiResult<Json<Value>> {
+pub async fn attest(
+    State(state): State<SharedState>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> ApiResult<Json<Value>> {
     let caller = state.caller(&headers)?;
     let request: AttestRequest = jsonapi::json_body(body)?;
     check_device_id(&request.device_id)?;
     let device = load_device(&state, &caller.key_hash, &request.device_id)?
         .ok_or_else(|| ApiError::not_found("no keys registered for this device"))?;
     let b64 = base64::engine::general_purpose::STANDARD;
-    let challenge = b64.decode(&request.attestation.challenge).map_err(|_| ApiError::bad_request("challenge must be base64"))?;
-    let response = b64.decode(&request.attestation.response).map_err(|_| ApiError::bad_request("response must be base64"))?;
+    let challenge =
+        b64.decode(&request.attestation.challenge).map_err(|_| ApiError::bad_request("challenge must be base64"))?;
+    let response =
+        b64.decode(&request.attestation.response).map_err(|_| ApiError::bad_request("response must be base64"))?;
     if !matches!(request.attestation.method.as_str(), "ecdh-challenge" | "ml-dsa-65") {
         return Err(ApiError::bad_request("method must be ecdh-challenge or ml-dsa-65"));
     }
     // Single use: the challenge is taken out whatever the verdict.
-    let open = state.attest.open.lock().unwrap_or_else(|p| p.into_inner()).remove(&(caller.key_hash, request.device_id.clone()));
+    let open = state
+        .attest
+        .open
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .remove(&(caller.key_hash, request.device_id.clone()));
     let verdict = match open {
         None => Err("no open challenge for this device (request one from /v2/attest/challenge)"),
         Some((_, _, expires)) if expires <= now_ms() => Err("the challenge has expired"),
-        Some((issued, _, _)) if !crypto::ct_eq(&issued, &challenge) => Err("the challenge was not issued for this device"),
-        Some((issued, secret, _)) => check_response(&request.attestation.method, &device, &secret, &attest_message(&issued, &request.device_id), &response),
+        Some((issued, _, _)) if !crypto::ct_eq(&issued, &challenge) => {
+            Err("the challenge was not issued for this device")
+        }
+        Some((issued, secret, _)) => check_response(
+            &request.attestation.method,
+            &device,
+            &secret,
+            &attest_message(&issued, &request.device_id),
+            &response,
+        ),
     };
     let valid = verdict.is_ok();
     if valid {
         state.audit.record(caller.key_hash, "attestation", "", 0, Some(request.device_id.clone()));
     }
-    let mut answer = json!({ "ok": true, "valid": valid, "device": request.device_id, "method": request.attestation.method });
+    let mut answer =
+        json!({ "ok": true, "valid": valid, "device": request.device_id, "method": request.attestation.method });
     if let Err(reason) = verdict {
         answer["reason"] = json!(reason);
     }
     Ok(Json(answer))
 }
 
-fn check_response(method: &str, device: &DeviceRecord, secret: &p256::SecretKey, message: &[u8], response: &[u8]) -> Result<(), &'static str> {
+fn check_response(
+    method: &str,
+    device: &DeviceRecord,
+    secret: &p256::SecretKey,
+    message: &[u8],
+    response: &[u8],
+) -> Result<(), &'static str> {
     match method {
         "ecdh-challenge" => {
             let device_pub = decode_key("ecdh_pub", &device.ecdh_pub, MAX_ECDH_BYTES)
@@ -500,7 +566,8 @@ fn check_response(method: &str, device: &DeviceRecord, secret: &p256::SecretKey,
                 .and_then(|b| p256::PublicKey::from_sec1_bytes(&b).ok())
                 .ok_or("the registered ecdh_pub is not a P-256 key")?;
             let shared = p256::ecdh::diffie_hellman(secret.to_nonzero_scalar(), device_pub.as_affine());
-            let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(shared.raw_secret_bytes().as_slice()).map_err(|_| "hmac key")?;
+            let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(shared.raw_secret_bytes().as_slice())
+                .map_err(|_| "hmac key")?;
             mac.update(message);
             mac.verify_slice(response).map_err(|_| "the response does not prove possession of the registered key")
         }

@@ -37,7 +37,9 @@ pub async fn health(State(state): State<SharedState>) -> Json<Value> {
 
 /// `GET /v2/capabilities`: what the SDK negotiates before its first send (wire format v1).
 pub async fn capabilities() -> Json<Value> {
-    let list = |algs: &[(u16, &str)]| algs.iter().map(|(id, name)| json!({ "id": id, "name": name, "loaded": true })).collect::<Vec<_>>();
+    let list = |algs: &[(u16, &str)]| {
+        algs.iter().map(|(id, name)| json!({ "id": id, "name": name, "loaded": true })).collect::<Vec<_>>()
+    };
     Json(json!({ "wire_version": 1, "kem": list(&KEMS), "sig": list(&SIGS) }))
 }
 
@@ -48,7 +50,11 @@ pub async fn auth_capabilities() -> Json<Value> {
 }
 
 /// `GET /v2/check-key`: whether the presented key is valid, and its plan (public, per-IP limited).
-pub async fn check_key(State(state): State<SharedState>, ConnectInfo(peer): ConnectInfo<SocketAddr>, headers: HeaderMap) -> ApiResult<Json<Value>> {
+pub async fn check_key(
+    State(state): State<SharedState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+) -> ApiResult<Json<Value>> {
     state.limit_ip(peer.ip())?;
     let raw = headers.get("x-api-key").and_then(|v| v.to_str().ok()).unwrap_or_default();
     let caller = Keys { db: &state.db }.find(raw)?;
@@ -56,7 +62,11 @@ pub async fn check_key(State(state): State<SharedState>, ConnectInfo(peer): Conn
 }
 
 /// `GET /v2/audit?limit=N`: the caller's uploads and downloads, newest first.
-pub async fn audit(State(state): State<SharedState>, headers: HeaderMap, Query(params): Query<HashMap<String, String>>) -> ApiResult<Json<Value>> {
+pub async fn audit(
+    State(state): State<SharedState>,
+    headers: HeaderMap,
+    Query(params): Query<HashMap<String, String>>,
+) -> ApiResult<Json<Value>> {
     let caller = state.caller(&headers)?;
     let limit = jsonapi::query_u64(&params, "limit")?.unwrap_or(100).clamp(1, MAX_AUDIT_LIMIT) as usize;
     let entries = state.audit.entries(&caller.key_hash, limit);
@@ -65,7 +75,11 @@ pub async fn audit(State(state): State<SharedState>, headers: HeaderMap, Query(p
 
 /// `GET /v2/stream-next?device=D` (the SDK: always 200 with `available`) or with an
 /// `X-Device-Id` header (the API reference: 200 with the blob, or 204 when none is pending).
-pub async fn stream_next(State(state): State<SharedState>, headers: HeaderMap, Query(params): Query<HashMap<String, String>>) -> ApiResult<Response> {
+pub async fn stream_next(
+    State(state): State<SharedState>,
+    headers: HeaderMap,
+    Query(params): Query<HashMap<String, String>>,
+) -> ApiResult<Response> {
     let caller = state.caller(&headers)?;
     let from_header = headers.get("x-device-id").and_then(|v| v.to_str().ok());
     let (device, sdk_style) = match (params.get("device"), from_header) {
@@ -86,7 +100,9 @@ pub async fn stream_next(State(state): State<SharedState>, headers: HeaderMap, Q
             "queued_at": wire::iso8601_ms(queued_ms),
         }))
         .into_response()),
-        None if sdk_style => Ok(Json(json!({ "ok": true, "device": device, "available": false, "hash": null })).into_response()),
+        None if sdk_style => {
+            Ok(Json(json!({ "ok": true, "device": device, "available": false, "hash": null })).into_response())
+        }
         None => Ok(StatusCode::NO_CONTENT.into_response()),
     }
 }

@@ -11,11 +11,11 @@ pub mod transfer;
 
 use std::net::SocketAddr;
 
+use axum::Router;
 use axum::extract::{ConnectInfo, DefaultBodyLimit, Request, State};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use axum::Router;
 use jsonapi::ApiError;
 
 use crate::state::SharedState;
@@ -27,7 +27,8 @@ const SMALL_BODY: usize = 64 * 1024;
 pub fn router(state: SharedState) -> Router {
     // base64 grows 4/3; JSON framing and meta add a little.
     let inbound_limit = state.config.limits.max_blob_bytes.div_ceil(3) * 4 + 64 * 1024;
-    let uploads = Router::new().route("/v2/inbound", post(transfer::inbound)).layer(DefaultBodyLimit::max(inbound_limit));
+    let uploads =
+        Router::new().route("/v2/inbound", post(transfer::inbound)).layer(DefaultBodyLimit::max(inbound_limit));
     let ct = Router::new()
         .route("/v2/sth", get(ct_proxy::forward))
         .route("/v2/sth/{*rest}", get(ct_proxy::forward).post(ct_proxy::forward))
@@ -74,7 +75,12 @@ pub fn router(state: SharedState) -> Router {
 
 /// Requests without an API key are limited per client IP; keyed requests are limited per key
 /// (in `AppState::caller`), so many clients behind one address are not starved.
-async fn limit_anonymous(State(state): State<SharedState>, ConnectInfo(peer): ConnectInfo<SocketAddr>, request: Request, next: Next) -> Response {
+async fn limit_anonymous(
+    State(state): State<SharedState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    request: Request,
+    next: Next,
+) -> Response {
     if !request.headers().contains_key("x-api-key")
         && let Err(refused) = state.limit_ip(peer.ip())
     {
@@ -95,4 +101,3 @@ async fn refuse_key_in_query(request: Request, next: Next) -> Response {
     }
     next.run(request).await
 }
-

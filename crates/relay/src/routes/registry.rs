@@ -55,7 +55,10 @@ struct RegisterRelay {
 }
 
 /// `POST /v2/relays/register`.
-pub async fn register_relay(State(state): State<SharedState>, body: Result<Bytes, BytesRejection>) -> ApiResult<Json<Value>> {
+pub async fn register_relay(
+    State(state): State<SharedState>,
+    body: Result<Bytes, BytesRejection>,
+) -> ApiResult<Json<Value>> {
     let request: RegisterRelay = jsonapi::json_body(body)?;
     let allow_private = state.config.webhook.danger_allow_private_targets;
     let target = crate::webhook::parse_target(&request.url, allow_private).map_err(ApiError::bad_request)?;
@@ -65,7 +68,8 @@ pub async fn register_relay(State(state): State<SharedState>, body: Result<Bytes
     if !SECTORS.contains(&request.sector.as_str()) || request.version.is_empty() || request.version.len() > 32 {
         return Err(ApiError::bad_request("sector must be a known sector and version 1-32 characters"));
     }
-    let signed_at = wire::parse_iso8601_ms(&request.timestamp).map_err(|_| ApiError::bad_request("timestamp must be ISO-8601 with milliseconds"))?;
+    let signed_at = wire::parse_iso8601_ms(&request.timestamp)
+        .map_err(|_| ApiError::bad_request("timestamp must be ISO-8601 with milliseconds"))?;
     if now_ms().abs_diff(signed_at) > MAX_SKEW_MS {
         return Err(ApiError::bad_request("timestamp is more than 5 minutes from now"));
     }
@@ -73,10 +77,12 @@ pub async fn register_relay(State(state): State<SharedState>, body: Result<Bytes
         .ok()
         .and_then(|k| crypto::LogVerifyingKey::from_bytes(&k).ok())
         .ok_or_else(|| ApiError::bad_request("public_key must be a base64 ML-DSA-65 public key"))?;
-    let signature = wire::parse_b64(&request.signature).map_err(|_| ApiError::bad_request("signature must be base64"))?;
+    let signature =
+        wire::parse_b64(&request.signature).map_err(|_| ApiError::bad_request("signature must be base64"))?;
     let message = format!("{}|{}|{}|{}", request.url, request.sector, request.version, request.timestamp);
-    key.verify(message.as_bytes(), &signature)
-        .map_err(|_| ApiError::new(axum::http::StatusCode::UNAUTHORIZED, "signature_invalid", "ML-DSA-65 signature does not verify"))?;
+    key.verify(message.as_bytes(), &signature).map_err(|_| {
+        ApiError::new(axum::http::StatusCode::UNAUTHORIZED, "signature_invalid", "ML-DSA-65 signature does not verify")
+    })?;
     let pk_hash = hex::encode(key.pk_hash());
     let existing = load_relay(&state, &request.url)?;
     if let Some(old) = &existing
@@ -113,7 +119,10 @@ pub async fn register_relay(State(state): State<SharedState>, body: Result<Bytes
     };
     let json_record = serde_json::to_vec(&record).map_err(DbError::from)?;
     state.db.write(|txn| {
-        txn.open_table(RELAYS).map_err(DbError::from)?.insert(record.url.as_str(), json_record.as_slice()).map_err(DbError::from)?;
+        txn.open_table(RELAYS)
+            .map_err(DbError::from)?
+            .insert(record.url.as_str(), json_record.as_slice())
+            .map_err(DbError::from)?;
         Ok::<_, ApiError>(())
     })?;
     Ok(Json(json!({ "ok": true, "pk_hash": pk_hash, "ct_index": ct_index, "verified_since": record.verified_since })))
@@ -127,7 +136,10 @@ fn load_relay(state: &SharedState, url: &str) -> ApiResult<Option<RelayRecord>> 
 }
 
 /// `GET /v2/relays?limit&offset`.
-pub async fn list_relays(State(state): State<SharedState>, Query(params): Query<HashMap<String, String>>) -> ApiResult<Json<Value>> {
+pub async fn list_relays(
+    State(state): State<SharedState>,
+    Query(params): Query<HashMap<String, String>>,
+) -> ApiResult<Json<Value>> {
     let limit = jsonapi::query_u64(&params, "limit")?.unwrap_or(50).clamp(1, 200) as usize;
     let offset = jsonapi::query_u64(&params, "offset")?.unwrap_or(0) as usize;
     let txn = state.db.read()?;
@@ -165,11 +177,20 @@ fn plausible_email(email: &str) -> bool {
 }
 
 /// `POST /v2/request-trial`: mints a Free `pgp_` key and mails it.
-pub async fn request_trial(State(state): State<SharedState>, ConnectInfo(peer): ConnectInfo<SocketAddr>, body: Result<Bytes, BytesRejection>) -> ApiResult<Json<Value>> {
+pub async fn request_trial(
+    State(state): State<SharedState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    body: Result<Bytes, BytesRejection>,
+) -> ApiResult<Json<Value>> {
     let request: TrialRequest = jsonapi::json_body(body)?;
     let name = request.name.trim();
     let email = request.email.trim().to_ascii_lowercase();
-    if name.is_empty() || name.len() > 200 || name.contains(['\r', '\n']) || request.use_case.len() > 2000 || !plausible_email(&email) {
+    if name.is_empty()
+        || name.len() > 200
+        || name.contains(['\r', '\n'])
+        || request.use_case.len() > 2000
+        || !plausible_email(&email)
+    {
         return Err(ApiError::bad_request("name (1-200 characters), a valid email and use_case (≤ 2000) are required"));
     }
     let now = now_ms();
@@ -194,8 +215,12 @@ pub async fn request_trial(State(state): State<SharedState>, ConnectInfo(peer): 
         }
         by_ip.push(now);
         by_email.push(now);
-        table.insert(ip_key.as_str(), serde_json::to_vec(&by_ip).map_err(DbError::from)?.as_slice()).map_err(DbError::from)?;
-        table.insert(email_key.as_str(), serde_json::to_vec(&by_email).map_err(DbError::from)?.as_slice()).map_err(DbError::from)?;
+        table
+            .insert(ip_key.as_str(), serde_json::to_vec(&by_ip).map_err(DbError::from)?.as_slice())
+            .map_err(DbError::from)?;
+        table
+            .insert(email_key.as_str(), serde_json::to_vec(&by_email).map_err(DbError::from)?.as_slice())
+            .map_err(DbError::from)?;
         Ok(())
     })?;
     let key = Keys { db: &state.db }.create("pgp_", Plan::Free, name, Some(&email), now)?;
@@ -203,11 +228,14 @@ pub async fn request_trial(State(state): State<SharedState>, ConnectInfo(peer): 
         "Hello {name},\n\nyour paramant trial API key (Free plan: 10 uploads a day, 1 hour retention):\n\n    {key}\n\nRelay: {}\nSend it in the X-Api-Key header. Keep it secret.\n",
         state.config.public_url()
     );
-    let mail = Mail { from: &state.config.trial.mail_from, to: &email, subject: "Your paramant trial key", body: &body };
+    let mail =
+        Mail { from: &state.config.trial.mail_from, to: &email, subject: "Your paramant trial key", body: &body };
     let date = wire::rfc2822_date(now);
     let sent = match &state.config.trial.smtp {
         Some(server) => mail::send_smtp(server, &mail, &date).await,
-        None => mail::write_outbox(&state.config.state_dir.join("outbox"), &mail, now, &date).map_err(|e| e.to_string()),
+        None => {
+            mail::write_outbox(&state.config.state_dir.join("outbox"), &mail, now, &date).map_err(|e| e.to_string())
+        }
     };
     if let Err(e) = sent {
         // The key exists but did not reach the requester: deactivate it rather than leak it.

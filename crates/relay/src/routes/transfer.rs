@@ -4,12 +4,12 @@
 use std::borrow::Cow;
 use std::collections::HashMap;
 
+use axum::Json;
 use axum::body::{Body, Bytes};
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
-use axum::Json;
 use base64::Engine;
 use jsonapi::{ApiError, ApiResult};
 use serde::Deserialize;
@@ -64,7 +64,11 @@ pub fn parse_blob_id(raw: &str) -> ApiResult<String> {
 }
 
 /// `POST /v2/inbound`.
-pub async fn inbound(State(state): State<SharedState>, headers: HeaderMap, body: Result<Bytes, BytesRejection>) -> ApiResult<Json<Value>> {
+pub async fn inbound(
+    State(state): State<SharedState>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> ApiResult<Json<Value>> {
     if state.is_draining() {
         return Err(ApiError::unavailable("draining", "the relay is shutting down; retry shortly", 10));
     }
@@ -83,10 +87,9 @@ pub async fn inbound(State(state): State<SharedState>, headers: HeaderMap, body:
     }
     let now = now_ms();
     if let Some(per_day) = caller.plan.uploads_per_day() {
-        state
-            .daily_uploads
-            .check(&caller.key_hash, per_day, now)
-            .map_err(|l| ApiError::rate_limited(format!("{per_day} uploads per day on this plan"), l.retry_after_secs))?;
+        state.daily_uploads.check(&caller.key_hash, per_day, now).map_err(|l| {
+            ApiError::rate_limited(format!("{per_day} uploads per day on this plan"), l.retry_after_secs)
+        })?;
     }
     let meta_record = BlobMeta {
         access: if meta.drop { Access::LookupId } else { Access::Owner(caller.key_hash) },
@@ -98,12 +101,14 @@ pub async fn inbound(State(state): State<SharedState>, headers: HeaderMap, body:
         device_id: meta.device_id.clone(),
         sig_verified: false,
     };
-    let claim = Claim::new(&state, &hash, meta_record).inspect_err(|_| state.daily_uploads.refund(&caller.key_hash, now))?;
+    let claim =
+        Claim::new(&state, &hash, meta_record).inspect_err(|_| state.daily_uploads.refund(&caller.key_hash, now))?;
     // From here on only the payload text is needed: the rest of the body goes now, and the
     // text itself as soon as it is decoded (before the log is waited for).
     let payload_b64 = payload_text(&body, request.payload);
     drop(body);
-    let result = store_upload(&state, &caller, &hash, payload_b64, meta.drop, &upload, meta.device_id.as_deref(), claim).await;
+    let result =
+        store_upload(&state, &caller, &hash, payload_b64, meta.drop, &upload, meta.device_id.as_deref(), claim).await;
     if result.is_err() {
         state.daily_uploads.refund(&caller.key_hash, now);
     }
@@ -126,8 +131,14 @@ struct UploadPlan {
     max_views: u32,
 }
 
-fn plan_upload(state: &SharedState, caller: &Caller, ttl_ms: Option<u64>, max_views: Option<u32>) -> ApiResult<UploadPlan> {
-    let retention = caller.plan.retention(std::time::Duration::from_secs(state.config.limits.enterprise_retention_secs));
+fn plan_upload(
+    state: &SharedState,
+    caller: &Caller,
+    ttl_ms: Option<u64>,
+    max_views: Option<u32>,
+) -> ApiResult<UploadPlan> {
+    let retention =
+        caller.plan.retention(std::time::Duration::from_secs(state.config.limits.enterprise_retention_secs));
     let cap = retention.as_millis() as u64;
     let ttl_ms = match ttl_ms {
         Some(0) => return Err(ApiError::bad_request("ttl_ms must be positive")),
@@ -196,15 +207,19 @@ async fn store_upload(
     }
     check_wire(&payload)?;
     let size = payload.len() as u64;
-    let appended = state
-        .log
-        .append(json!({ "type": "transfer", "blob_hash": sha256_hex, "sector": state.config.sector }))
-        .await?;
+    let appended =
+        state.log.append(json!({ "type": "transfer", "blob_hash": sha256_hex, "sector": state.config.sector })).await?;
     let expires_ms = now_ms() + upload.ttl_ms;
     let token = state.tokens.issue(hash, expires_ms)?;
     state.blobs.publish(hash, payload_bytes(payload), sha256, appended.leaf_hash.clone());
     claim.published = true;
-    state.audit.record(caller.key_hash, if is_drop { "drop" } else { "inbound" }, hash, size, device.map(str::to_owned));
+    state.audit.record(
+        caller.key_hash,
+        if is_drop { "drop" } else { "inbound" },
+        hash,
+        size,
+        device.map(str::to_owned),
+    );
     if let Some(device) = device {
         state.queues.push(caller.key_hash, device, hash, now_ms());
         state.webhooks.blob_ready(state.clone(), caller.key_hash, device, hash, size, upload.ttl_ms);
@@ -255,19 +270,30 @@ fn check_wire(payload: &[u8]) -> ApiResult<()> {
             "unsupported_algorithm",
             format!("{kind} id {id} is not offered; see /v2/capabilities"),
         ),
-        WireError::Malformed(what) => ApiError::new(StatusCode::BAD_REQUEST, "malformed_wire_v1", format!("malformed blob: {what}")),
+        WireError::Malformed(what) => {
+            ApiError::new(StatusCode::BAD_REQUEST, "malformed_wire_v1", format!("malformed blob: {what}"))
+        }
     })
 }
 
 /// `GET /v2/outbound/{hash}`: the bytes, burned once completely sent.
-pub async fn outbound(State(state): State<SharedState>, headers: HeaderMap, PathParam(raw): PathParam) -> ApiResult<Response> {
+pub async fn outbound(
+    State(state): State<SharedState>,
+    headers: HeaderMap,
+    PathParam(raw): PathParam,
+) -> ApiResult<Response> {
     let hash = parse_blob_id(&raw)?;
     let caller = state.optional_caller(&headers)?;
     deliver(&state, &hash, caller.as_ref().map(|c| c.key_hash), None).await
 }
 
 /// Starts a delivery and builds the response: receipt in the headers, burn when the body ends.
-async fn deliver(state: &SharedState, hash: &str, caller: Option<KeyHash>, token: Option<String>) -> ApiResult<Response> {
+async fn deliver(
+    state: &SharedState,
+    hash: &str,
+    caller: Option<KeyHash>,
+    token: Option<String>,
+) -> ApiResult<Response> {
     let delivery = state.blobs.begin_delivery(hash, caller.as_ref(), now_ms()).map_err(|e| match e {
         BlobError::NotFound => ApiError::not_found("not found: expired, burned, or never stored"),
         BlobError::Forbidden if caller.is_none() => ApiError::unauthorized("X-Api-Key header required for this blob"),
@@ -286,14 +312,19 @@ async fn deliver(state: &SharedState, hash: &str, caller: Option<KeyHash>, token
             return Err(e);
         }
     };
-    let on_done = finish_callback(state.clone(), hash.to_owned(), meta.access, meta.size, meta.device_id.clone(), token);
+    let on_done =
+        finish_callback(state.clone(), hash.to_owned(), meta.access, meta.size, meta.device_id.clone(), token);
     let body = DeliveryBody::new(delivery.payload, on_done);
     let mut response = Response::new(Body::new(body));
     let headers = response.headers_mut();
     headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/octet-stream"));
     headers.insert("x-paramant-burned", HeaderValue::from_static(if burns { "true" } else { "false" }));
-    headers.insert("x-paramant-hash", HeaderValue::from_str(&payload_sha256).map_err(|e| ApiError::internal("header", &e))?);
-    headers.insert("x-paramant-receipt", HeaderValue::from_str(&receipt).map_err(|e| ApiError::internal("header", &e))?);
+    headers.insert(
+        "x-paramant-hash",
+        HeaderValue::from_str(&payload_sha256).map_err(|e| ApiError::internal("header", &e))?,
+    );
+    headers
+        .insert("x-paramant-receipt", HeaderValue::from_str(&receipt).map_err(|e| ApiError::internal("header", &e))?);
     Ok(response)
 }
 
@@ -325,7 +356,11 @@ fn finish_callback(
 }
 
 /// `GET /v2/status/{hash}`.
-pub async fn status(State(state): State<SharedState>, headers: HeaderMap, PathParam(raw): PathParam) -> ApiResult<Response> {
+pub async fn status(
+    State(state): State<SharedState>,
+    headers: HeaderMap,
+    PathParam(raw): PathParam,
+) -> ApiResult<Response> {
     let hash = parse_blob_id(&raw)?;
     let caller = state.caller(&headers)?;
     let now = now_ms();
@@ -339,7 +374,9 @@ pub async fn status(State(state): State<SharedState>, headers: HeaderMap, PathPa
         }))
         .into_response()),
         // The SDK reads the body whatever the status; the API reference says 404.
-        Err(BlobError::NotFound) => Ok((StatusCode::NOT_FOUND, Json(json!({ "available": false, "error": "not_found" }))).into_response()),
+        Err(BlobError::NotFound) => {
+            Ok((StatusCode::NOT_FOUND, Json(json!({ "available": false, "error": "not_found" }))).into_response())
+        }
         Err(BlobError::Forbidden) => Err(ApiError::forbidden("this blob belongs to another API key")),
         Err(other) => Err(ApiError::internal("status", &format!("{other:?}"))),
     }
@@ -384,7 +421,11 @@ pub async fn download_get(State(state): State<SharedState>, PathParam(raw): Path
 }
 
 /// `GET /v2/dl/{token}/info`.
-pub async fn download_info(State(state): State<SharedState>, PathParam(raw): PathParam, Query(_): Query<HashMap<String, String>>) -> ApiResult<Json<Value>> {
+pub async fn download_info(
+    State(state): State<SharedState>,
+    PathParam(raw): PathParam,
+    Query(_): Query<HashMap<String, String>>,
+) -> ApiResult<Json<Value>> {
     let token = parse_token(&raw)?;
     let now = now_ms();
     let hash = state.tokens.resolve(&token, now).ok_or_else(|| ApiError::not_found("no such download link"))?;

@@ -103,7 +103,12 @@ impl Sector {
         let started = Instant::now();
         loop {
             if self.dir.path().join("relay-state/internal-token").exists() {
-                let reply = call(&format!("{}/internal/keys", self.internal), "GET", &[("x-internal-auth", &self.internal_token())], None);
+                let reply = call(
+                    &format!("{}/internal/keys", self.internal),
+                    "GET",
+                    &[("x-internal-auth", &self.internal_token())],
+                    None,
+                );
                 if reply.as_ref().is_ok_and(|r| r.status == 200) {
                     return Ok(());
                 }
@@ -155,7 +160,13 @@ impl Sector {
     /// Mints an API key of `plan` through the internal API.
     pub fn key(&self, plan: &str) -> String {
         let body = serde_json::to_vec(&json!({ "plan": plan })).unwrap();
-        let reply = call(&format!("{}/internal/keys", self.internal), "POST", &[("x-internal-auth", &self.internal_token())], Some(body)).unwrap();
+        let reply = call(
+            &format!("{}/internal/keys", self.internal),
+            "POST",
+            &[("x-internal-auth", &self.internal_token())],
+            Some(body),
+        )
+        .unwrap();
         assert_eq!(reply.status, 200, "minting a key: {}", reply.text());
         reply.json()["key"].as_str().unwrap().to_owned()
     }
@@ -237,8 +248,10 @@ impl Sector {
     /// `raw` for a GET of `path` with an optional API key, answering JSON.
     pub fn raw_get(&self, path: &str, key: Option<&str>) -> (u16, Value) {
         let key_line = key.map(|k| format!("X-Api-Key: {k}\r\n")).unwrap_or_default();
-        let (status, body) = self.raw(&format!("GET {path} HTTP/1.1\r\nHost: relay\r\n{key_line}Connection: close\r\n\r\n"), b"");
-        let json = serde_json::from_slice(&body).unwrap_or_else(|_| panic!("GET {path} answered non-JSON ({status}): {}", String::from_utf8_lossy(&body)));
+        let (status, body) =
+            self.raw(&format!("GET {path} HTTP/1.1\r\nHost: relay\r\n{key_line}Connection: close\r\n\r\n"), b"");
+        let json = serde_json::from_slice(&body)
+            .unwrap_or_else(|_| panic!("GET {path} answered non-JSON ({status}): {}", String::from_utf8_lossy(&body)));
         (status, json)
     }
 }
@@ -298,7 +311,14 @@ fn start_log(dir: &Path) -> (tokio::runtime::Runtime, String, String) {
     panic!("no free ports for the log after 5 tries");
 }
 
-fn relay_config(dir: &Path, public_port: u16, internal_port: u16, log_public: &str, log_internal: &str, extra: &str) -> String {
+fn relay_config(
+    dir: &Path,
+    public_port: u16,
+    internal_port: u16,
+    log_public: &str,
+    log_internal: &str,
+    extra: &str,
+) -> String {
     // Top-level keys of `extra` (before its first table) must precede `[ctlog]`.
     let split = if extra.starts_with('[') { 0 } else { extra.find("\n[").map(|i| i + 1).unwrap_or(extra.len()) };
     let (top, extra) = extra.split_at(split);
@@ -320,7 +340,8 @@ pub struct Reply {
 
 impl Reply {
     pub fn json(&self) -> Value {
-        serde_json::from_slice(&self.body).unwrap_or_else(|_| panic!("non-JSON answer ({}): {}", self.status, self.text()))
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|_| panic!("non-JSON answer ({}): {}", self.status, self.text()))
     }
 
     pub fn text(&self) -> String {
@@ -375,8 +396,10 @@ fn key_header(key: Option<&str>) -> Vec<(&'static str, &str)> {
 /// Status and body of a raw HTTP/1.1 response (Content-Length or close-delimited).
 pub fn parse_response(response: &[u8]) -> (u16, Vec<u8>) {
     let text = String::from_utf8_lossy(response);
-    let end = response.windows(4).position(|w| w == b"\r\n\r\n").unwrap_or_else(|| panic!("no HTTP response: {text:?}"));
-    let status = text.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or_else(|| panic!("no status line: {text:?}"));
+    let end =
+        response.windows(4).position(|w| w == b"\r\n\r\n").unwrap_or_else(|| panic!("no HTTP response: {text:?}"));
+    let status =
+        text.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or_else(|| panic!("no status line: {text:?}"));
     (status, response[end + 4..].to_vec())
 }
 

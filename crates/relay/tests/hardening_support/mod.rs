@@ -128,7 +128,12 @@ impl RelaySetup {
     pub fn spawn(&self, mut command: Command) -> Relay {
         let stderr = std::fs::File::create(&self.stderr).unwrap();
         let child = command.stdout(Stdio::null()).stderr(stderr).spawn().expect("start paramant-relay");
-        Relay { child: Some(child), public: self.public.clone(), internal: self.internal.clone(), stderr: self.stderr.clone() }
+        Relay {
+            child: Some(child),
+            public: self.public.clone(),
+            internal: self.internal.clone(),
+            stderr: self.stderr.clone(),
+        }
     }
 
     /// `run`, waiting until `/health` answers.
@@ -214,7 +219,6 @@ impl Drop for Relay {
         }
     }
 }
-
 
 /// A field of `/proc/<pid>/status`, read from outside the process.
 pub fn proc_status(pid: u32, field: &str) -> String {

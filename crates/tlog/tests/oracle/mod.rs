@@ -34,11 +34,8 @@ pub fn path<H: TreeHasher>(m: usize, leaves: &[Hash]) -> Vec<Hash> {
     }
     let k = split(leaves.len());
     let (left, right) = leaves.split_at(k);
-    let (mut proof, sibling) = if m < k {
-        (path::<H>(m, left), mth::<H>(right))
-    } else {
-        (path::<H>(m - k, right), mth::<H>(left))
-    };
+    let (mut proof, sibling) =
+        if m < k { (path::<H>(m, left), mth::<H>(right)) } else { (path::<H>(m - k, right), mth::<H>(left)) };
     proof.push(sibling);
     proof
 }
@@ -51,11 +48,7 @@ pub fn proof<H: TreeHasher>(m: usize, leaves: &[Hash]) -> Vec<Hash> {
 fn subproof<H: TreeHasher>(m: usize, leaves: &[Hash], whole_old_tree: bool) -> Vec<Hash> {
     let n = leaves.len();
     if m == n {
-        return if whole_old_tree {
-            Vec::new()
-        } else {
-            vec![mth::<H>(leaves)]
-        };
+        return if whole_old_tree { Vec::new() } else { vec![mth::<H>(leaves)] };
     }
     let k = split(n);
     let (left, right) = leaves.split_at(k);
@@ -92,16 +85,8 @@ pub fn path_shape(m: u64, n: u64) -> Vec<Step> {
         return Vec::new();
     }
     let k = split(usize::try_from(n).expect("test trees are small")) as u64;
-    let mut shape = if m < k {
-        path_shape(m, k)
-    } else {
-        path_shape(m - k, n - k)
-    };
-    shape.push(if m < k {
-        Step::RightSibling
-    } else {
-        Step::LeftSibling
-    });
+    let mut shape = if m < k { path_shape(m, k) } else { path_shape(m - k, n - k) };
+    shape.push(if m < k { Step::RightSibling } else { Step::LeftSibling });
     shape
 }
 
@@ -112,22 +97,10 @@ pub fn proof_shape(m: u64, n: u64) -> Vec<Step> {
 
 fn subproof_shape(m: u64, n: u64, whole_old_tree: bool) -> Vec<Step> {
     if m == n {
-        return if whole_old_tree {
-            Vec::new()
-        } else {
-            vec![Step::GivenSeed]
-        };
+        return if whole_old_tree { Vec::new() } else { vec![Step::GivenSeed] };
     }
     let k = split(usize::try_from(n).expect("test trees are small")) as u64;
-    let mut shape = if m <= k {
-        subproof_shape(m, k, whole_old_tree)
-    } else {
-        subproof_shape(m - k, n - k, false)
-    };
-    shape.push(if m <= k {
-        Step::RightSibling
-    } else {
-        Step::LeftSibling
-    });
+    let mut shape = if m <= k { subproof_shape(m, k, whole_old_tree) } else { subproof_shape(m - k, n - k, false) };
+    shape.push(if m <= k { Step::RightSibling } else { Step::LeftSibling });
     shape
 }
