@@ -49,7 +49,6 @@ pub enum Access {
 pub struct BlobMeta {
     pub access: Access,
     pub size: u64,
-    pub created_ms: u64,
     pub expires_ms: u64,
     pub max_views: u32,
     /// The transfer leaf in the log (for receipts).
@@ -137,11 +136,6 @@ impl BlobStore {
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
         // A panic while holding the lock leaves only counters possibly off; keep serving.
         self.inner.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
-    }
-
-    /// Whether `hash` is taken (stored or being uploaded).
-    pub fn contains(&self, hash: &str) -> bool {
-        self.lock().blobs.contains_key(hash)
     }
 
     /// Takes the hash and counts `meta.size` bytes against the budget, before the upload is
@@ -290,7 +284,6 @@ mod tests {
         BlobMeta {
             access,
             size,
-            created_ms: 0,
             expires_ms: 1_000,
             max_views: 1,
             transfer_leaf_hash: String::new(),

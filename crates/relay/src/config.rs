@@ -5,6 +5,8 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+use crate::ids::{PeerUrl, Scheme};
+
 /// `paramant-relay` settings. Unknown keys are an error, so typos never pass silently.
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -72,7 +74,9 @@ pub struct CtlogConfig {
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TlsConfig {
+    /// PEM certificate chain.
     pub cert_file: PathBuf,
+    /// PEM private key.
     pub key_file: PathBuf,
 }
 
@@ -209,7 +213,7 @@ impl Config {
             return Err(invalid("limits", "request rates must be at least 1 per minute"));
         }
         if let Some(url) = &self.registry_url {
-            crate::webhook::parse_target(url, true).map_err(|m| invalid("registry_url", m))?;
+            PeerUrl::parse(url, Scheme::AllowPlainHttp).map_err(|m| invalid("registry_url", m))?;
         }
         Ok(())
     }
@@ -265,8 +269,11 @@ impl Config {
         }
         let log = [&self.ctlog.internal_url, &self.ctlog.public_url].into_iter().filter_map(|url| http_port(url));
         let smtp = self.trial.smtp.as_deref().and_then(smtp_port);
-        let registry =
-            self.registry_url.as_deref().and_then(|url| crate::webhook::parse_target(url, true).ok()).map(|t| t.port);
+        let registry = self
+            .registry_url
+            .as_deref()
+            .and_then(|url| PeerUrl::parse(url, Scheme::AllowPlainHttp).ok())
+            .map(|u| u.target().port);
         let mut ports: Vec<u16> = log.chain(self.webhook.ports.iter().copied()).chain(smtp).chain(registry).collect();
         ports.sort_unstable();
         ports.dedup();

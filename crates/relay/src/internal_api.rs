@@ -12,9 +12,11 @@ use jsonapi::{ApiError, ApiResult};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use crate::keys::{Keys, Plan};
+use crate::auth;
+use crate::keys::Plan;
 use crate::state::{SharedState, now_ms};
 
+/// The internal API (behind `X-Internal-Auth`).
 pub fn router(state: SharedState) -> Router {
     Router::new()
         .route("/internal/keys", post(create_key).get(list_keys))
@@ -61,14 +63,14 @@ async fn create_key(State(state): State<SharedState>, body: Result<Bytes, BytesR
     if request.label.len() > 200 {
         return Err(ApiError::bad_request("label must be at most 200 characters"));
     }
-    let key = Keys { db: &state.db }.create(prefix, plan, &request.label, request.email.as_deref(), now_ms())?;
+    let key = auth::create_key(&state.db, prefix, plan, &request.label, request.email.as_deref(), now_ms())?;
     let key_hash = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(key.as_bytes()));
     Ok(Json(json!({ "ok": true, "key": key, "key_hash": key_hash, "plan": plan })))
 }
 
 /// `GET /internal/keys`: every key's hash, plan, label and state (never the key itself).
 async fn list_keys(State(state): State<SharedState>) -> ApiResult<Json<Value>> {
-    let keys = Keys { db: &state.db }.list()?;
+    let keys = state.db.keys()?;
     Ok(Json(json!({ "ok": true, "count": keys.len(), "keys": keys })))
 }
 
@@ -86,6 +88,6 @@ struct UpdateKey {
 async fn update_key(State(state): State<SharedState>, body: Result<Bytes, BytesRejection>) -> ApiResult<Json<Value>> {
     let request: UpdateKey = jsonapi::json_body(body)?;
     let plan = request.plan.as_deref().map(parse_plan).transpose()?;
-    let record = Keys { db: &state.db }.update(&request.key_hash, plan, request.active)?;
+    let record = auth::update_key(&state.db, &request.key_hash, plan, request.active)?;
     Ok(Json(json!({ "ok": true, "key": record })))
 }

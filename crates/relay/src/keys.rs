@@ -1,15 +1,12 @@
-//! API keys and tiers. Keys are stored only as SHA-256 hashes and compared in constant time;
-//! the plan is a property of the key (a `pgp_` key may carry any plan).
+//! API keys and tiers, as values: a key as presented, its stored record and its plan. Keys are
+//! stored only as SHA-256 hashes; the plan is a property of the key (a `pgp_` key may carry any
+//! plan). Looking keys up is `auth`'s job.
 
 use std::time::Duration;
 
-use axum::http::HeaderMap;
 use jsonapi::ApiError;
-use redb::ReadableTable;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
-
-use crate::db::{DbError, KEYS, RelayDb};
 
 /// SHA-256 of an API key: how keys are stored and how ownership is recorded.
 pub type KeyHash = [u8; 32];
@@ -76,11 +73,16 @@ impl Plan {
 /// What the relay knows about a key.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct KeyRecord {
+    /// The key's tier.
     pub plan: Plan,
+    /// Free text set when the key was minted.
     pub label: String,
+    /// Where a trial key was mailed.
     #[serde(default)]
     pub email: Option<String>,
+    /// When it was minted (Unix ms).
     pub created_ms: u64,
+    /// Inactive keys do not authenticate.
     pub active: bool,
     /// Stored hash, compared in constant time after the lookup.
     #[serde(with = "hex_array")]
@@ -104,6 +106,7 @@ mod hex_array {
 pub struct PresentedKey(String);
 
 impl PresentedKey {
+    /// The key if `raw` has a key's shape.
     pub fn parse(raw: &str) -> Option<Self> {
         let raw = raw.trim();
         let shaped = (raw.starts_with("pgp_") || raw.starts_with("plk_"))
@@ -111,109 +114,14 @@ impl PresentedKey {
             && raw.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
         shaped.then(|| Self(raw.to_owned()))
     }
+    /// SHA-256 of the key: what is stored and looked up.
     pub fn hash(&self) -> KeyHash {
         Sha256::digest(self.0.as_bytes()).into()
     }
 }
 
-/// A caller whose key was found, active. Only [`Keys::authenticate`] makes one, so a handler
-/// that takes a `Caller` cannot run for an unauthenticated request.
-#[derive(Clone, Debug)]
-pub struct Caller {
-    pub key_hash: KeyHash,
-    pub plan: Plan,
-    pub label: String,
-}
-
-/// Key lookup and administration.
-pub struct Keys<'a> {
-    pub db: &'a RelayDb,
-}
-
-impl Keys<'_> {
-    /// The caller behind the `X-Api-Key` header. A key in the query string is refused by the
-    /// router before this runs.
-    pub fn authenticate(&self, headers: &HeaderMap) -> Result<Caller, ApiError> {
-        let raw = headers
-            .get("x-api-key")
-            .and_then(|v| v.to_str().ok())
-            .ok_or_else(|| ApiError::unauthorized("X-Api-Key header required (pgp_… key)"))?;
-        self.find(raw)?.ok_or_else(|| ApiError::unauthorized("invalid or inactive API key"))
-    }
-
-    /// The active caller for a raw key string, if any.
-    pub fn find(&self, raw: &str) -> Result<Option<Caller>, DbError> {
-        let Some(key) = PresentedKey::parse(raw) else { return Ok(None) };
-        let hash = key.hash();
-        let txn = self.db.read()?;
-        let table = txn.open_table(KEYS)?;
-        let Some(raw) = table.get(&hash)? else { return Ok(None) };
-        let record: KeyRecord = serde_json::from_slice(raw.value())?;
-        let matches = crypto::ct_eq(&record.key_hash, &hash);
-        Ok((matches && record.active).then_some(Caller { key_hash: hash, plan: record.plan, label: record.label }))
-    }
-
-    /// Mints a new key (`prefix` is "pgp_" or "plk_"); the plaintext is returned once, only its
-    /// hash is stored.
-    pub fn create(
-        &self,
-        prefix: &str,
-        plan: Plan,
-        label: &str,
-        email: Option<&str>,
-        now_ms: u64,
-    ) -> Result<String, ApiError> {
-        let key = crypto::random_token(prefix).map_err(|e| ApiError::internal("rng", &e))?;
-        let key_hash: KeyHash = Sha256::digest(key.as_bytes()).into();
-        let record = KeyRecord {
-            plan,
-            label: label.to_owned(),
-            email: email.map(str::to_owned),
-            created_ms: now_ms,
-            active: true,
-            key_hash,
-        };
-        let json = serde_json::to_vec(&record).map_err(DbError::from)?;
-        self.db.write(|txn| {
-            txn.open_table(KEYS).map_err(DbError::from)?.insert(&key_hash, json.as_slice()).map_err(DbError::from)?;
-            Ok::<_, ApiError>(())
-        })?;
-        Ok(key)
-    }
-
-    /// Changes a key's plan or active flag, by the key's hash (hex).
-    pub fn update(&self, key_hash_hex: &str, plan: Option<Plan>, active: Option<bool>) -> Result<KeyRecord, ApiError> {
-        let hash = parse_key_hash(key_hash_hex)?;
-        self.db.write(|txn| {
-            let mut table = txn.open_table(KEYS).map_err(DbError::from)?;
-            let existing = table.get(&hash).map_err(DbError::from)?.map(|v| v.value().to_vec());
-            let raw = existing.ok_or_else(|| ApiError::not_found("no such key"))?;
-            let mut record: KeyRecord = serde_json::from_slice(&raw).map_err(DbError::from)?;
-            if let Some(plan) = plan {
-                record.plan = plan;
-            }
-            if let Some(active) = active {
-                record.active = active;
-            }
-            let json = serde_json::to_vec(&record).map_err(DbError::from)?;
-            table.insert(&hash, json.as_slice()).map_err(DbError::from)?;
-            Ok(record)
-        })
-    }
-
-    /// Every key record (hashes only).
-    pub fn list(&self) -> Result<Vec<KeyRecord>, DbError> {
-        let txn = self.db.read()?;
-        let table = txn.open_table(KEYS)?;
-        let mut out = Vec::new();
-        for row in table.iter()? {
-            out.push(serde_json::from_slice(row?.1.value())?);
-        }
-        Ok(out)
-    }
-}
-
-fn parse_key_hash(hex_str: &str) -> Result<KeyHash, ApiError> {
+/// A key hash in hex (the admin API names keys by it).
+pub fn parse_key_hash(hex_str: &str) -> Result<KeyHash, ApiError> {
     hex::decode(hex_str)
         .ok()
         .and_then(|v| v.try_into().ok())

@@ -1,24 +1,35 @@
 //! paramant-relay: the data plane of one sector. It parses every untrusted upload, keeps blobs
 //! in RAM only, and asks its sector's log (over the internal API) to record transfers and sign
 //! receipts. It never holds the log's signing key.
+//!
+//! Module layering (no cycles): the leaves `clock` and `ids` (identifiers parsed at the edge)
+//! and `keys` (key values) → `db` (`RelayDb`, the only code that opens `relay.redb`'s tables)
+//! → `auth` (`Caller`), `webhook` (outgoing calls), `attest`, `blobs`, `log_client`,
+//! `ratelimit`, `config` → `state` (what handlers share) → `routes`, `internal_api`,
+//! `registration` → this file (start-up and serving).
 #![forbid(unsafe_code)]
+#![deny(missing_docs)]
 
-pub mod blobs;
+mod attest;
+mod auth;
+mod blobs;
 pub mod cli;
+mod clock;
 pub mod config;
 mod db;
 mod delivery;
+mod ids;
 mod internal_api;
-pub mod keys;
+mod keys;
 mod log_client;
 mod mail;
-pub mod ratelimit;
+mod ratelimit;
 mod registration;
 mod routes;
 mod state;
 mod tls;
 mod webhook;
-pub mod wire_v1;
+mod wire_v1;
 
 use std::net::SocketAddr;
 use std::os::unix::fs::DirBuilderExt;
@@ -47,6 +58,7 @@ const STATUS_INTERVAL: Duration = Duration::from_secs(1);
 /// Secrets, the database and the TLS certificate, opened (our token generated on a first
 /// start) before the sandbox: afterwards only the state directory is writable.
 pub struct Opened {
+    /// The configuration it was opened with.
     pub config: Config,
     internal_token: crypto::Secret,
     ctlog_token: crypto::Secret,
@@ -81,14 +93,18 @@ impl Opened {
         let log = log_client::LogClient::new(&config.ctlog.internal_url, &config.ctlog.public_url, ctlog_token);
         let state = Arc::new(AppState {
             blobs: blobs::BlobStore::new(config.limits.blob_budget_bytes),
-            per_ip: ratelimit::RateLimiter::new(60_000),
+            per_ip: ratelimit::AddressLimiter::new(60_000),
             per_key: ratelimit::RateLimiter::new(60_000),
             daily_uploads: ratelimit::RateLimiter::new(86_400_000),
             queues: Default::default(),
             audit: Default::default(),
             tokens: Default::default(),
             draining: Default::default(),
-            webhooks: Default::default(),
+            webhooks: webhook::Webhooks::new(if config.webhook.danger_allow_private_targets {
+                webhook::Reach::Any
+            } else {
+                webhook::Reach::PublicOnly
+            }),
             attest: Default::default(),
             internal_token,
             log,

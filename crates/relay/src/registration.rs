@@ -7,8 +7,9 @@ use std::time::Duration;
 
 use bytes::Bytes;
 
+use crate::ids::{PeerUrl, Scheme};
 use crate::state::SharedState;
-use crate::webhook::{Reach, parse_target};
+use crate::webhook::Reach;
 
 /// How often the registration is renewed.
 const INTERVAL: Duration = Duration::from_secs(600);
@@ -34,8 +35,7 @@ async fn register(state: &SharedState, registry: &str) -> Result<(), String> {
         .sign_registration(&state.config.public_url(), env!("CARGO_PKG_VERSION"))
         .await
         .map_err(|e| format!("the log did not sign: {}", e.code()))?;
-    let mut target = parse_target(registry, true)?;
-    target.path = format!("{}/v2/relays/register", target.path.trim_end_matches('/'));
+    let target = PeerUrl::parse(registry, Scheme::AllowPlainHttp)?.join("/v2/relays/register");
     let body = Bytes::from(serde_json::to_vec(&signed).map_err(|e| e.to_string())?);
     let status = state.webhooks.post(&target, Reach::Any, &[], body).await?;
     if status.is_success() { Ok(()) } else { Err(format!("the registry answered {status}")) }

@@ -5,18 +5,19 @@ use std::collections::{HashMap, VecDeque};
 use std::net::IpAddr;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{SystemTime, UNIX_EPOCH};
 
-use axum::http::HeaderMap;
 use jsonapi::{ApiError, ApiResult};
 use serde::Serialize;
 
+use crate::attest::Challenges;
+use crate::auth::Caller;
 use crate::blobs::BlobStore;
+pub use crate::clock::now_ms;
 use crate::config::Config;
 use crate::db::RelayDb;
-use crate::keys::{Caller, KeyHash, Keys, Plan};
+use crate::keys::{KeyHash, Plan};
 use crate::log_client::LogClient;
-use crate::ratelimit::RateLimiter;
+use crate::ratelimit::{AddressLimiter, RateLimiter};
 
 /// Blobs queued per device before the oldest is dropped from the queue.
 const MAX_QUEUE: usize = 1_000;
@@ -25,61 +26,63 @@ const MAX_AUDIT: usize = 1_000;
 
 /// Everything handlers share; built once at start.
 pub struct AppState {
+    /// The configuration file.
     pub config: Config,
+    /// `relay.redb`.
     pub db: RelayDb,
+    /// Payloads in RAM.
     pub blobs: BlobStore,
+    /// The sector's log.
     pub log: LogClient,
     /// `X-Internal-Auth` secret of our internal API.
     pub internal_token: crypto::Secret,
+    /// Blobs announced per device (`stream-next`).
     pub queues: DeviceQueues,
+    /// Per-key audit trails.
     pub audit: AuditTrail,
+    /// One-time download links.
     pub tokens: DownloadTokens,
-    pub per_ip: RateLimiter<IpAddr>,
+    /// Requests of unauthenticated clients, per source address (a fixed-size table).
+    pub per_ip: AddressLimiter,
+    /// Requests per API key.
     pub per_key: RateLimiter<KeyHash>,
     /// Upload quota windows: one UTC day.
     pub daily_uploads: RateLimiter<KeyHash>,
     /// Set on SIGTERM: new uploads are refused, downloads in flight finish.
     pub draining: AtomicBool,
+    /// Outgoing webhook calls.
     pub webhooks: crate::webhook::Webhooks,
-    pub attest: crate::routes::devices::Challenges,
+    /// Attestation challenges issued and one-shot challenges seen.
+    pub attest: Challenges,
     /// The sandbox and privileges in force, as `/health` reports them.
     pub hardening: harden::Hardening,
 }
 
+/// The state handlers share.
 pub type SharedState = std::sync::Arc<AppState>;
 
 impl AppState {
-    /// The authenticated caller, with the per-key request rate applied.
-    pub fn caller(&self, headers: &HeaderMap) -> ApiResult<Caller> {
-        let caller = Keys { db: &self.db }.authenticate(headers)?;
-        if caller.plan != Plan::Enterprise {
-            self.per_key
-                .check(&caller.key_hash, self.config.limits.requests_per_key_per_minute, now_ms())
-                .map_err(|l| ApiError::rate_limited("too many requests for this API key", l.retry_after_secs))?;
+    /// Applies the per-key request rate (Enterprise keys are exempt).
+    pub fn limit_key(&self, caller: &Caller) -> ApiResult<()> {
+        if caller.plan() == Plan::Enterprise {
+            return Ok(());
         }
-        Ok(caller)
-    }
-
-    /// The caller if an `X-Api-Key` header was sent (which must then be valid).
-    pub fn optional_caller(&self, headers: &HeaderMap) -> ApiResult<Option<Caller>> {
-        if headers.contains_key("x-api-key") { self.caller(headers).map(Some) } else { Ok(None) }
+        self.per_key
+            .check(caller.key_hash(), self.config.limits.requests_per_key_per_minute, now_ms())
+            .map_err(|l| ApiError::rate_limited("too many requests for this API key", l.retry_after_secs))
     }
 
     /// Applies the per-IP request rate of unauthenticated endpoints.
     pub fn limit_ip(&self, ip: IpAddr) -> ApiResult<()> {
         self.per_ip
-            .check(&ip, self.config.limits.requests_per_ip_per_minute, now_ms())
+            .check(ip, self.config.limits.requests_per_ip_per_minute, now_ms())
             .map_err(|l| ApiError::rate_limited("too many requests from this address", l.retry_after_secs))
     }
 
+    /// Whether SIGTERM started the drain.
     pub fn is_draining(&self) -> bool {
         self.draining.load(Ordering::Relaxed)
     }
-}
-
-/// Wall-clock Unix milliseconds.
-pub fn now_ms() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
 }
 
 /// Blob hashes announced on one device, with when they were queued (ms).
@@ -92,6 +95,7 @@ pub struct DeviceQueues {
 }
 
 impl DeviceQueues {
+    /// Announces `hash` on a device's queue.
     pub fn push(&self, key: KeyHash, device: &str, hash: &str, now_ms: u64) {
         let mut queues = self.queues.lock().unwrap_or_else(|p| p.into_inner());
         let queue = queues.entry((key, device.to_owned())).or_default();
@@ -121,10 +125,15 @@ impl DeviceQueues {
 /// One line of a key's audit trail.
 #[derive(Clone, Debug, Serialize)]
 pub struct AuditEntry {
+    /// When (ISO-8601 ms).
     pub ts: String,
+    /// What (`inbound`, `drop`, `outbound_burn`, …).
     pub event: &'static str,
+    /// Which blob.
     pub hash: String,
+    /// Its size.
     pub bytes: u64,
+    /// The device it was announced on, if any.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub device: Option<String>,
     /// SHA3-256 chain over (previous chain hash, this entry): a gap or edit breaks it.
@@ -139,6 +148,7 @@ pub struct AuditTrail {
 }
 
 impl AuditTrail {
+    /// Appends an entry to a key's trail.
     pub fn record(&self, key: KeyHash, event: &'static str, hash: &str, bytes: u64, device: Option<String>) {
         use sha3::{Digest, Sha3_256};
         let mut trails = self.trails.lock().unwrap_or_else(|p| p.into_inner());

@@ -2,25 +2,24 @@
 //! (`/v2/attest`) that proves possession of the registered key by challenge–response.
 //! Registrations are appended to the log; re-registering identical keys changes nothing.
 
-use std::collections::HashMap;
-use std::sync::Mutex;
-
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::extract::rejection::BytesRejection;
-use axum::http::{HeaderMap, HeaderValue, header};
+use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use base64::Engine;
 use hmac::{Hmac, KeyInit, Mac};
 use jsonapi::{ApiError, ApiResult};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use sha3::Sha3_256;
 
-use crate::db::{DEVICES, DIDS, DIDS_BY_KEY, DbError};
-use crate::keys::{Caller, KeyHash};
+use crate::attest::Issued;
+use crate::auth::Caller;
+use crate::db::{DeviceRecord, DidRecord};
+use crate::ids::DeviceId;
 use crate::routes::PathParam;
 use crate::state::{SharedState, now_ms};
 
@@ -35,14 +34,6 @@ const CHALLENGE_TTL_MS: u64 = 5 * 60 * 1000;
 /// Domain separation of attestation responses.
 const ATTEST_CONTEXT: &[u8] = b"paramant-attest-v1";
 
-/// A device id: 1–256 characters of `[A-Za-z0-9._:@-]` (it appears in URL paths unencoded).
-pub fn check_device_id(id: &str) -> ApiResult<()> {
-    let ok = !id.is_empty()
-        && id.len() <= 256
-        && id.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b':' | b'@' | b'-'));
-    if ok { Ok(()) } else { Err(ApiError::bad_request("device_id must be 1-256 characters of A-Z a-z 0-9 . _ : @ -")) }
-}
-
 /// Decodes a public key sent as hex (what the SDK sends) or base64 (the API reference's form).
 fn decode_key(field: &'static str, text: &str, max: usize) -> ApiResult<Vec<u8>> {
     let is_hex = text.len().is_multiple_of(2) && text.bytes().all(|b| b.is_ascii_hexdigit());
@@ -53,19 +44,6 @@ fn decode_key(field: &'static str, text: &str, max: usize) -> ApiResult<Vec<u8>>
         Some(_) => Err(ApiError::bad_request(format!("{field} must be 1-{max} bytes"))),
         None => Err(ApiError::bad_request(format!("{field} must be hex or base64"))),
     }
-}
-
-/// A registered device, as stored.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct DeviceRecord {
-    pub device_id: String,
-    pub ecdh_pub: String,
-    #[serde(default)]
-    pub kyber_pub: String,
-    #[serde(default)]
-    pub dsa_pub: Option<String>,
-    pub registered_at: String,
-    pub ct_index: u64,
 }
 
 impl DeviceRecord {
@@ -97,33 +75,10 @@ impl DeviceRecord {
     }
 }
 
-fn load_device(state: &SharedState, key: &KeyHash, device_id: &str) -> ApiResult<Option<DeviceRecord>> {
-    let txn = state.db.read()?;
-    let table = txn.open_table(DEVICES).map_err(DbError::from)?;
-    let raw = table.get((*key, device_id)).map_err(DbError::from)?;
-    Ok(raw.map(|v| serde_json::from_slice(v.value())).transpose().map_err(DbError::from)?)
-}
-
-fn count_devices(state: &SharedState, key: &KeyHash) -> ApiResult<usize> {
-    let txn = state.db.read()?;
-    let table = txn.open_table(DEVICES).map_err(DbError::from)?;
-    let range = table.range((*key, "")..=(*key, "\u{10FFFF}")).map_err(DbError::from)?;
-    Ok(range.count())
-}
-
-fn save_device(state: &SharedState, key: &KeyHash, record: &DeviceRecord) -> ApiResult<()> {
-    let json = serde_json::to_vec(record).map_err(DbError::from)?;
-    state.db.write(|txn| {
-        let mut table = txn.open_table(DEVICES).map_err(DbError::from)?;
-        table.insert((*key, record.device_id.as_str()), json.as_slice()).map_err(DbError::from)?;
-        Ok::<_, ApiError>(())
-    })
-}
-
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RegisterRequest {
-    device_id: String,
+    device_id: DeviceId,
     ecdh_pub: String,
     #[serde(default)]
     kyber_pub: Option<String>,
@@ -135,12 +90,10 @@ struct RegisterRequest {
 /// 200 and nothing changes; new keys: a rotation, logged like a first registration.
 pub async fn register_pubkey(
     State(state): State<SharedState>,
-    headers: HeaderMap,
+    caller: Caller,
     body: Result<Bytes, BytesRejection>,
 ) -> ApiResult<Json<Value>> {
-    let caller = state.caller(&headers)?;
     let request: RegisterRequest = jsonapi::json_body(body)?;
-    check_device_id(&request.device_id)?;
     decode_key("ecdh_pub", &request.ecdh_pub, MAX_ECDH_BYTES)?;
     let kyber = request.kyber_pub.unwrap_or_default();
     if !kyber.is_empty() {
@@ -149,7 +102,7 @@ pub async fn register_pubkey(
     if let Some(dsa) = &request.dsa_pub {
         decode_key("dsa_pub", dsa, MAX_DSA_BYTES)?;
     }
-    let existing = load_device(&state, &caller.key_hash, &request.device_id)?;
+    let existing = state.db.device(caller.key_hash(), &request.device_id)?;
     if let Some(record) = &existing
         && record.same_keys(&request.ecdh_pub, &kyber, &request.dsa_pub)
     {
@@ -157,7 +110,7 @@ pub async fn register_pubkey(
         answer["registered"] = json!("unchanged");
         return Ok(Json(answer));
     }
-    if existing.is_none() && count_devices(&state, &caller.key_hash)? >= caller.plan.device_limit() {
+    if existing.is_none() && state.db.device_count(caller.key_hash())? >= caller.plan().device_limit() {
         return Err(ApiError::rate_limited("device limit of this plan reached", 3600));
     }
     let appended = state
@@ -179,7 +132,7 @@ pub async fn register_pubkey(
         registered_at: wire::iso8601_ms(now_ms()),
         ct_index: appended.leaf_index,
     };
-    save_device(&state, &caller.key_hash, &record)?;
+    state.db.put_device(caller.key_hash(), &record, None)?;
     let mut answer = record.json();
     answer["registered"] = json!(if existing.is_some() { "rotated" } else { "new" });
     Ok(Json(answer))
@@ -188,33 +141,23 @@ pub async fn register_pubkey(
 /// `GET /v2/pubkey/{device}`: the keys a sender encrypts to (same API key only).
 pub async fn get_pubkey(
     State(state): State<SharedState>,
-    headers: HeaderMap,
+    caller: Caller,
     PathParam(device): PathParam,
 ) -> ApiResult<Json<Value>> {
-    let caller = state.caller(&headers)?;
-    check_device_id(&device)?;
-    let record = load_device(&state, &caller.key_hash, &device)?
+    let device = DeviceId::parse(&device)?;
+    let record = state
+        .db
+        .device(caller.key_hash(), &device)?
         .ok_or_else(|| ApiError::not_found("no keys registered for this device"))?;
     Ok(Json(record.json()))
 }
 
 // ---------------------------------------------------------------- DIDs
 
-/// A DID as stored.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-struct DidRecord {
-    did: String,
-    device_id: String,
-    owner: String,
-    created: String,
-    ct_index: u64,
-    document: Value,
-}
-
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct DidRequest {
-    device_id: String,
+    device_id: DeviceId,
     ecdh_pub: String,
     #[serde(default)]
     dsa_pub: Option<String>,
@@ -223,8 +166,8 @@ struct DidRequest {
 }
 
 /// `did:paramant:` + the first 128 bits of SHA3-256(device_id ‖ ecdh public key bytes), hex.
-fn did_for(device_id: &str, ecdh: &[u8]) -> String {
-    let digest = Sha3_256::digest([device_id.as_bytes(), ecdh].concat());
+fn did_for(device_id: &DeviceId, ecdh: &[u8]) -> String {
+    let digest = Sha3_256::digest([device_id.as_str().as_bytes(), ecdh].concat());
     format!("did:paramant:{}", hex::encode(&digest[..16]))
 }
 
@@ -278,12 +221,10 @@ fn did_document(
 /// `POST /v2/did/register`.
 pub async fn register_did(
     State(state): State<SharedState>,
-    headers: HeaderMap,
+    caller: Caller,
     body: Result<Bytes, BytesRejection>,
 ) -> ApiResult<Json<Value>> {
-    let caller = state.caller(&headers)?;
     let request: DidRequest = jsonapi::json_body(body)?;
-    check_device_id(&request.device_id)?;
     let ecdh = decode_key("ecdh_pub", &request.ecdh_pub, MAX_ECDH_BYTES)?;
     let point = p256::PublicKey::from_sec1_bytes(&ecdh)
         .map_err(|_| ApiError::bad_request("ecdh_pub must be a P-256 public key (65-byte uncompressed SEC1)"))?;
@@ -293,15 +234,15 @@ pub async fn register_did(
             .map_err(|_| ApiError::bad_request("dsa_pub must be an ML-DSA-65 public key (1952 bytes)"))?;
     }
     let did = did_for(&request.device_id, &ecdh);
-    if let Some(existing) = load_did(&state, &did)? {
-        if existing.owner != hex::encode(caller.key_hash) {
+    if let Some(existing) = state.db.did(&did)? {
+        if existing.owner != hex::encode(caller.key_hash()) {
             return Err(ApiError::conflict("did_taken", "this DID is registered by another API key"));
         }
         return Ok(Json(
             json!({ "ok": true, "did": did, "document": existing.document, "ct_index": existing.ct_index }),
         ));
     }
-    if count_dids(&state, &caller)? >= MAX_DIDS_PER_KEY {
+    if state.db.did_count(caller.key_hash())? >= MAX_DIDS_PER_KEY {
         return Err(ApiError::rate_limited("at most 500 DIDs per API key", 3600));
     }
     let ecdh_hex = hex::encode(&ecdh);
@@ -330,12 +271,11 @@ pub async fn register_did(
     let record = DidRecord {
         did: did.clone(),
         device_id: request.device_id.clone(),
-        owner: hex::encode(caller.key_hash),
+        owner: hex::encode(caller.key_hash()),
         created: created.clone(),
         ct_index: appended.leaf_index,
         document: document.clone(),
     };
-    save_did(&state, &caller.key_hash, &record)?;
     // The device's keys become its registered keys too, so it can attest and receive.
     let device = DeviceRecord {
         device_id: request.device_id,
@@ -345,38 +285,8 @@ pub async fn register_did(
         registered_at: created,
         ct_index: appended.leaf_index,
     };
-    save_device(&state, &caller.key_hash, &device)?;
+    state.db.put_did(Some(caller.key_hash()), &record, Some((&device, None)))?;
     Ok(Json(json!({ "ok": true, "did": did, "document": document, "ct_index": appended.leaf_index })))
-}
-
-fn load_did(state: &SharedState, did: &str) -> ApiResult<Option<DidRecord>> {
-    let txn = state.db.read()?;
-    let table = txn.open_table(DIDS).map_err(DbError::from)?;
-    let raw = table.get(did).map_err(DbError::from)?;
-    Ok(raw.map(|v| serde_json::from_slice(v.value())).transpose().map_err(DbError::from)?)
-}
-
-fn count_dids(state: &SharedState, caller: &Caller) -> ApiResult<u64> {
-    let txn = state.db.read()?;
-    let table = txn.open_table(DIDS_BY_KEY).map_err(DbError::from)?;
-    let key = caller.key_hash;
-    let count = table.range((key, "")..=(key, "\u{10FFFF}")).map_err(DbError::from)?.count();
-    Ok(count as u64)
-}
-
-fn save_did(state: &SharedState, key: &KeyHash, record: &DidRecord) -> ApiResult<()> {
-    let json = serde_json::to_vec(record).map_err(DbError::from)?;
-    state.db.write(|txn| {
-        txn.open_table(DIDS)
-            .map_err(DbError::from)?
-            .insert(record.did.as_str(), json.as_slice())
-            .map_err(DbError::from)?;
-        txn.open_table(DIDS_BY_KEY)
-            .map_err(DbError::from)?
-            .insert((*key, record.did.as_str()), ())
-            .map_err(DbError::from)?;
-        Ok::<_, ApiError>(())
-    })
 }
 
 /// `GET /v2/did/{did}`: public DID resolution.
@@ -386,71 +296,50 @@ pub async fn resolve_did(State(state): State<SharedState>, PathParam(did): PathP
     if !valid {
         return Err(ApiError::bad_request("expected did:paramant: followed by 32 hex characters"));
     }
-    let record = load_did(&state, &did.to_ascii_lowercase())?.ok_or_else(|| ApiError::not_found("DID not found"))?;
+    let record = state.db.did(&did.to_ascii_lowercase())?.ok_or_else(|| ApiError::not_found("DID not found"))?;
     let mut response = Json(record.document).into_response();
     response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/did+json"));
     Ok(response)
 }
 
 /// `GET /v2/did`: the caller's DIDs.
-pub async fn list_dids(State(state): State<SharedState>, headers: HeaderMap) -> ApiResult<Json<Value>> {
-    let caller = state.caller(&headers)?;
-    let txn = state.db.read()?;
-    let by_key = txn.open_table(DIDS_BY_KEY).map_err(DbError::from)?;
-    let dids = txn.open_table(DIDS).map_err(DbError::from)?;
-    let key = caller.key_hash;
-    let mut out = Vec::new();
-    for row in by_key.range((key, "")..=(key, "\u{10FFFF}")).map_err(DbError::from)? {
-        let (k, _) = row.map_err(DbError::from)?;
-        let did = k.value().1.to_owned();
-        if let Some(raw) = dids.get(did.as_str()).map_err(DbError::from)? {
-            let record: DidRecord = serde_json::from_slice(raw.value()).map_err(DbError::from)?;
-            out.push(json!({ "did": record.did, "device": record.device_id, "ts": record.created, "ct_index": record.ct_index }));
-        }
-    }
+pub async fn list_dids(State(state): State<SharedState>, caller: Caller) -> ApiResult<Json<Value>> {
+    let out: Vec<Value> = state
+        .db
+        .dids_of(caller.key_hash())?
+        .into_iter()
+        .map(|r| json!({ "did": r.did, "device": r.device_id, "ts": r.created, "ct_index": r.ct_index }))
+        .collect();
     Ok(Json(json!({ "ok": true, "count": out.len(), "dids": out })))
 }
 
 // ---------------------------------------------------------------- attestation
 
-/// An issued challenge: its bytes, the relay's ephemeral ECDH secret, and its expiry (ms).
-type OpenChallenge = (Vec<u8>, p256::SecretKey, u64);
-
-/// Open attestation challenges, one per (key, device).
-#[derive(Default)]
-pub struct Challenges {
-    open: Mutex<HashMap<(KeyHash, String), OpenChallenge>>,
-}
-
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct ChallengeRequest {
-    device_id: String,
+    device_id: DeviceId,
 }
 
 /// `POST /v2/attest/challenge`: a fresh single-use challenge and the relay's ephemeral P-256
 /// key for the ECDH method.
 pub async fn attest_challenge(
     State(state): State<SharedState>,
-    headers: HeaderMap,
+    caller: Caller,
     body: Result<Bytes, BytesRejection>,
 ) -> ApiResult<Json<Value>> {
     use p256::elliptic_curve::sec1::ToSec1Point;
-    let caller = state.caller(&headers)?;
     let request: ChallengeRequest = jsonapi::json_body(body)?;
-    check_device_id(&request.device_id)?;
-    load_device(&state, &caller.key_hash, &request.device_id)?
+    state
+        .db
+        .device(caller.key_hash(), &request.device_id)?
         .ok_or_else(|| ApiError::not_found("no keys registered for this device"))?;
     let challenge = random_bytes::<32>()?;
     let secret = ephemeral_secret()?;
     let relay_pub = secret.public_key().to_sec1_point(false);
-    let expires = now_ms() + CHALLENGE_TTL_MS;
-    {
-        let mut open = state.attest.open.lock().unwrap_or_else(|p| p.into_inner());
-        let now = now_ms();
-        open.retain(|_, (_, _, exp)| *exp > now);
-        open.insert((caller.key_hash, request.device_id.clone()), (challenge.to_vec(), secret, expires));
-    }
+    let now = now_ms();
+    let issued = Issued { challenge: challenge.to_vec(), secret, expires_ms: now + CHALLENGE_TTL_MS };
+    state.attest.issue(*caller.key_hash(), request.device_id.clone(), issued, now);
     let b64 = |b: &[u8]| base64::engine::general_purpose::STANDARD.encode(b);
     Ok(Json(json!({
         "ok": true,
@@ -481,7 +370,7 @@ fn ephemeral_secret() -> ApiResult<p256::SecretKey> {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct AttestRequest {
-    device_id: String,
+    device_id: DeviceId,
     attestation: Attestation,
 }
 
@@ -494,8 +383,8 @@ struct Attestation {
 }
 
 /// The message a device answers: context ‖ challenge ‖ device id.
-fn attest_message(challenge: &[u8], device_id: &str) -> Vec<u8> {
-    [ATTEST_CONTEXT, challenge, device_id.as_bytes()].concat()
+fn attest_message(challenge: &[u8], device_id: &DeviceId) -> Vec<u8> {
+    [ATTEST_CONTEXT, challenge, device_id.as_str().as_bytes()].concat()
 }
 
 /// `POST /v2/attest`: checks the device's answer to an open challenge.
@@ -503,13 +392,13 @@ fn attest_message(challenge: &[u8], device_id: &str) -> Vec<u8> {
 /// - `ml-dsa-65`: `response = ML-DSA-65 signature of message` by the registered `dsa_pub`.
 pub async fn attest(
     State(state): State<SharedState>,
-    headers: HeaderMap,
+    caller: Caller,
     body: Result<Bytes, BytesRejection>,
 ) -> ApiResult<Json<Value>> {
-    let caller = state.caller(&headers)?;
     let request: AttestRequest = jsonapi::json_body(body)?;
-    check_device_id(&request.device_id)?;
-    let device = load_device(&state, &caller.key_hash, &request.device_id)?
+    let device = state
+        .db
+        .device(caller.key_hash(), &request.device_id)?
         .ok_or_else(|| ApiError::not_found("no keys registered for this device"))?;
     let b64 = base64::engine::general_purpose::STANDARD;
     let challenge =
@@ -520,29 +409,24 @@ pub async fn attest(
         return Err(ApiError::bad_request("method must be ecdh-challenge or ml-dsa-65"));
     }
     // Single use: the challenge is taken out whatever the verdict.
-    let open = state
-        .attest
-        .open
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .remove(&(caller.key_hash, request.device_id.clone()));
+    let open = state.attest.take(*caller.key_hash(), &request.device_id);
     let verdict = match open {
         None => Err("no open challenge for this device (request one from /v2/attest/challenge)"),
-        Some((_, _, expires)) if expires <= now_ms() => Err("the challenge has expired"),
-        Some((issued, _, _)) if !crypto::ct_eq(&issued, &challenge) => {
+        Some(issued) if issued.expires_ms <= now_ms() => Err("the challenge has expired"),
+        Some(issued) if !crypto::ct_eq(&issued.challenge, &challenge) => {
             Err("the challenge was not issued for this device")
         }
-        Some((issued, secret, _)) => check_response(
+        Some(issued) => check_response(
             &request.attestation.method,
             &device,
-            &secret,
-            &attest_message(&issued, &request.device_id),
+            &issued.secret,
+            &attest_message(&issued.challenge, &request.device_id),
             &response,
         ),
     };
     let valid = verdict.is_ok();
     if valid {
-        state.audit.record(caller.key_hash, "attestation", "", 0, Some(request.device_id.clone()));
+        state.audit.record(*caller.key_hash(), "attestation", "", 0, Some(request.device_id.to_string()));
     }
     let mut answer =
         json!({ "ok": true, "valid": valid, "device": request.device_id, "method": request.attestation.method });

@@ -2,16 +2,16 @@
 //! queue (`stream-next`).
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
 
 use axum::Json;
-use axum::extract::{ConnectInfo, Query, State};
+use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use jsonapi::{ApiError, ApiResult};
 use serde_json::{Value, json};
 
-use crate::keys::Keys;
+use crate::auth::Caller;
+use crate::ids::DeviceId;
 use crate::state::{SharedState, now_ms};
 use crate::wire_v1::{KEMS, SIGS};
 
@@ -49,27 +49,35 @@ pub async fn auth_capabilities() -> Json<Value> {
     Json(json!({ "user_totp_available": false, "api_key": true, "user_totp": false, "capabilities_version": 1 }))
 }
 
-/// `GET /v2/check-key`: whether the presented key is valid, and its plan (public, per-IP limited).
-pub async fn check_key(
-    State(state): State<SharedState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
-) -> ApiResult<Json<Value>> {
-    state.limit_ip(peer.ip())?;
-    let raw = headers.get("x-api-key").and_then(|v| v.to_str().ok()).unwrap_or_default();
-    let caller = Keys { db: &state.db }.find(raw)?;
-    Ok(Json(json!({ "valid": caller.is_some(), "plan": caller.map(|c| c.plan) })))
+/// `GET /v2/check-key`: whether the presented key is valid, and its plan (public; a key that
+/// does not authenticate counts against the client address's limit like no key).
+pub async fn check_key(caller: Option<CheckedKey>) -> Json<Value> {
+    let plan = caller.map(|CheckedKey(c)| c.plan());
+    Json(json!({ "valid": plan.is_some(), "plan": plan }))
+}
+
+/// The caller if the key authenticated, `None` for a missing or invalid key (never a refusal).
+pub struct CheckedKey(Caller);
+
+impl<S: Send + Sync> axum::extract::OptionalFromRequestParts<S> for CheckedKey {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        _: &S,
+    ) -> Result<Option<Self>, std::convert::Infallible> {
+        Ok(parts.extensions.get::<Caller>().cloned().map(CheckedKey))
+    }
 }
 
 /// `GET /v2/audit?limit=N`: the caller's uploads and downloads, newest first.
 pub async fn audit(
     State(state): State<SharedState>,
-    headers: HeaderMap,
+    caller: Caller,
     Query(params): Query<HashMap<String, String>>,
 ) -> ApiResult<Json<Value>> {
-    let caller = state.caller(&headers)?;
     let limit = jsonapi::query_u64(&params, "limit")?.unwrap_or(100).clamp(1, MAX_AUDIT_LIMIT) as usize;
-    let entries = state.audit.entries(&caller.key_hash, limit);
+    let entries = state.audit.entries(caller.key_hash(), limit);
     Ok(Json(json!({ "ok": true, "count": entries.len(), "entries": entries })))
 }
 
@@ -77,19 +85,20 @@ pub async fn audit(
 /// `X-Device-Id` header (the API reference: 200 with the blob, or 204 when none is pending).
 pub async fn stream_next(
     State(state): State<SharedState>,
+    caller: Caller,
     headers: HeaderMap,
     Query(params): Query<HashMap<String, String>>,
 ) -> ApiResult<Response> {
-    let caller = state.caller(&headers)?;
     let from_header = headers.get("x-device-id").and_then(|v| v.to_str().ok());
     let (device, sdk_style) = match (params.get("device"), from_header) {
         (Some(d), _) => (d.as_str(), true),
         (None, Some(d)) => (d, false),
         (None, None) => return Err(ApiError::bad_request("give the device as ?device= or X-Device-Id")),
     };
-    crate::routes::devices::check_device_id(device)?;
+    let device = DeviceId::parse(device)?;
+    let device = device.as_str();
     let now = now_ms();
-    let next = state.queues.next(caller.key_hash, device, |hash| state.blobs.is_available(hash, now));
+    let next = state.queues.next(*caller.key_hash(), device, |hash| state.blobs.is_available(hash, now));
     match next {
         Some((hash, queued_ms)) => Ok(Json(json!({
             "ok": true,

@@ -1,5 +1,6 @@
-//! The public router of the relay: which path goes where, body limits, and the refusal of API
-//! keys in query strings.
+//! The public router of the relay: which path goes where, body limits, authentication with the
+//! request limits (per key or per client address) before any handler runs, and the refusal of
+//! API keys in query strings.
 
 pub use jsonapi::PathParam;
 
@@ -8,6 +9,7 @@ pub mod devices;
 pub mod info;
 pub mod registry;
 pub mod transfer;
+pub mod webhooks;
 
 use std::net::SocketAddr;
 
@@ -18,12 +20,13 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use jsonapi::ApiError;
 
+use crate::auth;
 use crate::state::SharedState;
-use crate::webhook;
 
 /// Body limit of everything but uploads.
 const SMALL_BODY: usize = 64 * 1024;
 
+/// The public API.
 pub fn router(state: SharedState) -> Router {
     // base64 grows 4/3; JSON framing and meta add a little.
     let inbound_limit = state.config.limits.max_blob_bytes.div_ceil(3) * 4 + 64 * 1024;
@@ -57,7 +60,7 @@ pub fn router(state: SharedState) -> Router {
         .route("/v2/did/{did}", get(devices::resolve_did))
         .route("/v2/attest", post(devices::attest))
         .route("/v2/attest/challenge", post(devices::attest_challenge))
-        .route("/v2/webhook", post(webhook::register))
+        .route("/v2/webhook", post(webhooks::register))
         .route("/v2/relays", get(registry::list_relays))
         .route("/v2/relays/register", post(registry::register_relay))
         .route("/v2/request-trial", post(registry::request_trial))
@@ -68,25 +71,34 @@ pub fn router(state: SharedState) -> Router {
         .merge(api)
         .fallback(jsonapi::not_found)
         .method_not_allowed_fallback(jsonapi::method_not_allowed)
-        .layer(middleware::from_fn_with_state(state.clone(), limit_anonymous))
+        .layer(middleware::from_fn_with_state(state.clone(), authenticate))
         .layer(middleware::from_fn(refuse_key_in_query))
         .with_state(state)
 }
 
-/// Requests without an API key are limited per client IP; keyed requests are limited per key
-/// (in `AppState::caller`), so many clients behind one address are not starved.
-async fn limit_anonymous(
+/// Authenticates the request from its headers, before any body is read: a valid key is limited
+/// per key (so many clients behind one address are not starved) and its [`auth::Caller`] goes
+/// into the request for the handler; every other request — no key, or a key that does not
+/// authenticate — is limited per client address.
+async fn authenticate(
     State(state): State<SharedState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    request: Request,
+    mut request: Request,
     next: Next,
 ) -> Response {
-    if !request.headers().contains_key("x-api-key")
-        && let Err(refused) = state.limit_ip(peer.ip())
-    {
-        return refused.into_response();
+    let limited = match auth::authenticate(&state.db, request.headers()) {
+        Err(e) => Err(e.into()),
+        Ok(Some(caller)) => {
+            let limited = state.limit_key(&caller);
+            request.extensions_mut().insert(caller);
+            limited
+        }
+        Ok(None) => state.limit_ip(peer.ip()),
+    };
+    match limited {
+        Ok(()) => next.run(request).await,
+        Err(refused) => refused.into_response(),
     }
-    next.run(request).await
 }
 
 /// API keys travel in `X-Api-Key` only: a key in a URL ends up in logs and browser history.

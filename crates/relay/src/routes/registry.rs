@@ -2,23 +2,25 @@
 //! time-windowed request) and trial key requests (`/v2/request-trial`).
 
 use std::collections::HashMap;
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{ConnectInfo, Query, State};
 use jsonapi::{ApiError, ApiResult};
-use redb::ReadableTable;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
+use crate::auth;
 use crate::config::SECTORS;
-use crate::db::{DbError, RELAYS, TRIAL_LIMITS};
-use crate::keys::{Keys, Plan};
+use crate::db::{Refused, RelayRecord, TrialLimits};
+use crate::ids::{PeerUrl, Scheme};
+use crate::keys::Plan;
 use crate::mail::{self, Mail};
 use crate::state::{SharedState, now_ms};
+use crate::webhook::{Reach, is_public};
 
 /// Accepted clock difference of a registration.
 const MAX_SKEW_MS: u64 = 5 * 60 * 1000;
@@ -27,18 +29,6 @@ const TRIALS_PER_IP: usize = 3;
 const IP_WINDOW_MS: u64 = 24 * 3600 * 1000;
 const TRIALS_PER_EMAIL: usize = 1;
 const EMAIL_WINDOW_MS: u64 = 7 * 24 * 3600 * 1000;
-
-#[derive(Clone, Debug, Serialize, Deserialize)]
-struct RelayRecord {
-    url: String,
-    sector: String,
-    version: String,
-    edition: String,
-    pk_hash: String,
-    verified_since: String,
-    last_seen: String,
-    ct_index: u64,
-}
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -60,9 +50,10 @@ pub async fn register_relay(
     body: Result<Bytes, BytesRejection>,
 ) -> ApiResult<Json<Value>> {
     let request: RegisterRelay = jsonapi::json_body(body)?;
-    let allow_private = state.config.webhook.danger_allow_private_targets;
-    let target = crate::webhook::parse_target(&request.url, allow_private).map_err(ApiError::bad_request)?;
-    if !allow_private && target.host.parse::<IpAddr>().is_ok_and(|ip| !crate::webhook::is_public(ip)) {
+    let reach = state.webhooks.reach();
+    let scheme = if reach == Reach::Any { Scheme::AllowPlainHttp } else { Scheme::HttpsOnly };
+    let url = PeerUrl::parse(&request.url, scheme).map_err(ApiError::bad_request)?;
+    if reach == Reach::PublicOnly && url.target().ip_literal().is_some_and(|ip| !is_public(ip)) {
         return Err(ApiError::bad_request("url must be a public address"));
     }
     if !SECTORS.contains(&request.sector.as_str()) || request.version.is_empty() || request.version.len() > 32 {
@@ -84,7 +75,7 @@ pub async fn register_relay(
         ApiError::new(axum::http::StatusCode::UNAUTHORIZED, "signature_invalid", "ML-DSA-65 signature does not verify")
     })?;
     let pk_hash = hex::encode(key.pk_hash());
-    let existing = load_relay(&state, &request.url)?;
+    let existing = state.db.relay(url.as_str())?;
     if let Some(old) = &existing
         && old.pk_hash != pk_hash
     {
@@ -117,22 +108,8 @@ pub async fn register_relay(
         last_seen: now,
         ct_index,
     };
-    let json_record = serde_json::to_vec(&record).map_err(DbError::from)?;
-    state.db.write(|txn| {
-        txn.open_table(RELAYS)
-            .map_err(DbError::from)?
-            .insert(record.url.as_str(), json_record.as_slice())
-            .map_err(DbError::from)?;
-        Ok::<_, ApiError>(())
-    })?;
+    state.db.put_relay(&record)?;
     Ok(Json(json!({ "ok": true, "pk_hash": pk_hash, "ct_index": ct_index, "verified_since": record.verified_since })))
-}
-
-fn load_relay(state: &SharedState, url: &str) -> ApiResult<Option<RelayRecord>> {
-    let txn = state.db.read()?;
-    let table = txn.open_table(RELAYS).map_err(DbError::from)?;
-    let raw = table.get(url).map_err(DbError::from)?;
-    Ok(raw.map(|v| serde_json::from_slice(v.value())).transpose().map_err(DbError::from)?)
 }
 
 /// `GET /v2/relays?limit&offset`.
@@ -142,17 +119,9 @@ pub async fn list_relays(
 ) -> ApiResult<Json<Value>> {
     let limit = jsonapi::query_u64(&params, "limit")?.unwrap_or(50).clamp(1, 200) as usize;
     let offset = jsonapi::query_u64(&params, "offset")?.unwrap_or(0) as usize;
-    let txn = state.db.read()?;
-    let table = txn.open_table(RELAYS).map_err(DbError::from)?;
-    let mut relays = Vec::new();
-    let mut total = 0;
-    for row in table.iter().map_err(DbError::from)? {
-        let (_, raw) = row.map_err(DbError::from)?;
-        if total >= offset && relays.len() < limit {
-            relays.push(serde_json::from_slice::<Value>(raw.value()).map_err(DbError::from)?);
-        }
-        total += 1;
-    }
+    let all = state.db.relays()?;
+    let total = all.len();
+    let relays: Vec<&RelayRecord> = all.iter().skip(offset).take(limit).collect();
     Ok(Json(json!({ "ok": true, "total": total, "relays": relays, "limit": limit, "offset": offset })))
 }
 
@@ -196,34 +165,22 @@ pub async fn request_trial(
     let now = now_ms();
     let email_key = format!("email:{}", hex::encode(Sha256::digest(email.as_bytes())));
     let ip_key = format!("ip:{}", peer.ip());
-    state.db.write(|txn| {
-        let mut table = txn.open_table(TRIAL_LIMITS).map_err(DbError::from)?;
-        let times = |key: &str, window: u64| -> Result<Vec<u64>, DbError> {
-            let list: Vec<u64> = match table.get(key)? {
-                Some(raw) => serde_json::from_slice(raw.value())?,
-                None => Vec::new(),
-            };
-            Ok(list.into_iter().filter(|t| now.saturating_sub(*t) < window).collect())
-        };
-        let mut by_ip = times(&ip_key, IP_WINDOW_MS)?;
-        let mut by_email = times(&email_key, EMAIL_WINDOW_MS)?;
-        if by_ip.len() >= TRIALS_PER_IP {
+    let limits = TrialLimits {
+        per_ip: TRIALS_PER_IP,
+        ip_window_ms: IP_WINDOW_MS,
+        per_email: TRIALS_PER_EMAIL,
+        email_window_ms: EMAIL_WINDOW_MS,
+    };
+    match state.db.count_trial(&ip_key, &email_key, now, &limits)? {
+        Ok(()) => {}
+        Err(Refused::TrialsPerAddress) => {
             return Err(ApiError::rate_limited("at most 3 trial requests per address per 24 hours", 3600));
         }
-        if by_email.len() >= TRIALS_PER_EMAIL {
+        Err(_) => {
             return Err(ApiError::rate_limited("at most 1 trial request per email address per 7 days", 24 * 3600));
         }
-        by_ip.push(now);
-        by_email.push(now);
-        table
-            .insert(ip_key.as_str(), serde_json::to_vec(&by_ip).map_err(DbError::from)?.as_slice())
-            .map_err(DbError::from)?;
-        table
-            .insert(email_key.as_str(), serde_json::to_vec(&by_email).map_err(DbError::from)?.as_slice())
-            .map_err(DbError::from)?;
-        Ok(())
-    })?;
-    let key = Keys { db: &state.db }.create("pgp_", Plan::Free, name, Some(&email), now)?;
+    }
+    let key = auth::create_key(&state.db, "pgp_", Plan::Free, name, Some(&email), now)?;
     let body = format!(
         "Hello {name},\n\nyour paramant trial API key (Free plan: 10 uploads a day, 1 hour retention):\n\n    {key}\n\nRelay: {}\nSend it in the X-Api-Key header. Keep it secret.\n",
         state.config.public_url()
@@ -241,7 +198,7 @@ pub async fn request_trial(
         // The key exists but did not reach the requester: deactivate it rather than leak it.
         eprintln!("paramant-relay: trial mail to a requester failed: {e}");
         let hash = hex::encode(Sha256::digest(key.as_bytes()));
-        let _ = Keys { db: &state.db }.update(&hash, None, Some(false));
+        let _ = auth::update_key(&state.db, &hash, None, Some(false));
         return Err(ApiError::unavailable("mail_failed", "the trial key could not be sent; try again later", 300));
     }
     Ok(Json(json!({ "ok": true, "message": format!("Trial key sent to {email}") })))

@@ -8,7 +8,7 @@ use axum::Json;
 use axum::body::{Body, Bytes};
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{Query, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use base64::Engine;
 use jsonapi::{ApiError, ApiResult};
@@ -16,9 +16,11 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
+use crate::auth::Caller;
 use crate::blobs::{Access, BlobError, BlobMeta, Finished, payload_bytes};
 use crate::delivery::DeliveryBody;
-use crate::keys::{Caller, KeyHash};
+use crate::ids::{BlobId, DeviceId};
+use crate::keys::KeyHash;
 use crate::routes::PathParam;
 use crate::state::{SharedState, now_ms};
 use crate::wire_v1::{self, WireError};
@@ -54,47 +56,34 @@ struct InboundMeta {
     drop: bool,
 }
 
-/// A blob hash or drop lookup id in a path or body: exactly 64 hex characters, lowercased.
-pub fn parse_blob_id(raw: &str) -> ApiResult<String> {
-    let ok = raw.len() == 64 && raw.bytes().all(|b| b.is_ascii_hexdigit());
-    if !ok {
-        return Err(ApiError::bad_request("hash must be 64 hex characters (SHA-256)"));
-    }
-    Ok(raw.to_ascii_lowercase())
-}
-
 /// `POST /v2/inbound`.
 pub async fn inbound(
     State(state): State<SharedState>,
-    headers: HeaderMap,
+    caller: Caller,
     body: Result<Bytes, BytesRejection>,
 ) -> ApiResult<Json<Value>> {
     if state.is_draining() {
         return Err(ApiError::unavailable("draining", "the relay is shutting down; retry shortly", 10));
     }
-    let caller = state.caller(&headers)?;
     let body = jsonapi::body_bytes(body)?;
     let request: InboundRequest = jsonapi::parse_json(&body)?;
-    let hash = parse_blob_id(&request.hash)?;
+    let hash = BlobId::parse(&request.hash)?;
     let meta = request.meta.unwrap_or(InboundMeta { device_id: None, drop: false });
-    if let Some(device) = &meta.device_id {
-        crate::routes::devices::check_device_id(device)?;
-    }
+    let device = meta.device_id.as_deref().map(DeviceId::parse).transpose()?;
     let upload = plan_upload(&state, &caller, request.ttl_ms, request.max_views)?;
     let limits = &state.config.limits;
     if base64_decoded_len(&request.payload) > limits.max_blob_bytes {
         return Err(ApiError::too_large(format!("payload exceeds {} bytes", limits.max_blob_bytes)));
     }
     let now = now_ms();
-    if let Some(per_day) = caller.plan.uploads_per_day() {
-        state.daily_uploads.check(&caller.key_hash, per_day, now).map_err(|l| {
+    if let Some(per_day) = caller.plan().uploads_per_day() {
+        state.daily_uploads.check(caller.key_hash(), per_day, now).map_err(|l| {
             ApiError::rate_limited(format!("{per_day} uploads per day on this plan"), l.retry_after_secs)
         })?;
     }
     let meta_record = BlobMeta {
-        access: if meta.drop { Access::LookupId } else { Access::Owner(caller.key_hash) },
+        access: if meta.drop { Access::LookupId } else { Access::Owner(*caller.key_hash()) },
         size: base64_decoded_len(&request.payload) as u64,
-        created_ms: now,
         expires_ms: now + upload.ttl_ms,
         max_views: upload.max_views,
         transfer_leaf_hash: String::new(),
@@ -102,15 +91,14 @@ pub async fn inbound(
         sig_verified: false,
     };
     let claim =
-        Claim::new(&state, &hash, meta_record).inspect_err(|_| state.daily_uploads.refund(&caller.key_hash, now))?;
+        Claim::new(&state, &hash, meta_record).inspect_err(|_| state.daily_uploads.refund(caller.key_hash(), now))?;
     // From here on only the payload text is needed: the rest of the body goes now, and the
     // text itself as soon as it is decoded (before the log is waited for).
     let payload_b64 = payload_text(&body, request.payload);
     drop(body);
-    let result =
-        store_upload(&state, &caller, &hash, payload_b64, meta.drop, &upload, meta.device_id.as_deref(), claim).await;
+    let result = store_upload(&state, &caller, &hash, payload_b64, meta.drop, &upload, device.as_ref(), claim).await;
     if result.is_err() {
-        state.daily_uploads.refund(&caller.key_hash, now);
+        state.daily_uploads.refund(caller.key_hash(), now);
     }
     result.map(Json)
 }
@@ -138,7 +126,7 @@ fn plan_upload(
     max_views: Option<u32>,
 ) -> ApiResult<UploadPlan> {
     let retention =
-        caller.plan.retention(std::time::Duration::from_secs(state.config.limits.enterprise_retention_secs));
+        caller.plan().retention(std::time::Duration::from_secs(state.config.limits.enterprise_retention_secs));
     let cap = retention.as_millis() as u64;
     let ttl_ms = match ttl_ms {
         Some(0) => return Err(ApiError::bad_request("ttl_ms must be positive")),
@@ -147,7 +135,7 @@ fn plan_upload(
     };
     let max_views = match max_views {
         Some(0) => return Err(ApiError::bad_request("max_views must be at least 1")),
-        Some(n) => n.min(caller.plan.max_views()),
+        Some(n) => n.min(caller.plan().max_views()),
         None => 1,
     };
     Ok(UploadPlan { ttl_ms, max_views })
@@ -193,7 +181,7 @@ async fn store_upload(
     payload_b64: Bytes,
     is_drop: bool,
     upload: &UploadPlan,
-    device: Option<&str>,
+    device: Option<&DeviceId>,
     mut claim: Claim,
 ) -> ApiResult<Value> {
     let decoded = decode_and_hash(payload_b64).await?;
@@ -214,15 +202,15 @@ async fn store_upload(
     state.blobs.publish(hash, payload_bytes(payload), sha256, appended.leaf_hash.clone());
     claim.published = true;
     state.audit.record(
-        caller.key_hash,
+        *caller.key_hash(),
         if is_drop { "drop" } else { "inbound" },
         hash,
         size,
-        device.map(str::to_owned),
+        device.map(DeviceId::to_string),
     );
     if let Some(device) = device {
-        state.queues.push(caller.key_hash, device, hash, now_ms());
-        state.webhooks.blob_ready(state.clone(), caller.key_hash, device, hash, size, upload.ttl_ms);
+        state.queues.push(*caller.key_hash(), device.as_str(), hash, now_ms());
+        state.webhooks.blob_ready(&state.db, caller.key_hash(), device, hash, size, upload.ttl_ms);
     }
     let mut answer = json!({
         "ok": true,
@@ -279,12 +267,11 @@ fn check_wire(payload: &[u8]) -> ApiResult<()> {
 /// `GET /v2/outbound/{hash}`: the bytes, burned once completely sent.
 pub async fn outbound(
     State(state): State<SharedState>,
-    headers: HeaderMap,
+    caller: Option<Caller>,
     PathParam(raw): PathParam,
 ) -> ApiResult<Response> {
-    let hash = parse_blob_id(&raw)?;
-    let caller = state.optional_caller(&headers)?;
-    deliver(&state, &hash, caller.as_ref().map(|c| c.key_hash), None).await
+    let hash = BlobId::parse(&raw)?;
+    deliver(&state, &hash, caller.as_ref().map(|c| *c.key_hash()), None).await
 }
 
 /// Starts a delivery and builds the response: receipt in the headers, burn when the body ends.
@@ -358,13 +345,12 @@ fn finish_callback(
 /// `GET /v2/status/{hash}`.
 pub async fn status(
     State(state): State<SharedState>,
-    headers: HeaderMap,
+    caller: Caller,
     PathParam(raw): PathParam,
 ) -> ApiResult<Response> {
-    let hash = parse_blob_id(&raw)?;
-    let caller = state.caller(&headers)?;
+    let hash = BlobId::parse(&raw)?;
     let now = now_ms();
-    match state.blobs.status(&hash, &caller.key_hash, now) {
+    match state.blobs.status(&hash, caller.key_hash(), now) {
         Ok(s) => Ok(Json(json!({
             "available": true,
             "bytes": s.size,

@@ -1,0 +1,121 @@
+//! Authentication: the [`Caller`] behind an `X-Api-Key` header, and key administration.
+//!
+//! The router's middleware authenticates every request once, before any handler or body
+//! reader runs, and stores the `Caller` in the request; handlers that need one take it as an
+//! extractor. A `Caller` has private fields and no constructor outside this module: a handler
+//! that takes one cannot run for an unauthenticated request.
+
+use axum::extract::{FromRequestParts, OptionalFromRequestParts};
+use axum::http::HeaderMap;
+use axum::http::request::Parts;
+use jsonapi::ApiError;
+use sha2::{Digest, Sha256};
+
+use crate::db::{DbError, RelayDb};
+use crate::keys::{KeyHash, KeyRecord, Plan, PresentedKey, parse_key_hash};
+
+/// A caller whose key was found, active.
+#[derive(Clone, Debug)]
+pub struct Caller {
+    key_hash: KeyHash,
+    plan: Plan,
+}
+
+impl Caller {
+    /// SHA-256 of the caller's key: who owns what it uploads and registers.
+    pub fn key_hash(&self) -> &KeyHash {
+        &self.key_hash
+    }
+
+    /// The key's tier.
+    pub fn plan(&self) -> Plan {
+        self.plan
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
+        match parts.extensions.get::<Caller>() {
+            Some(caller) => Ok(caller.clone()),
+            None if parts.headers.contains_key("x-api-key") => {
+                Err(ApiError::unauthorized("invalid or inactive API key"))
+            }
+            None => Err(ApiError::unauthorized("X-Api-Key header required (pgp_… key)")),
+        }
+    }
+}
+
+impl<S: Send + Sync> OptionalFromRequestParts<S> for Caller {
+    type Rejection = ApiError;
+
+    /// `None` when no key was sent; a key that was sent must be valid.
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Option<Self>, ApiError> {
+        if parts.headers.contains_key("x-api-key") {
+            <Caller as FromRequestParts<S>>::from_request_parts(parts, state).await.map(Some)
+        } else {
+            Ok(None)
+        }
+    }
+}
+
+/// The active caller behind the `X-Api-Key` header, if one was sent and it authenticates.
+pub fn authenticate(db: &RelayDb, headers: &HeaderMap) -> Result<Option<Caller>, DbError> {
+    match headers.get("x-api-key").and_then(|v| v.to_str().ok()) {
+        Some(raw) => find(db, raw),
+        None => Ok(None),
+    }
+}
+
+/// The active caller for a raw key string, if any.
+pub fn find(db: &RelayDb, raw: &str) -> Result<Option<Caller>, DbError> {
+    let Some(key) = PresentedKey::parse(raw) else { return Ok(None) };
+    let hash = key.hash();
+    let Some(record) = db.key(&hash)? else { return Ok(None) };
+    let matches = crypto::ct_eq(&record.key_hash, &hash);
+    Ok((matches && record.active).then_some(Caller { key_hash: hash, plan: record.plan }))
+}
+
+/// Mints a new key (`prefix` is "pgp_" or "plk_"); the plaintext is returned once, only its
+/// hash is stored.
+pub fn create_key(
+    db: &RelayDb,
+    prefix: &str,
+    plan: Plan,
+    label: &str,
+    email: Option<&str>,
+    now_ms: u64,
+) -> Result<String, ApiError> {
+    let key = crypto::random_token(prefix).map_err(|e| ApiError::internal("rng", &e))?;
+    let key_hash: KeyHash = Sha256::digest(key.as_bytes()).into();
+    let record = KeyRecord {
+        plan,
+        label: label.to_owned(),
+        email: email.map(str::to_owned),
+        created_ms: now_ms,
+        active: true,
+        key_hash,
+    };
+    db.insert_key(&record)?;
+    Ok(key)
+}
+
+/// Changes a key's plan or active flag, by the key's hash (hex).
+pub fn update_key(
+    db: &RelayDb,
+    key_hash_hex: &str,
+    plan: Option<Plan>,
+    active: Option<bool>,
+) -> Result<KeyRecord, ApiError> {
+    let hash = parse_key_hash(key_hash_hex)?;
+    let changed = db.update_key(&hash, |record| {
+        if let Some(plan) = plan {
+            record.plan = plan;
+        }
+        if let Some(active) = active {
+            record.active = active;
+        }
+    })?;
+    changed.ok_or_else(|| ApiError::not_found("no such key"))
+}
