@@ -153,11 +153,20 @@ impl BlobStore {
         Ok(())
     }
 
-    /// Makes a claimed blob downloadable; `payload_sha256` is the SHA-256 of `payload`.
-    pub fn publish(&self, hash: &str, payload: Bytes, payload_sha256: [u8; 32], transfer_leaf_hash: String) {
+    /// Makes a claimed blob downloadable; `payload_sha256` is the SHA-256 of `payload`;
+    /// `sig_verified` whether its sender signature was verified (see `sender`).
+    pub fn publish(
+        &self,
+        hash: &str,
+        payload: Bytes,
+        payload_sha256: [u8; 32],
+        transfer_leaf_hash: String,
+        sig_verified: bool,
+    ) {
         let mut inner = self.lock();
         let Some(entry) = inner.blobs.get_mut(hash) else { return };
         entry.meta.transfer_leaf_hash = transfer_leaf_hash;
+        entry.meta.sig_verified = sig_verified;
         entry.state = State::Ready { payload, payload_sha256, views_left: entry.meta.max_views, in_flight: 0 };
         let key = (entry.meta.expires_ms, hash.to_owned());
         inner.expiry.insert(key);
@@ -294,7 +303,7 @@ mod tests {
 
     fn stored(store: &BlobStore, hash: &str, owner: KeyHash) {
         store.claim(hash, meta(3, Access::Owner(owner))).unwrap();
-        store.publish(hash, payload_bytes(b"abc".to_vec()), [0; 32], "leaf".into());
+        store.publish(hash, payload_bytes(b"abc".to_vec()), [0; 32], "leaf".into(), false);
     }
 
     #[test]
@@ -326,7 +335,7 @@ mod tests {
         assert_eq!(store.begin_delivery("h", Some(&[2; 32]), 0).err(), Some(BlobError::Forbidden));
         assert_eq!(store.begin_delivery("h", None, 0).err(), Some(BlobError::Forbidden));
         store.claim("d", meta(3, Access::LookupId)).unwrap();
-        store.publish("d", payload_bytes(b"abc".to_vec()), [0; 32], "leaf".into());
+        store.publish("d", payload_bytes(b"abc".to_vec()), [0; 32], "leaf".into(), false);
         assert!(store.begin_delivery("d", None, 0).is_ok());
     }
 

@@ -99,6 +99,13 @@ pub struct Limits {
     /// Requests per minute per API key (Enterprise keys are exempt).
     #[serde(default = "default_key_rate")]
     pub requests_per_key_per_minute: u32,
+    /// Receiver sessions (`inv_…` DIDs registered without an API key) per client address per
+    /// hour (IPv6: per /64).
+    #[serde(default = "default_sessions_per_ip")]
+    pub receiver_sessions_per_ip_per_hour: u32,
+    /// Receiver sessions of all clients per hour (each is a DID in `relay.redb` and a log entry).
+    #[serde(default = "default_sessions")]
+    pub receiver_sessions_per_hour: u32,
 }
 
 /// Outgoing webhook policy.
@@ -145,6 +152,8 @@ impl Default for Limits {
             enterprise_retention_secs: default_enterprise_retention(),
             requests_per_ip_per_minute: default_ip_rate(),
             requests_per_key_per_minute: default_key_rate(),
+            receiver_sessions_per_ip_per_hour: default_sessions_per_ip(),
+            receiver_sessions_per_hour: default_sessions(),
         }
     }
 }
@@ -163,6 +172,12 @@ fn default_ip_rate() -> u32 {
 }
 fn default_key_rate() -> u32 {
     6000
+}
+fn default_sessions_per_ip() -> u32 {
+    10
+}
+fn default_sessions() -> u32 {
+    1000
 }
 fn default_webhook_ports() -> Vec<u16> {
     vec![443]
@@ -209,7 +224,11 @@ impl Config {
         if limits.max_blob_bytes == 0 || limits.blob_budget_bytes < limits.max_blob_bytes as u64 {
             return Err(invalid("limits", "blob_budget_bytes must hold at least one max_blob_bytes blob"));
         }
-        if limits.requests_per_ip_per_minute == 0 || limits.requests_per_key_per_minute == 0 {
+        if limits.requests_per_ip_per_minute == 0
+            || limits.requests_per_key_per_minute == 0
+            || limits.receiver_sessions_per_ip_per_hour == 0
+            || limits.receiver_sessions_per_hour == 0
+        {
             return Err(invalid("limits", "request rates must be at least 1 per minute"));
         }
         if let Some(url) = &self.registry_url {

@@ -257,6 +257,17 @@ impl RelayDb {
         self.write(|txn| put_device_in(txn, key, record, signer))
     }
 
+    /// The device of `key` whose ML-DSA key hashes to `signer` (the caller compares the
+    /// device's current key: an entry may be stale after a rotation).
+    pub fn device_signing_with(&self, key: &KeyHash, signer: &[u8; 32]) -> Result<Option<DeviceRecord>, DbError> {
+        let txn = self.db.begin_read()?;
+        let index = txn.open_table(DEVICE_SIGNERS)?;
+        let Some(device) = index.get((*key, *signer))? else { return Ok(None) };
+        let devices = txn.open_table(DEVICES)?;
+        let record = devices.get((*key, device.value()))?;
+        record.map(|raw| decode(raw.value())).transpose()
+    }
+
     // ------------------------------------------------------------ DIDs
 
     /// A DID's record.

@@ -30,6 +30,14 @@ impl BlobId {
     }
 }
 
+impl BlobId {
+    /// The drop a download of the same 64 hex characters may mean (drops and content blobs
+    /// share the download path, not the store's namespace).
+    pub fn as_drop(&self) -> DropId {
+        DropId(self.0.clone())
+    }
+}
+
 impl Deref for BlobId {
     type Target = str;
     fn deref(&self) -> &str {
@@ -41,6 +49,39 @@ impl fmt::Display for BlobId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
     }
+}
+
+/// An anonymous drop's lookup id: 64 hex characters the uploader chose (the SDK derives it
+/// from the mnemonic). Drops live in their own namespace of the blob store
+/// ([`DropId::storage_key`]), so a drop can never take a content hash someone else uploads.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct DropId(String);
+
+/// Prefix of drop keys in the blob store; content keys are bare hex and never contain ':'.
+const DROP_PREFIX: &str = "drop:";
+
+impl DropId {
+    /// Parses a lookup id from a body.
+    pub fn parse(raw: &str) -> ApiResult<Self> {
+        hex64(raw).map(Self).ok_or_else(|| ApiError::bad_request("hash must be 64 hex characters"))
+    }
+
+    /// The lowercase hex form, as the client knows it.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The blob store key: disjoint from every content key.
+    pub fn storage_key(&self) -> String {
+        format!("{DROP_PREFIX}{}", self.0)
+    }
+}
+
+/// Decodes a public key sent as hex (what the SDK sends) or base64 (the API reference's form).
+pub fn decode_public_key(text: &str) -> Option<Vec<u8>> {
+    use base64::Engine;
+    let is_hex = text.len().is_multiple_of(2) && text.bytes().all(|b| b.is_ascii_hexdigit());
+    if is_hex { hex::decode(text).ok() } else { base64::engine::general_purpose::STANDARD.decode(text).ok() }
 }
 
 /// A device id: 1–256 characters of `[A-Za-z0-9._:@-]` (it appears in URL paths unencoded).
@@ -201,8 +242,9 @@ mod tests {
         let upper = "AB".repeat(32);
         let blob = BlobId::parse(&upper).unwrap();
         assert_eq!(blob.as_str(), "ab".repeat(32));
+        assert_ne!(blob.as_drop().storage_key(), blob.as_str(), "drops have their own namespace");
         assert!(BlobId::parse("ab").is_err());
-        assert!(BlobId::parse(&"g".repeat(64)).is_err());
+        assert!(DropId::parse(&"g".repeat(64)).is_err());
     }
 
     #[test]

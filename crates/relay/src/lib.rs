@@ -26,6 +26,7 @@ mod mail;
 mod ratelimit;
 mod registration;
 mod routes;
+mod sender;
 mod state;
 mod tls;
 mod webhook;
@@ -96,6 +97,8 @@ impl Opened {
             per_ip: ratelimit::AddressLimiter::new(60_000),
             per_key: ratelimit::RateLimiter::new(60_000),
             daily_uploads: ratelimit::RateLimiter::new(86_400_000),
+            sessions_per_ip: ratelimit::AddressLimiter::new(3_600_000),
+            sessions: ratelimit::RateLimiter::new(3_600_000),
             queues: Default::default(),
             audit: Default::default(),
             tokens: Default::default(),
@@ -110,6 +113,7 @@ impl Opened {
             log,
             db,
             hardening,
+            log_pk_hash: Default::default(),
             config,
         });
         (state, tls)

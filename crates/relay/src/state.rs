@@ -48,6 +48,10 @@ pub struct AppState {
     pub per_key: RateLimiter<KeyHash>,
     /// Upload quota windows: one UTC day.
     pub daily_uploads: RateLimiter<KeyHash>,
+    /// Receiver-session DID registrations (`inv_…`, no API key) per source address, per hour.
+    pub sessions_per_ip: AddressLimiter,
+    /// Receiver-session DID registrations of all clients, per hour.
+    pub sessions: RateLimiter<()>,
     /// Set on SIGTERM: new uploads are refused, downloads in flight finish.
     pub draining: AtomicBool,
     /// Outgoing webhook calls.
@@ -56,6 +60,8 @@ pub struct AppState {
     pub attest: Challenges,
     /// The sandbox and privileges in force, as `/health` reports them.
     pub hardening: harden::Hardening,
+    /// `pk_hash` of the log's key (this relay's identity in the registry), once known.
+    pub log_pk_hash: std::sync::OnceLock<String>,
 }
 
 /// The state handlers share.

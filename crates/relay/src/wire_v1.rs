@@ -51,6 +51,54 @@ pub fn check(payload: &[u8]) -> Result<(), WireError> {
     Ok(())
 }
 
+/// The sender signature a v1 blob carries: the SDK signs, with ML-DSA-65 (empty context),
+/// `SHA-256(header ‖ u32 chunk index 0 ‖ ct_kem ‖ sender_pub ‖ nonce ‖ ciphertext)` — the AAD
+/// and every field of the blob except the signature and the padding after it.
+pub struct SenderSignature<'a> {
+    /// The sender's ML-DSA-65 public key, as the blob states it.
+    pub sender_pub: &'a [u8],
+    /// The signature.
+    pub signature: &'a [u8],
+    /// The signed message.
+    pub signed_digest: [u8; 32],
+}
+
+/// Whether a payload is a v1 blob whose header claims a sender signature (a cheap look at the
+/// header; [`sender_signature`] parses the rest).
+pub fn claims_signature(payload: &[u8]) -> bool {
+    payload.starts_with(MAGIC) && payload.len() >= HEADER_LEN && u16::from_be_bytes([payload[7], payload[8]]) != 0
+}
+
+/// The sender signature of a well-formed v1 blob (see [`check`]) that claims one; `None` for
+/// unsigned (`sig` id 0) and non-v1 payloads.
+pub fn sender_signature(payload: &[u8]) -> Option<SenderSignature<'_>> {
+    use sha2::{Digest, Sha256};
+    let header = payload.strip_prefix(MAGIC.as_slice()).and(payload.get(..HEADER_LEN))?;
+    if u16::from_be_bytes([header[7], header[8]]) == 0 {
+        return None;
+    }
+    let (ct_kem, rest) = field(&payload[HEADER_LEN..])?;
+    let (sender_pub, rest) = field(rest)?;
+    let (signature, rest) = field(rest)?;
+    let nonce = rest.get(..NONCE_LEN)?;
+    let (ciphertext, _padding) = field(&rest[NONCE_LEN..])?;
+    let mut hasher = Sha256::new();
+    hasher.update(header);
+    hasher.update(0u32.to_be_bytes());
+    hasher.update(ct_kem);
+    hasher.update(sender_pub);
+    hasher.update(nonce);
+    hasher.update(ciphertext);
+    Some(SenderSignature { sender_pub, signature, signed_digest: hasher.finalize().into() })
+}
+
+/// Splits a `u32 big-endian length ‖ bytes` field off.
+fn field(bytes: &[u8]) -> Option<(&[u8], &[u8])> {
+    let (len, rest) = bytes.split_first_chunk::<4>()?;
+    let len = u32::from_be_bytes(*len) as usize;
+    (rest.len() >= len).then(|| rest.split_at(len))
+}
+
 /// Skips a `u32 big-endian length ‖ bytes` field.
 fn skip_field<'a>(bytes: &'a [u8], what: &'static str) -> Result<&'a [u8], WireError> {
     let (len, rest) = bytes.split_first_chunk::<4>().ok_or(WireError::Malformed(what))?;
@@ -102,5 +150,21 @@ mod tests {
         assert!(matches!(check(&whole[..whole.len() - 1]), Err(WireError::Malformed(_))));
         assert!(matches!(check(&whole[..20]), Err(WireError::Malformed(_))));
         assert!(matches!(check(b"PQHB\x01"), Err(WireError::Malformed(_))));
+    }
+
+    #[test]
+    fn the_signed_message_covers_every_field_but_the_signature_and_padding() {
+        let blob = blob(1, 2, 2);
+        let signed = sender_signature(&blob).expect("signed blob");
+        assert_eq!((signed.sender_pub.len(), signed.signature.len()), (1952, 3309));
+        let mut padded = blob.clone();
+        padded.extend([1u8; 100]);
+        assert_eq!(sender_signature(&padded).unwrap().signed_digest, signed.signed_digest);
+        let mut changed = blob.clone();
+        let last = changed.len() - 1;
+        changed[last] ^= 1;
+        assert_ne!(sender_signature(&changed).unwrap().signed_digest, signed.signed_digest);
+        assert!(sender_signature(&super::tests::blob(1, 2, 0)).is_none(), "unsigned");
+        assert!(sender_signature(b"plain bytes").is_none());
     }
 }

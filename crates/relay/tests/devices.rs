@@ -38,7 +38,7 @@ fn identical_keys_register_once_and_changed_keys_rotate() {
     let key = sector.key("enterprise");
     let other = sector.key("enterprise");
     let ecdh = hex::encode(public_bytes(&device_key()));
-    let kyber = b64(&payload(1, 1184));
+    let kyber = b64(&mlkem768_key(1));
     let request = json!({ "device_id": "phone-001", "ecdh_pub": ecdh, "kyber_pub": kyber });
 
     let first = sector.post("/v2/pubkey", Some(&key), &request);
@@ -52,7 +52,7 @@ fn identical_keys_register_once_and_changed_keys_rotate() {
         "identical keys are logged once"
     );
 
-    let new_kyber = b64(&payload(2, 1184));
+    let new_kyber = b64(&mlkem768_key(2));
     let rotated = sector.post(
         "/v2/pubkey",
         Some(&key),

@@ -35,9 +35,10 @@ fn a_relay_registers_with_a_signed_request_and_is_listed() {
     assert_eq!(reply.status, 200, "{}", reply.text());
     assert_eq!(reply.json()["pk_hash"], hex::encode(key.verifying_key().pk_hash()));
     let listed = sector.get("/v2/relays", None).json();
-    assert_eq!(listed["total"], 1);
+    assert_eq!(listed["total"], 2, "this relay and the registered one: {listed}");
+    assert_eq!(listed["relays"][0]["self"], true, "the serving relay is listed first: {listed}");
     assert_eq!(
-        (listed["relays"][0]["url"].clone(), listed["relays"][0]["sector"].clone()),
+        (listed["relays"][1]["url"].clone(), listed["relays"][1]["sector"].clone()),
         (json!(url), json!("legal"))
     );
     let logged =
@@ -76,8 +77,8 @@ fn a_relay_registers_with_a_signed_request_and_is_listed() {
     sector.post("/v2/relays/register", None, &not_a_key).assert_error(400, "bad_request");
 
     let listed = sector.get("/v2/relays", None).json();
-    assert_eq!(listed["total"], 1, "refused registrations change nothing: {listed}");
-    assert_eq!(listed["relays"][0]["pk_hash"], hex::encode(key.verifying_key().pk_hash()));
+    assert_eq!(listed["total"], 2, "refused registrations change nothing: {listed}");
+    assert_eq!(listed["relays"][1]["pk_hash"], hex::encode(key.verifying_key().pk_hash()));
 }
 
 fn trial(sector: &Sector, email: &str) -> Reply {
@@ -176,11 +177,27 @@ fn a_relay_announces_itself_in_the_configured_registry_signed_by_its_log() {
     let announced = Sector::with_config(&format!("registry_url = \"{}\"\n", registry.url));
     let listed = wait_until("the relay to appear in the registry", || {
         let list = registry.get("/v2/relays", None).json();
-        (list["total"] == 1).then_some(list)
+        (list["total"] == 2).then_some(list)
     });
-    let entry = &listed["relays"][0];
+    let entry = &listed["relays"][1];
     assert_eq!(entry["url"], announced.url.as_str());
     assert_eq!(entry["sector"], "relay");
     let log_key = announced.get("/v2/pubkey", None).json();
     assert_eq!(entry["pk_hash"], log_key["pk_hash"], "the relay's identity is its sector log's key");
+}
+
+#[test]
+fn the_serving_relay_lists_itself_with_its_logs_key_before_any_registration() {
+    let sector = Sector::start();
+    let listed = sector.get("/v2/relays", None).json();
+    assert_eq!(listed["total"], 1, "{listed}");
+    let me = &listed["relays"][0];
+    assert_eq!(
+        (me["self"].clone(), me["url"].clone(), me["sector"].clone()),
+        (json!(true), json!(sector.url), json!("relay"))
+    );
+    let log_key = sector.get("/v2/pubkey", None).json();
+    assert_eq!(me["pk_hash"], log_key["pk_hash"], "the relay's identity is its sector log's key");
+    let paged = sector.get("/v2/relays?offset=1", None).json();
+    assert_eq!((paged["total"].clone(), paged["relays"].clone()), (json!(1), json!([])));
 }

@@ -110,6 +110,18 @@ fn webhooks_to_private_loopback_or_plain_http_targets_are_refused_by_default() {
         "https://[::1]/x",
         "https://[fd00::1]/x",
         "https://[::ffff:10.0.0.1]/x",
+        // Ranges that embed or tunnel to IPv4 (which may be private), or are not routed.
+        "https://[::ffff:1.1.1.1]/x",
+        "https://[2002:7f00:1::1]/x",
+        "https://[2002:a00:1::1]/x",
+        "https://[2001:0:4136:e378:8000:63bf:f5ff:fffe]/x",
+        "https://[64:ff9b::a00:1]/x",
+        "https://[64:ff9b:1::a00:1]/x",
+        "https://[::7f00:1]/x",
+        "https://[2001:db8::1]/x",
+        "https://[fec0::1]/x",
+        // A host name is resolved at registration: this one is loopback.
+        "https://localhost/x",
         "https://0.0.0.0/",
         "https://user:pw@hooks.example.com/",
         "ftp://hooks.example.com/",

@@ -112,17 +112,55 @@ pub async fn register_relay(
     Ok(Json(json!({ "ok": true, "pk_hash": pk_hash, "ct_index": ct_index, "verified_since": record.verified_since })))
 }
 
-/// `GET /v2/relays?limit&offset`.
+/// `GET /v2/relays?limit&offset`: this relay first (always, marked `"self": true`), then the
+/// registered relays in URL order.
 pub async fn list_relays(
     State(state): State<SharedState>,
     Query(params): Query<HashMap<String, String>>,
 ) -> ApiResult<Json<Value>> {
     let limit = jsonapi::query_u64(&params, "limit")?.unwrap_or(50).clamp(1, 200) as usize;
     let offset = jsonapi::query_u64(&params, "offset")?.unwrap_or(0) as usize;
-    let all = state.db.relays()?;
+    let me = state.config.public_url();
+    let mut stored = state.db.relays()?;
+    let registered_self = stored.iter().position(|r| r.url == me).map(|i| stored.remove(i));
+    let mut all = vec![self_entry(&state, registered_self).await];
+    for record in stored {
+        all.push(serde_json::to_value(record).map_err(|e| ApiError::internal("relays", &e))?);
+    }
     let total = all.len();
-    let relays: Vec<&RelayRecord> = all.iter().skip(offset).take(limit).collect();
+    let relays: Vec<Value> = all.into_iter().skip(offset).take(limit).collect();
     Ok(Json(json!({ "ok": true, "total": total, "relays": relays, "limit": limit, "offset": offset })))
+}
+
+/// The serving relay's own entry: its registry record if it registered itself here, else what
+/// it is now; `pk_hash` names its log's key (asked once from the log).
+async fn self_entry(state: &SharedState, registered: Option<RelayRecord>) -> Value {
+    let mut entry = match registered {
+        Some(record) => serde_json::to_value(record).unwrap_or_default(),
+        None => json!({
+            "url": state.config.public_url(),
+            "sector": state.config.sector,
+            "version": env!("CARGO_PKG_VERSION"),
+            "edition": "community",
+            "last_seen": wire::iso8601_ms(now_ms()),
+        }),
+    };
+    entry["self"] = json!(true);
+    if entry.get("pk_hash").is_none() {
+        entry["pk_hash"] = json!(log_pk_hash(state).await);
+    }
+    entry
+}
+
+/// The log's `pk_hash`, cached after the first answer (None while the log does not answer).
+async fn log_pk_hash(state: &SharedState) -> Option<String> {
+    if let Some(known) = state.log_pk_hash.get() {
+        return Some(known.clone());
+    }
+    let response = state.log.forward_public(axum::http::Method::GET, "/v2/pubkey", Bytes::new(), "127.0.0.1").await;
+    let body = axum::body::to_bytes(response.ok()?.into_body(), 64 * 1024).await.ok()?;
+    let pk_hash = serde_json::from_slice::<Value>(&body).ok()?["pk_hash"].as_str()?.to_owned();
+    Some(state.log_pk_hash.get_or_init(|| pk_hash).clone())
 }
 
 #[derive(Deserialize)]

@@ -19,9 +19,10 @@ use sha2::{Digest, Sha256};
 use crate::auth::Caller;
 use crate::blobs::{Access, BlobError, BlobMeta, Finished, payload_bytes};
 use crate::delivery::DeliveryBody;
-use crate::ids::{BlobId, DeviceId};
+use crate::ids::{BlobId, DeviceId, DropId};
 use crate::keys::KeyHash;
 use crate::routes::PathParam;
+use crate::sender::{self, Sender};
 use crate::state::{SharedState, now_ms};
 use crate::wire_v1::{self, WireError};
 
@@ -67,9 +68,9 @@ pub async fn inbound(
     }
     let body = jsonapi::body_bytes(body)?;
     let request: InboundRequest = jsonapi::parse_json(&body)?;
-    let hash = BlobId::parse(&request.hash)?;
     let meta = request.meta.unwrap_or(InboundMeta { device_id: None, drop: false });
     let device = meta.device_id.as_deref().map(DeviceId::parse).transpose()?;
+    let ids = UploadIds::parse(&request.hash, meta.drop, device.is_some())?;
     let upload = plan_upload(&state, &caller, request.ttl_ms, request.max_views)?;
     let limits = &state.config.limits;
     if base64_decoded_len(&request.payload) > limits.max_blob_bytes {
@@ -90,17 +91,38 @@ pub async fn inbound(
         device_id: meta.device_id.clone(),
         sig_verified: false,
     };
-    let claim =
-        Claim::new(&state, &hash, meta_record).inspect_err(|_| state.daily_uploads.refund(caller.key_hash(), now))?;
+    let claim = Claim::new(&state, &ids.key, meta_record)
+        .inspect_err(|_| state.daily_uploads.refund(caller.key_hash(), now))?;
     // From here on only the payload text is needed: the rest of the body goes now, and the
     // text itself as soon as it is decoded (before the log is waited for).
     let payload_b64 = payload_text(&body, request.payload);
     drop(body);
-    let result = store_upload(&state, &caller, &hash, payload_b64, meta.drop, &upload, device.as_ref(), claim).await;
+    let result = store_upload(&state, &caller, &ids, payload_b64, meta.drop, &upload, device.as_ref(), claim).await;
     if result.is_err() {
         state.daily_uploads.refund(caller.key_hash(), now);
     }
     result.map(Json)
+}
+
+/// What an upload is called: `public`, as the client knows it (a content hash or a drop's
+/// lookup id), and `key`, where the blob store keeps it (drops in their own namespace).
+struct UploadIds {
+    public: String,
+    key: String,
+}
+
+impl UploadIds {
+    fn parse(hash: &str, is_drop: bool, has_device: bool) -> ApiResult<Self> {
+        if !is_drop {
+            let id = BlobId::parse(hash)?;
+            return Ok(Self { public: id.as_str().to_owned(), key: id.as_str().to_owned() });
+        }
+        if has_device {
+            return Err(ApiError::bad_request("a drop is anonymous: meta.device_id cannot go with meta.drop"));
+        }
+        let id = DropId::parse(hash)?;
+        Ok(Self { public: id.as_str().to_owned(), key: id.storage_key() })
+    }
 }
 
 /// The payload's base64 text as a view into the request body, without copying it (serde
@@ -177,7 +199,7 @@ impl Drop for Claim {
 async fn store_upload(
     state: &SharedState,
     caller: &Caller,
-    hash: &str,
+    ids: &UploadIds,
     payload_b64: Bytes,
     is_drop: bool,
     upload: &UploadPlan,
@@ -190,40 +212,72 @@ async fn store_upload(
         return Err(ApiError::too_large(format!("payload exceeds {} bytes", state.config.limits.max_blob_bytes)));
     }
     let sha256_hex = hex::encode(sha256);
-    if !is_drop && sha256_hex != hash {
+    if !is_drop && sha256_hex != ids.public {
         return Err(ApiError::new(StatusCode::BAD_REQUEST, "hash_mismatch", "hash is not the SHA-256 of the payload"));
     }
     check_wire(&payload)?;
+    let (payload, sender) = check_sender(state, caller.key_hash(), payload).await?;
+    let sender_device = match sender {
+        Sender::Forged => {
+            return Err(ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "signature_invalid",
+                "the blob names a registered device's signing key, but its signature does not verify",
+            ));
+        }
+        Sender::Verified(device) => Some(device.device_id),
+        Sender::Unverified => None,
+    };
     let size = payload.len() as u64;
     let appended =
         state.log.append(json!({ "type": "transfer", "blob_hash": sha256_hex, "sector": state.config.sector })).await?;
     let expires_ms = now_ms() + upload.ttl_ms;
-    let token = state.tokens.issue(hash, expires_ms)?;
-    state.blobs.publish(hash, payload_bytes(payload), sha256, appended.leaf_hash.clone());
+    let token = state.tokens.issue(&ids.key, expires_ms)?;
+    let sig_verified = sender_device.is_some();
+    state.blobs.publish(&ids.key, payload_bytes(payload), sha256, appended.leaf_hash.clone(), sig_verified);
     claim.published = true;
     state.audit.record(
         *caller.key_hash(),
         if is_drop { "drop" } else { "inbound" },
-        hash,
+        &ids.public,
         size,
         device.map(DeviceId::to_string),
     );
     if let Some(device) = device {
-        state.queues.push(*caller.key_hash(), device.as_str(), hash, now_ms());
-        state.webhooks.blob_ready(&state.db, caller.key_hash(), device, hash, size, upload.ttl_ms);
+        // Only content blobs get here (a drop has no device), whose store key is public.
+        state.queues.push(*caller.key_hash(), device.as_str(), &ids.key, now_ms());
+        state.webhooks.blob_ready(&state.db, caller.key_hash(), device, &ids.public, size, upload.ttl_ms);
     }
     let mut answer = json!({
         "ok": true,
-        "hash": hash,
+        "hash": ids.public,
         "ttl_ms": upload.ttl_ms,
         "max_views": upload.max_views,
         "size": size,
-        "sig_verified": false,
+        "sig_verified": sig_verified,
         "download_token": token,
     });
+    if let Some(device) = sender_device {
+        answer["sender_device"] = json!(device);
+    }
     // Moved in, not through `json!` (which would deep-copy the proof and its 4.4 KB signature).
     answer["merkle_proof"] = appended.merkle_proof;
     Ok(answer)
+}
+
+/// Checks the sender signature when the blob claims one (see `sender`); a signed blob's check
+/// (a hash of the blob and an ML-DSA-65 verification) runs on the blocking pool.
+async fn check_sender(state: &SharedState, key: &KeyHash, payload: Vec<u8>) -> ApiResult<(Vec<u8>, Sender)> {
+    if !crate::wire_v1::claims_signature(&payload) {
+        return Ok((payload, Sender::Unverified));
+    }
+    let (state, key) = (state.clone(), *key);
+    tokio::task::spawn_blocking(move || {
+        let verdict = sender::check(&state.db, &key, &payload)?;
+        Ok((payload, verdict))
+    })
+    .await
+    .map_err(|e| ApiError::internal("signature task", &e))?
 }
 
 /// Base64-decodes into an exactly sized buffer and hashes it, off the async workers when large.
@@ -270,8 +324,24 @@ pub async fn outbound(
     caller: Option<Caller>,
     PathParam(raw): PathParam,
 ) -> ApiResult<Response> {
-    let hash = BlobId::parse(&raw)?;
-    deliver(&state, &hash, caller.as_ref().map(|c| *c.key_hash()), None).await
+    let id = BlobId::parse(&raw)?;
+    let caller = caller.as_ref().map(|c| *c.key_hash());
+    let key = resolve(&state, &id, caller.as_ref());
+    deliver(&state, &key, caller, None).await
+}
+
+/// The store key a download of `id` means: the content blob `id` when this caller may read it,
+/// else the drop of that lookup id if there is one, else the content key (whose refusal the
+/// caller then gets). A drop can therefore never shadow a content blob for its owner, and a
+/// content blob never hides a drop from others.
+fn resolve(state: &SharedState, id: &BlobId, caller: Option<&KeyHash>) -> String {
+    let readable = match state.blobs.access(id) {
+        Some(Access::Owner(owner)) => caller.is_some_and(|c| crypto::ct_eq(c, &owner)),
+        Some(Access::LookupId) => true,
+        None => false,
+    };
+    let drop_key = id.as_drop().storage_key();
+    if !readable && state.blobs.access(&drop_key).is_some() { drop_key } else { id.as_str().to_owned() }
 }
 
 /// Starts a delivery and builds the response: receipt in the headers, burn when the body ends.
@@ -292,15 +362,26 @@ async fn deliver(
     // This view burns the blob when it is the last one left.
     let burns = delivery.views_left <= 1;
     let payload_sha256 = hex::encode(delivery.payload_sha256);
-    let receipt = match state.log.receipt(hash, &state.config.sector, &meta.transfer_leaf_hash, burns).await {
+    // The receipt and the delivery leaf name the payload's SHA-256 (what the transfer leaf
+    // already published), never a drop's lookup id: the log is public, and the lookup id is
+    // the drop's only credential.
+    let receipt = match state.log.receipt(&payload_sha256, &state.config.sector, &meta.transfer_leaf_hash, burns).await
+    {
         Ok(r) => r,
         Err(e) => {
             state.blobs.finish_delivery(hash, false);
             return Err(e);
         }
     };
-    let on_done =
-        finish_callback(state.clone(), hash.to_owned(), meta.access, meta.size, meta.device_id.clone(), token);
+    let on_done = finish_callback(
+        state.clone(),
+        hash.to_owned(),
+        payload_sha256.clone(),
+        meta.access,
+        meta.size,
+        meta.device_id.clone(),
+        token,
+    );
     let body = DeliveryBody::new(delivery.payload, on_done);
     let mut response = Response::new(Body::new(body));
     let headers = response.headers_mut();
@@ -316,9 +397,11 @@ async fn deliver(
 }
 
 /// What happens when a delivery body ends: consume or release the view, log the burn.
+#[allow(clippy::too_many_arguments)]
 fn finish_callback(
     state: SharedState,
     hash: String,
+    payload_sha256: String,
     access: Access,
     size: u64,
     device: Option<String>,
@@ -332,7 +415,9 @@ fn finish_callback(
         if let Access::Owner(owner) = access {
             state.audit.record(owner, if burned { "outbound_burn" } else { "outbound_view" }, &hash, size, device);
         }
-        let event = json!({ "type": "delivery", "blob_hash": hash, "sector": state.config.sector, "burned": burned });
+        // M7: the payload's SHA-256, never the store key (a drop's lookup id).
+        let event =
+            json!({ "type": "delivery", "blob_hash": payload_sha256, "sector": state.config.sector, "burned": burned });
         let log_state = state.clone();
         state.log.spawn_write(async move {
             if let Err(e) = log_state.log.record(event).await {
@@ -348,7 +433,8 @@ pub async fn status(
     caller: Caller,
     PathParam(raw): PathParam,
 ) -> ApiResult<Response> {
-    let hash = BlobId::parse(&raw)?;
+    let id = BlobId::parse(&raw)?;
+    let hash = resolve(&state, &id, Some(caller.key_hash()));
     let now = now_ms();
     match state.blobs.status(&hash, caller.key_hash(), now) {
         Ok(s) => Ok(Json(json!({

@@ -446,3 +446,17 @@ pub fn payload(seed: u64, len: usize) -> Vec<u8> {
 pub fn hex32(value: &Value) -> [u8; 32] {
     hex::decode(value.as_str().expect("hex string")).unwrap().try_into().unwrap()
 }
+
+/// A well-formed ML-KEM-768 public key (every 12-bit coefficient below q = 3329, then 32 bytes
+/// of ρ), different for every `seed`; the relay checks this shape, not key possession.
+pub fn mlkem768_key(seed: u64) -> Vec<u8> {
+    let noise = payload(seed, 768 * 2);
+    let coefficients: Vec<u16> = noise.chunks(2).map(|c| u16::from_le_bytes([c[0], c[1]]) % 3329).collect();
+    let mut out = Vec::with_capacity(1184);
+    for pair in coefficients.chunks(2) {
+        let (a, b) = (pair[0], pair[1]);
+        out.extend([a as u8, ((a >> 8) as u8) | ((b as u8 & 0x0f) << 4), (b >> 4) as u8]);
+    }
+    out.extend(payload(seed ^ 0xfeed, 32));
+    out
+}
