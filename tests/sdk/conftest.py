@@ -38,6 +38,8 @@ def dev(tmp_path_factory):
             proc.kill()
             raise RuntimeError("paramant up did not write dev.json within 120 s")
         time.sleep(0.1)
-    yield json.loads(dev_json.read_text())
+    info = json.loads(dev_json.read_text())
+    info["dev_json_mode"] = dev_json.stat().st_mode & 0o777
+    yield info
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(timeout=60) == 0, "paramant up stops cleanly on SIGTERM"

@@ -24,6 +24,8 @@ def test_send_status_receive_burn_and_verify_receipt(dev):
     status = gp.status(blob_hash)
     assert status["available"] is True
     assert status["bytes"] == 5 * 1024 * 1024  # the SDK pads every blob to 5 MiB
+    # Signed with the ML-DSA-65 key this device registered in receive_setup: verified.
+    assert status["sig_valid"] is True
 
     data, receipt = gp.receive(blob_hash)
     assert data == payload
@@ -62,6 +64,7 @@ def test_anonymous_sender_to_another_device(dev):
     receiver.receive_setup()
     sender = pipe(dev, "sdk-anon-sender", sig_id=0)
     blob_hash, _ = sender.send(b"from nobody in particular", recipient="sdk-receiver", ttl=600)
+    assert receiver.status(blob_hash)["sig_valid"] is False  # unsigned: nothing to verify
     data, receipt = receiver.receive(blob_hash)
     assert data == b"from nobody in particular"
     assert receipt["burn_confirmed"] is True
@@ -85,3 +88,22 @@ def test_audit_capabilities_and_webhook(dev):
     caps = gp.capabilities()
     assert caps.wire_version == 1 and caps.supports_kem(2) and caps.supports_sig(2) and caps.supports_sig(0)
     gp.register_webhook("https://hooks.example.com/paramant", secret="s3cret")
+
+
+def test_a_signature_is_verified_only_for_a_registered_sender(dev):
+    receiver = pipe(dev, "sdk-verify-receiver")
+    receiver.receive_setup()
+    # Signs with a key of its own that no device registered: the relay cannot vouch for it.
+    stranger = pipe(dev, "sdk-unregistered-sender")
+    blob_hash, _ = stranger.send(b"who am I", recipient="sdk-verify-receiver", ttl=600)
+    assert receiver.status(blob_hash)["sig_valid"] is False
+    # Once it registers its keys, its signed blobs verify.
+    stranger.receive_setup()
+    blob_hash, _ = stranger.send(b"now you know", recipient="sdk-verify-receiver", ttl=600)
+    assert receiver.status(blob_hash)["sig_valid"] is True
+    data, _ = receiver.receive(blob_hash)
+    assert data == b"now you know"
+
+
+def test_dev_json_is_readable_by_its_owner_only(dev):
+    assert dev["dev_json_mode"] == 0o600

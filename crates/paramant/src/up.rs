@@ -184,9 +184,18 @@ fn http_call(
     Ok((status, response[body_at..].to_vec()))
 }
 
+/// Writes through a temporary file renamed over `path`, readable by the owner only: `dev.json`
+/// holds an API key. The temporary file is created with mode 0600, so a file that existed with
+/// a wider mode is replaced by a private one.
 fn write_atomically(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
     let tmp = path.with_extension("tmp");
-    std::fs::write(&tmp, bytes)?;
+    // A leftover from an interrupted run would keep its mode: start afresh.
+    let _ = std::fs::remove_file(&tmp);
+    let mut file = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&tmp)?;
+    file.write_all(bytes)?;
+    file.sync_all()?;
     std::fs::rename(&tmp, path)?;
     Ok(())
 }
@@ -315,5 +324,22 @@ impl RelayLayout {
             "relay_config": self.config_path,
             "api_key": api_key,
         })
+    }
+}
+
+#[cfg(test)]
+mod private_files {
+    use std::os::unix::fs::PermissionsExt;
+
+    #[test]
+    fn dev_json_is_written_owner_only_even_over_a_readable_file() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("dev.json");
+        std::fs::write(&path, b"{}").expect("old file");
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+        super::write_atomically(&path, b"{\"api_key\":\"pgp_x\"}").expect("write");
+        let mode = std::fs::metadata(&path).expect("stat").permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+        assert_eq!(std::fs::read(&path).expect("read"), b"{\"api_key\":\"pgp_x\"}");
     }
 }
