@@ -47,6 +47,10 @@ pub struct Config {
     /// after binding and `no_new_privs` is set in every mode.
     #[serde(default)]
     pub sandbox: harden::SandboxConfig,
+    /// Timeouts and connection caps of both listeners (`header_read_timeout_secs`,
+    /// `idle_timeout_secs`, `max_connections`, `max_connections_per_ip`).
+    #[serde(default)]
+    pub connections: httpserve::Limits,
 }
 
 /// Limits and peers for `/v2/sth/ingest`.
@@ -136,6 +140,7 @@ impl Config {
             return Err(invalid("relay_id", "must be 1-253 characters, e.g. \"relay.example.org\""));
         }
         self.internal_listen().map_err(|m| invalid("internal_listen", &m))?;
+        self.connections.check().map_err(|m| invalid("connections", m))?;
         if self.sth_refresh_secs == 0 {
             return Err(invalid("sth_refresh_secs", "must be at least 1"));
         }

@@ -16,7 +16,6 @@ pub mod sequencer;
 mod state;
 pub mod store;
 
-use std::net::SocketAddr;
 use std::os::unix::fs::DirBuilderExt;
 use std::sync::Arc;
 use std::time::Duration;
@@ -105,7 +104,7 @@ enum StdInternalListener {
 
 /// Binds the public and internal listeners.
 pub fn bind(config: &Config) -> anyhow::Result<Listeners> {
-    let public = std::net::TcpListener::bind(config.public_listen)
+    let public = httpserve::bind_tcp(config.public_listen)
         .with_context(|| format!("cannot listen on {}", config.public_listen))?;
     let internal = match config.internal_listen().map_err(anyhow::Error::msg)? {
         InternalListen::Unix(path) => {
@@ -117,9 +116,9 @@ pub fn bind(config: &Config) -> anyhow::Result<Listeners> {
                 .with_context(|| format!("cannot listen on {}", path.display()))?;
             StdInternalListener::Unix(listener)
         }
-        InternalListen::Tcp(addr) => StdInternalListener::Tcp(
-            std::net::TcpListener::bind(addr).with_context(|| format!("cannot listen on {addr}"))?,
-        ),
+        InternalListen::Tcp(addr) => {
+            StdInternalListener::Tcp(httpserve::bind_tcp(addr).with_context(|| format!("cannot listen on {addr}"))?)
+        }
     };
     Ok(Listeners { public, internal })
 }
@@ -131,17 +130,18 @@ pub async fn serve(state: SharedState, listeners: Listeners) -> anyhow::Result<(
     let internal = match listeners.internal {
         StdInternalListener::Unix(l) => {
             l.set_nonblocking(true)?;
-            InternalListener::Unix(tokio::net::UnixListener::from_std(l)?)
+            httpserve::Listener::Unix(tokio::net::UnixListener::from_std(l)?)
         }
-        StdInternalListener::Tcp(l) => InternalListener::Tcp(tokio_tcp(l)?),
+        StdInternalListener::Tcp(l) => httpserve::Listener::Tcp(tokio_tcp(l)?),
     };
     spawn_timers(&state);
     let drain = harden::Drain::new();
     let public_addr = public.local_addr()?;
-    let public_app = public_api::router(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
-    let public_task =
-        tokio::spawn(axum::serve(public, public_app).with_graceful_shutdown(drain.started()).into_future());
-    let internal_task = tokio::spawn(serve_internal(internal, state.clone(), drain.started()));
+    let limits = state.config.connections.clone();
+    let public_server = httpserve::Server { app: public_api::router(state.clone()), limits: limits.clone(), tls: None };
+    let public_task = tokio::spawn(public_server.serve(httpserve::Listener::Tcp(public), drain.started()));
+    let internal_server = httpserve::Server { app: internal_api::router(state.clone()), limits, tls: None };
+    let internal_task = tokio::spawn(internal_server.serve(internal, drain.started()));
     DAEMON.log(format_args!("{} on http://{public_addr} (key {})", status_line(&state), state.pk_hash));
     DAEMON.ready(&status_line(&state));
     let status_state = state.clone();
@@ -165,23 +165,6 @@ fn tokio_tcp(listener: std::net::TcpListener) -> std::io::Result<tokio::net::Tcp
 fn status_line(state: &AppState) -> String {
     let size = state.snapshot().ok().and_then(|s| s.tree_size().ok()).unwrap_or(0);
     format!("serving {}, tree size {size}{}", state.config.relay_id, state.hardening.status_suffix())
-}
-
-enum InternalListener {
-    Unix(tokio::net::UnixListener),
-    Tcp(tokio::net::TcpListener),
-}
-
-async fn serve_internal(
-    listener: InternalListener,
-    state: SharedState,
-    drained: impl Future<Output = ()> + Send + 'static,
-) -> std::io::Result<()> {
-    let app = internal_api::router(state);
-    match listener {
-        InternalListener::Unix(l) => axum::serve(l, app).with_graceful_shutdown(drained).await,
-        InternalListener::Tcp(l) => axum::serve(l, app).with_graceful_shutdown(drained).await,
-    }
 }
 
 fn spawn_timers(state: &SharedState) {

@@ -54,6 +54,10 @@ pub struct Config {
     /// file. Capabilities are dropped after binding and `no_new_privs` is set in every mode.
     #[serde(default)]
     pub sandbox: harden::SandboxConfig,
+    /// Timeouts and connection caps of both listeners (`header_read_timeout_secs`,
+    /// `idle_timeout_secs`, `max_connections`, `max_connections_per_ip`).
+    #[serde(default)]
+    pub connections: httpserve::Limits,
 }
 
 /// Where the log is and how to authenticate to it.
@@ -224,6 +228,7 @@ impl Config {
         if limits.max_blob_bytes == 0 || limits.blob_budget_bytes < limits.max_blob_bytes as u64 {
             return Err(invalid("limits", "blob_budget_bytes must hold at least one max_blob_bytes blob"));
         }
+        self.connections.check().map_err(|m| invalid("connections", m))?;
         if limits.requests_per_ip_per_minute == 0
             || limits.requests_per_key_per_minute == 0
             || limits.receiver_sessions_per_ip_per_hour == 0

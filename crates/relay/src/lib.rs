@@ -130,9 +130,7 @@ pub struct Listeners {
 /// Binds the public and internal listeners.
 pub fn bind(config: &Config) -> anyhow::Result<Listeners> {
     let bind = |addr: SocketAddr| -> anyhow::Result<std::net::TcpListener> {
-        let listener = std::net::TcpListener::bind(addr).with_context(|| format!("cannot listen on {addr}"))?;
-        listener.set_nonblocking(true)?;
-        Ok(listener)
+        httpserve::bind_tcp(addr).with_context(|| format!("cannot listen on {addr}"))
     };
     Ok(Listeners { public: bind(config.public_listen)?, internal: bind(config.internal_listen)? })
 }
@@ -148,17 +146,11 @@ pub async fn serve(opened: Opened, hardening: harden::Hardening, listeners: List
     registration::spawn(&state);
     let drain = harden::Drain::new();
     let scheme = if tls.is_some() { "TLS" } else { "plain HTTP" };
-    let app = routes::router(state.clone());
-    let public_task = match tls {
-        Some(acceptor) => tokio::spawn(tls::serve(public, acceptor, app, drain.receiver())),
-        None => {
-            let service = app.into_make_service_with_connect_info::<SocketAddr>();
-            tokio::spawn(axum::serve(public, service).with_graceful_shutdown(drain.started()).into_future())
-        }
-    };
-    let internal_app = internal_api::router(state.clone());
-    let internal_task =
-        tokio::spawn(axum::serve(internal, internal_app).with_graceful_shutdown(drain.started()).into_future());
+    let limits = state.config.connections.clone();
+    let public_server = httpserve::Server { app: routes::router(state.clone()), limits: limits.clone(), tls };
+    let public_task = tokio::spawn(public_server.serve(httpserve::Listener::Tcp(public), drain.started()));
+    let internal_server = httpserve::Server { app: internal_api::router(state.clone()), limits, tls: None };
+    let internal_task = tokio::spawn(internal_server.serve(httpserve::Listener::Tcp(internal), drain.started()));
     DAEMON.log(format_args!("{} on {} ({scheme})", status_line(&state), state.config.public_url()));
     DAEMON.ready(&status_line(&state));
     let status_state = state.clone();

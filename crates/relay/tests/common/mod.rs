@@ -52,6 +52,11 @@ impl Sector {
     /// A sector whose relay config gets `extra` TOML tables appended (`[limits]`, `[webhook]`,
     /// `[tls]`, …).
     pub fn with_config(extra: &str) -> Sector {
+        Sector::with_config_and_fd_limit(extra, None)
+    }
+
+    /// `with_config`, the relay started under `prlimit --nofile=N:N` when `fd_limit` is given.
+    pub fn with_config_and_fd_limit(extra: &str, fd_limit: Option<u64>) -> Sector {
         let mut dir = tempfile::tempdir().unwrap();
         let (log, log_public, log_internal) = start_log(dir.path());
         // A port picked by `free_port` may be taken before the relay binds it: retry with
@@ -70,7 +75,7 @@ impl Sector {
                 log: None,
                 dir,
             };
-            match sector.spawn_relay(&path) {
+            match sector.spawn_relay(&path, fd_limit) {
                 Ok(()) => {
                     sector.log = Some(log);
                     return sector;
@@ -89,9 +94,17 @@ impl Sector {
 
     /// Starts the relay and waits until its internal API answers with our token (both
     /// listeners are bound before either serves, so the public one is up then too).
-    fn spawn_relay(&mut self, config: &Path) -> Result<(), String> {
+    fn spawn_relay(&mut self, config: &Path, fd_limit: Option<u64>) -> Result<(), String> {
         let stderr = std::fs::File::create(self.stderr_path()).unwrap();
-        let child = Command::new(RELAY_BIN)
+        let mut command = match fd_limit {
+            Some(n) => {
+                let mut c = Command::new("prlimit");
+                c.arg(format!("--nofile={n}:{n}")).arg("--").arg(RELAY_BIN);
+                c
+            }
+            None => Command::new(RELAY_BIN),
+        };
+        let child = command
             .args(["run", "--config"])
             .arg(config)
             .env_remove("CREDENTIALS_DIRECTORY")

@@ -1,0 +1,98 @@
+//! Connection limits of the real relay binary (`httpserve`): a flood of idle connections larger
+//! than the relay's descriptor limit does not stop `/health` from answering, the excess is
+//! refused with a canned 503, and a slowloris client is cut off after the header timeout.
+#![allow(clippy::unwrap_used)] // tests: a panic is the failure report
+
+mod common;
+
+use std::io::{ErrorKind, Read, Write};
+use std::net::{Ipv4Addr, SocketAddr, TcpStream};
+use std::time::{Duration, Instant};
+
+use common::*;
+
+/// A TCP connection to `to` from the loopback address `from` (127.0.0.0/8 is all ours).
+fn connect_from(from: Ipv4Addr, to: SocketAddr) -> std::io::Result<TcpStream> {
+    let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None)?;
+    socket.bind(&SocketAddr::from((from, 0)).into())?;
+    socket.connect(&to.into())?;
+    Ok(socket.into())
+}
+
+/// Descriptors the relay gets in the flood test: fewer than the flood's connections, so a relay
+/// that accepted them all would run out and stop answering.
+const RELAY_FDS: u64 = 8_000;
+
+#[test]
+fn twenty_thousand_idle_connections_do_not_stop_health_and_the_excess_gets_503() {
+    let sector = Sector::with_config_and_fd_limit("[connections]\nmax_connections_per_ip = 200\n", Some(RELAY_FDS));
+    // As many connections as this process may open (20,000 descriptors here), from 20 source
+    // addresses: each address gets its 200, the rest is refused.
+    let (soft, hard) = nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE).unwrap();
+    if soft < hard {
+        nix::sys::resource::setrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE, hard, hard).unwrap();
+    }
+    let flood = (hard.min(20_500) - 400) as usize;
+    assert!(flood as u64 > RELAY_FDS, "this process may open only {hard} descriptors");
+    let per_address = flood.div_ceil(20);
+    let mut idle = Vec::with_capacity(flood);
+    for i in 0..flood {
+        let from = Ipv4Addr::new(127, 0, 1, 1 + (i / per_address) as u8);
+        idle.push(connect_from(from, sector.addr).unwrap());
+    }
+    let reply = sector.get("/health", None);
+    assert_eq!(reply.status, 200, "{}", reply.text());
+
+    // The newest connection of a flooding address was refused: the canned 503, then closed.
+    let mut refused = idle.pop().unwrap();
+    refused.set_read_timeout(Some(DEADLINE)).unwrap();
+    let mut answer = String::new();
+    let _ = refused.read_to_string(&mut answer);
+    assert!(answer.starts_with("HTTP/1.1 503"), "{answer:?}");
+    assert!(answer.contains("too_many_connections"), "{answer:?}");
+    drop(idle);
+    assert_eq!(sector.get("/health", None).status, 200);
+}
+
+/// Sends a request's headers one byte per `pace`; returns how long the relay let it go on.
+fn slowloris(addr: SocketAddr, pace: Duration) -> Duration {
+    let started = Instant::now();
+    let mut stream = TcpStream::connect(addr).unwrap();
+    stream.set_read_timeout(Some(pace)).unwrap();
+    let header = b"GET /health HTTP/1.1\r\nHost: relay\r\nX-Slow: ".iter().chain(std::iter::repeat(&b'a'));
+    let mut buf = [0u8; 512];
+    for byte in header {
+        assert!(started.elapsed() < DEADLINE, "the relay kept a slowloris connection open for {DEADLINE:?}");
+        if stream.write_all(&[*byte]).is_err() {
+            return started.elapsed();
+        }
+        // The pause between two bytes: the slow client under test, not synchronisation.
+        match stream.read(&mut buf) {
+            Ok(_) => return started.elapsed(),
+            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {}
+            Err(_) => return started.elapsed(),
+        }
+    }
+    unreachable!("the header never ends")
+}
+
+#[test]
+fn a_slowloris_client_is_cut_off_after_the_header_timeout() {
+    let sector = Sector::with_config("[connections]\nheader_read_timeout_secs = 2\nidle_timeout_secs = 60\n");
+    let lasted = slowloris(sector.addr, Duration::from_millis(100));
+    assert!(lasted >= Duration::from_secs(2), "cut off before the header timeout: {lasted:?}");
+    // The relay still serves.
+    assert_eq!(sector.get("/health", None).status, 200);
+}
+
+#[test]
+fn a_client_that_never_sends_a_byte_is_closed_after_the_header_timeout() {
+    let sector = Sector::with_config("[connections]\nheader_read_timeout_secs = 1\n");
+    let started = Instant::now();
+    let mut silent = TcpStream::connect(sector.addr).unwrap();
+    silent.set_read_timeout(Some(DEADLINE)).unwrap();
+    let mut buf = [0u8; 64];
+    let read = silent.read(&mut buf);
+    assert!(matches!(read, Ok(0)) || read.is_err(), "expected the relay to close, got {read:?}");
+    assert!(started.elapsed() >= Duration::from_secs(1) && started.elapsed() < DEADLINE);
+}
