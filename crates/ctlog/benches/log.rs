@@ -130,7 +130,8 @@ impl BenchLog {
         let store = Arc::new(LogStore::open(&dir.path().join("ctlog.redb"))?);
         let key = Arc::new(LogSigningKey::generate()?);
         let config = SequencerConfig { relay_id: "bench".into(), refresh_interval: Duration::from_secs(3600) };
-        let (sequencer, _) = Sequencer::start(store.clone(), key.clone(), config)?;
+        let (sequencer, _, _) =
+            Sequencer::start(store.clone(), key.clone(), config, ctlog::sequencer::exit_on_storage_fault())?;
         Ok(BenchLog { dir, store, sequencer, key, next_blob: Arc::new(AtomicU64::new(0)) })
     }
 

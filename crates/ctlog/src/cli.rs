@@ -1,5 +1,5 @@
 //! Command line of `paramant-ctlog` (also reachable as `paramant ctlog …`): `run`,
-//! `check-config`, `pubkey`.
+//! `check-config`, `pubkey`, `fsck`.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -8,7 +8,9 @@ use crate::config::Config;
 
 const USAGE: &str = "usage: paramant-ctlog run --config FILE
        paramant-ctlog check-config --config FILE   (validates; prints the landlock ABI and the sandbox)
-       paramant-ctlog pubkey --config FILE   (prints the log public key and its SHA3-256)";
+       paramant-ctlog pubkey --config FILE   (prints the log public key and its SHA3-256)
+       paramant-ctlog fsck --config FILE [--repair]   (checks the stopped log's database; --repair
+                                                         fixes only what is provably safe)";
 
 /// Runs the command line `args` (without the program name).
 pub fn main_with_args(args: &[String]) -> ExitCode {
@@ -23,6 +25,15 @@ pub fn main_with_args(args: &[String]) -> ExitCode {
 
 fn dispatch(args: &[String]) -> anyhow::Result<()> {
     let (command, rest) = args.split_first().ok_or_else(|| anyhow::anyhow!("{USAGE}"))?;
+    if command == "fsck" {
+        let (repair, rest) = match rest {
+            [flag, path @ ..] if flag == "--repair" => (true, path),
+            [path @ .., flag] if flag == "--repair" => (true, path),
+            _ => (false, rest),
+        };
+        let config_path = config_flag(rest)?;
+        return fsck(&Config::load(&config_path)?, repair);
+    }
     let config_path = config_flag(rest)?;
     let config = Config::load(&config_path)?;
     match command.as_str() {
@@ -56,6 +67,35 @@ fn run(config: Config, config_path: &Path) -> anyhow::Result<()> {
 fn check_config(config: &Config, config_path: &Path) -> anyhow::Result<()> {
     println!("{}: ok (relay_id {}, state_dir {})", config_path.display(), config.relay_id, config.state_dir.display());
     Ok(crate::DAEMON.check_config(&config.sandbox_policy(config_path), config_path)?)
+}
+
+/// Checks (and with `repair`, repairs) the log database of a stopped log; fails when problems
+/// remain, so scripts and operators see it in the exit status.
+fn fsck(config: &Config, repair: bool) -> anyhow::Result<()> {
+    use anyhow::Context;
+    let key = crypto::LogSigningKey::load(&config.signing_key_path())?.verifying_key();
+    let path = config.state_dir.join(crate::DB_FILE);
+    anyhow::ensure!(path.exists(), "{} does not exist", path.display());
+    let store = crate::store::LogStore::open(&path)
+        .with_context(|| format!("cannot open {} (stop the log first: fsck needs it alone)", path.display()))?;
+    let report = if repair {
+        let (repaired, report) = crate::fsck::repair(&store, &key)?;
+        if matches!(repaired, crate::fsck::Repaired::Rebuilt) {
+            println!("repaired: removed rows beyond the head and rebuilt tiles and indexes from the leaves");
+        }
+        report
+    } else {
+        crate::fsck::check(&store, &key)?
+    };
+    print!("{report}");
+    if report.is_clean() {
+        println!("ok");
+        return Ok(());
+    }
+    if report.is_repairable() {
+        anyhow::bail!("{} problems found; `fsck --repair` can fix them", report.problems.len())
+    }
+    anyhow::bail!("{} problems found; signed history is broken, restore a backup", report.problems.len())
 }
 
 fn config_flag(rest: &[String]) -> anyhow::Result<PathBuf> {

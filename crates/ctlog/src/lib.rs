@@ -3,10 +3,12 @@
 //! API, the `/ct/` UI and feeds, archives peers' STHs, and offers relays an internal API.
 #![forbid(unsafe_code)]
 
+pub mod backend;
 pub mod cli;
 pub mod config;
 mod error;
 mod feed;
+pub mod fsck;
 mod gossip;
 mod internal_api;
 mod peer_client;
@@ -75,7 +77,8 @@ impl Opened {
         let public_key = key.verifying_key();
         let sequencer_config =
             SequencerConfig { relay_id: config.relay_id.clone(), refresh_interval: config.refresh_interval() };
-        let (sequencer, _) = Sequencer::start(store.clone(), key.clone(), sequencer_config)?;
+        let fatal = sequencer::exit_on_storage_fault();
+        let (sequencer, _, _) = Sequencer::start(store.clone(), key.clone(), sequencer_config, fatal)?;
         Ok(Arc::new(AppState {
             gossip: Gossip::new(&config, public_key.pk_hash()),
             public_key_b64: wire::b64(public_key.to_bytes()),

@@ -2,8 +2,11 @@
 //! starts goes into one redb transaction under one signed STH.
 //!
 //! Runs on its own OS thread (signing and fsync are blocking work). A caller's append resolves
-//! only after its batch is durable and signed; on a failed commit the in-memory tree is left as
-//! it was, every caller of the batch gets an error, and nothing of the batch is visible.
+//! only after its batch is durable and signed. Any storage error has an unknown outcome (see
+//! [`crate::backend`]): every caller of the batch gets an error, the thread stops, and the
+//! [`Fatal`] handler runs — in the service it exits the process non-zero so that systemd
+//! restarts it and start-up recovery ([`crate::backend::Backend::discard_uncommitted`]) brings
+//! the store back to its last head. The sequencer never keeps running on a state it cannot know.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -15,7 +18,8 @@ use tlog::{CompactRange, Hash, NodeId, Sha3_256};
 use tokio::sync::{mpsc, oneshot};
 use wire::{LogEvent, SignedSth, SthBody};
 
-use crate::store::{Batch, LogStore, StoreError};
+use crate::backend::{Backend, Batch};
+use crate::store::StoreError;
 
 /// Most appends committed under one STH; bounds batch latency and transaction size.
 const MAX_BATCH: usize = 1024;
@@ -68,6 +72,35 @@ pub struct Sequencer {
     tx: mpsc::Sender<Request>,
 }
 
+/// What the sequencer does when storage fails with an outcome it cannot know: given the
+/// reason, it must not let the sequencer continue. The service's handler logs and exits the
+/// process ([`exit_on_storage_fault`]); tests record the reason and let the thread end.
+pub type Fatal = Arc<dyn Fn(&str) + Send + Sync>;
+
+/// The exit status of a log stopped by a storage fault (`EX_IOERR` of sysexits.h).
+pub const STORAGE_FAULT_EXIT: i32 = 74;
+
+/// The service's [`Fatal`] handler: logs the reason and exits with [`STORAGE_FAULT_EXIT`];
+/// the unit's `Restart=` starts it again and start-up recovers to the last durable head.
+#[must_use]
+pub fn exit_on_storage_fault() -> Fatal {
+    Arc::new(|reason: &str| {
+        crate::DAEMON.log(format_args!("storage fault, stopping so that start-up recovery runs: {reason}"));
+        std::process::exit(STORAGE_FAULT_EXIT);
+    })
+}
+
+/// The sequencer thread, for callers that wait for it to end (tests of faults and shutdown).
+pub struct SequencerThread(std::thread::JoinHandle<()>);
+
+impl SequencerThread {
+    /// Waits until the thread has ended: after a fatal fault, or once every [`Sequencer`]
+    /// handle is dropped. Its storage handle is released by then.
+    pub fn join(self) {
+        let _ = self.0.join();
+    }
+}
+
 /// Settings of the sequencer.
 pub struct SequencerConfig {
     pub relay_id: String,
@@ -79,19 +112,27 @@ pub struct SequencerConfig {
 impl Sequencer {
     /// Checks the stored log against the key, signs the first STH of a new log, and starts
     /// the sequencer thread.
+    ///
+    /// Start-up first removes whatever lies beyond the last durable head (rows of a batch
+    /// whose commit did not finish), so the log continues from a consistent state.
     pub fn start(
-        store: Arc<LogStore>,
+        store: Arc<dyn Backend>,
         key: Arc<LogSigningKey>,
         config: SequencerConfig,
-    ) -> Result<(Self, SignedSth), StartError> {
+        fatal: Fatal,
+    ) -> Result<(Self, SignedSth, SequencerThread), StartError> {
         let core = Core::open(store, key, config)?;
         let latest = SignedSth::clone(&core.latest);
         let (tx, rx) = mpsc::channel(QUEUE_DEPTH);
-        std::thread::Builder::new()
+        let thread = std::thread::Builder::new()
             .name("sequencer".into())
-            .spawn(move || core.run(rx))
+            .spawn(move || {
+                if let Err(reason) = core.run(rx) {
+                    fatal(&reason);
+                }
+            })
             .map_err(|e| StartError::Thread(e.to_string()))?;
-        Ok((Self { tx }, latest))
+        Ok((Self { tx }, latest, SequencerThread(thread)))
     }
 
     /// Appends one event; resolves once it is durable under a signed STH. The event's
@@ -127,7 +168,7 @@ pub enum StartError {
 }
 
 struct Core {
-    store: Arc<LogStore>,
+    store: Arc<dyn Backend>,
     key: Arc<LogSigningKey>,
     pk_hash: String,
     config: SequencerConfig,
@@ -138,10 +179,18 @@ struct Core {
 }
 
 impl Core {
-    fn open(store: Arc<LogStore>, key: Arc<LogSigningKey>, config: SequencerConfig) -> Result<Self, StartError> {
-        let compact = store.compact_range()?;
+    fn open(store: Arc<dyn Backend>, key: Arc<LogSigningKey>, config: SequencerConfig) -> Result<Self, StartError> {
+        let discarded = store.discard_uncommitted()?;
+        if discarded != crate::backend::Discarded::default() {
+            crate::DAEMON.log(format_args!(
+                "recovered: discarded {} leaves and {} tiles beyond the last durable head (never acknowledged)",
+                discarded.leaves, discarded.tiles
+            ));
+        }
+        let head = store.head()?;
+        let compact = head.compact;
         let pk_hash = hex::encode(key.verifying_key().pk_hash());
-        let latest = match store.snapshot()?.latest_sth()? {
+        let latest = match head.sth {
             Some(sth) => {
                 check_matches_tree(&key, &compact, &sth)?;
                 sth
@@ -155,7 +204,8 @@ impl Core {
         Ok(Core { store, key, pk_hash, config, compact, edge: BTreeMap::new(), latest: Arc::new(latest) })
     }
 
-    fn run(mut self, mut rx: mpsc::Receiver<Request>) {
+    /// Serves requests until every handle is dropped (`Ok`) or storage fails (`Err`, the reason).
+    fn run(mut self, mut rx: mpsc::Receiver<Request>) -> Result<(), String> {
         while let Some(first) = rx.blocking_recv() {
             let mut appends = Vec::new();
             let mut refresh = false;
@@ -170,29 +220,28 @@ impl Core {
                 }
             }
             if !appends.is_empty() {
-                self.commit_appends(appends);
+                self.commit_appends(appends)?;
             } else if refresh {
-                self.refresh_if_stale();
+                self.refresh_if_stale()?;
             }
         }
+        Ok(())
     }
 
-    fn refresh_if_stale(&mut self) {
+    fn refresh_if_stale(&mut self) -> Result<(), String> {
         let now = now_ms();
         let age = Duration::from_millis(now.saturating_sub(self.latest.body.timestamp));
         if age < self.config.refresh_interval {
-            return;
+            return Ok(());
         }
         let sth = self.sign_sth(now);
-        match self.store.commit_sth(&sth) {
-            Ok(()) => self.latest = Arc::new(sth),
-            // The old STH stays valid; the next refresh or append tries again.
-            Err(e) => eprintln!("paramant-ctlog: could not store refreshed STH: {e}"),
-        }
+        self.store.commit_sth(&sth).map_err(|e| format!("storing a refreshed STH failed: {e}"))?;
+        self.latest = Arc::new(sth);
+        Ok(())
     }
 
     /// Sequences, hashes, signs and commits one batch, then answers every caller.
-    fn commit_appends(&mut self, appends: Vec<(LogEvent, Reply)>) {
+    fn commit_appends(&mut self, appends: Vec<(LogEvent, Reply)>) -> Result<(), String> {
         let timestamp = self.next_timestamp();
         let iso = wire::iso8601_ms(timestamp);
         let first_index = self.compact.size();
@@ -221,7 +270,7 @@ impl Core {
             }
         }
         if accepted.is_empty() {
-            return;
+            return Ok(());
         }
         let result = self
             .grow_tiles(&bases, &base_hashes)
@@ -231,12 +280,14 @@ impl Core {
                 for ((leaf_hash, reply), leaf_index) in accepted.into_iter().zip(first_index..) {
                     let _ = reply.send(Ok(Acked { leaf_index, leaf_hash, sth: self.latest.clone() }));
                 }
+                Ok(())
             }
             Err(e) => {
-                eprintln!("paramant-ctlog: batch of {} appends failed: {e}", accepted.len());
+                let reason = format!("committing a batch of {} appends failed: {e}", accepted.len());
                 for (_, reply) in accepted {
-                    let _ = reply.send(Err(AppendError::Storage(StoreError::Corrupt(e.to_string()))));
+                    let _ = reply.send(Err(AppendError::Stopped));
                 }
+                Err(reason)
             }
         }
     }

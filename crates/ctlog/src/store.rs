@@ -17,17 +17,17 @@ use tlog::{CompactRange, Hash, NodeId, Sha3_256};
 use wire::SignedSth;
 
 /// `index -> leaf_hash (32 bytes) ‖ event JSON`.
-const LEAVES: TableDefinition<u64, &[u8]> = TableDefinition::new("leaves");
+pub(crate) const LEAVES: TableDefinition<u64, &[u8]> = TableDefinition::new("leaves");
 /// `leaf_hash -> first index` (proofs by hash; duplicates keep the first).
-const LEAF_INDEX: TableDefinition<[u8; 32], u64> = TableDefinition::new("leaf_index");
+pub(crate) const LEAF_INDEX: TableDefinition<[u8; 32], u64> = TableDefinition::new("leaf_index");
 /// `(tile level, tile index) -> fat tile bytes`.
-const TILES: TableDefinition<(u8, u64), &[u8]> = TableDefinition::new("tiles");
+pub(crate) const TILES: TableDefinition<(u8, u64), &[u8]> = TableDefinition::new("tiles");
 /// `timestamp ms -> signed STH JSON`; timestamps are strictly increasing.
-const STHS: TableDefinition<u64, &[u8]> = TableDefinition::new("sths");
+pub(crate) const STHS: TableDefinition<u64, &[u8]> = TableDefinition::new("sths");
 /// `tree_size -> timestamp of the first STH of that size`.
-const STH_BY_SIZE: TableDefinition<u64, u64> = TableDefinition::new("sth_by_size");
+pub(crate) const STH_BY_SIZE: TableDefinition<u64, u64> = TableDefinition::new("sth_by_size");
 /// `"compact_range" -> size (8 bytes BE) ‖ hashes`, written with every batch.
-const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
+pub(crate) const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
 /// Gossip: `peer pk_hash -> PeerRecord JSON`.
 const PEERS: TableDefinition<[u8; 32], &[u8]> = TableDefinition::new("peers");
 /// Gossip: `relay_id -> pinned pk_hash`.
@@ -37,7 +37,7 @@ const PEER_STHS: TableDefinition<([u8; 32], u64), &[u8]> = TableDefinition::new(
 /// Gossip: `sequence -> fork evidence JSON`.
 const FORKS: TableDefinition<u64, &[u8]> = TableDefinition::new("forks");
 
-const COMPACT_KEY: &str = "compact_range";
+pub(crate) const COMPACT_KEY: &str = "compact_range";
 
 /// Storage failures. Every one is an operator problem (disk, corruption), never a client's.
 #[derive(Debug, thiserror::Error)]
@@ -89,12 +89,18 @@ pub struct StoredLeaf {
     pub event_json: Vec<u8>,
 }
 
-/// A batch the sequencer commits: new leaves (in index order) and the STH that covers them.
-pub struct Batch<'a> {
-    pub leaves: &'a [(Hash, Vec<u8>)],
-    pub tiles: &'a BTreeMap<TileId, Tile>,
-    pub compact: &'a CompactRange<Sha3_256>,
-    pub sth: &'a SignedSth,
+pub use crate::backend::Batch;
+use crate::backend::{Discarded, Head};
+
+/// How much of a batch [`LogStore::commit_batch_torn`] writes: a prefix of what
+/// [`LogStore::commit_batch`] writes, never the head.
+#[doc(hidden)]
+#[derive(Clone, Copy, Debug)]
+pub enum Torn {
+    /// Only the leaf rows.
+    Leaves,
+    /// Leaf rows, the leaf-hash index and the tiles: everything but the head.
+    AllButHead,
 }
 
 /// The log's redb file. Cheap to share (`Arc`); one writer (the sequencer) at a time.
@@ -143,18 +149,98 @@ impl LogStore {
     pub fn commit_batch(&self, first_index: u64, batch: &Batch<'_>) -> Result<()> {
         let mut txn = self.db.begin_write()?;
         txn.set_durability(Durability::Immediate)?;
-        insert_leaves(&txn, first_index, batch.leaves)?;
-        {
-            let mut tiles = txn.open_table(TILES)?;
-            for (id, tile) in batch.tiles {
-                tiles.insert((id.level, id.index), tile.to_bytes().as_slice())?;
-            }
-            let mut meta = txn.open_table(META)?;
-            meta.insert(COMPACT_KEY, encode_compact(batch.compact).as_slice())?;
-        }
+        insert_leaves(&txn, first_index, batch.leaves, true)?;
+        insert_tiles(&txn, batch.tiles)?;
+        txn.open_table(META)?.insert(COMPACT_KEY, encode_compact(batch.compact).as_slice())?;
         insert_sth(&txn, batch.sth)?;
         txn.commit()?;
         Ok(())
+    }
+
+    /// Durably writes only a prefix of `batch` (never its head): what a crash in the middle of a
+    /// non-atomic backend's commit would leave. For fault-injection tests of recovery.
+    #[doc(hidden)]
+    pub fn commit_batch_torn(&self, first_index: u64, batch: &Batch<'_>, torn: Torn) -> Result<()> {
+        let mut txn = self.db.begin_write()?;
+        txn.set_durability(Durability::Immediate)?;
+        insert_leaves(&txn, first_index, batch.leaves, matches!(torn, Torn::AllButHead))?;
+        if matches!(torn, Torn::AllButHead) {
+            insert_tiles(&txn, batch.tiles)?;
+        }
+        txn.commit()?;
+        Ok(())
+    }
+
+    /// The committed head: compact range and newest STH, read in one snapshot.
+    pub fn head(&self) -> Result<Head> {
+        let txn = self.db.begin_read()?;
+        let compact = match txn.open_table(META)?.get(COMPACT_KEY)? {
+            Some(raw) => decode_compact(raw.value())?,
+            None => CompactRange::new(),
+        };
+        let sth = txn.open_table(STHS)?.last()?.map(|(_, v)| decode_sth(v.value())).transpose()?;
+        Ok(Head { compact, sth })
+    }
+
+    /// Removes leaves, index entries and tile nodes beyond the head, in one durable
+    /// transaction (see [`crate::backend`]).
+    pub fn discard_uncommitted(&self) -> Result<Discarded> {
+        let size = self.head()?.compact.size();
+        let mut txn = self.db.begin_write()?;
+        txn.set_durability(Durability::Immediate)?;
+        let mut discarded = Discarded::default();
+        {
+            let mut leaves = txn.open_table(LEAVES)?;
+            let mut index = txn.open_table(LEAF_INDEX)?;
+            let beyond: Vec<(u64, Hash)> = leaves
+                .range(size..)?
+                .map(|row| {
+                    let (k, v) = row?;
+                    Ok((k.value(), decode_leaf(k.value(), v.value())?.leaf_hash))
+                })
+                .collect::<Result<_>>()?;
+            for (i, hash) in beyond {
+                leaves.remove(i)?;
+                if index.get(&hash)?.is_some_and(|first| first.value() >= size) {
+                    index.remove(&hash)?;
+                }
+                discarded.leaves += 1;
+            }
+            let mut tiles = txn.open_table(TILES)?;
+            for level in 0..=(64 / TILE_HEIGHT) {
+                // Nodes of this tile level's base (tree level 8·level) that the head covers.
+                let count = size.checked_shr(u32::from(level) * u32::from(TILE_HEIGHT)).unwrap_or(0);
+                let first_partial = count / TILE_WIDTH as u64;
+                let stored: Vec<(u64, Vec<u8>)> = tiles
+                    .range((level, first_partial)..=(level, u64::MAX))?
+                    .map(|row| {
+                        let (k, v) = row?;
+                        Ok((k.value().1, v.value().to_vec()))
+                    })
+                    .collect::<Result<_>>()?;
+                for (tile_index, raw) in stored {
+                    let keep = count.saturating_sub(tile_index * TILE_WIDTH as u64).min(TILE_WIDTH as u64) as usize;
+                    let tile = Tile::from_bytes(&raw)
+                        .map_err(|e| StoreError::Corrupt(format!("tile ({level}, {tile_index}): {e}")))?;
+                    if tile.width() <= keep {
+                        continue;
+                    }
+                    discarded.tiles += 1;
+                    if keep == 0 {
+                        tiles.remove((level, tile_index))?;
+                    } else {
+                        let mut cut = Tile::new();
+                        for hash in &tile.base()[..keep] {
+                            cut.push_base::<Sha3_256>(*hash)
+                                .map_err(|e| StoreError::Corrupt(format!("tile ({level}, {tile_index}): {e}")))?;
+                        }
+                        tiles.insert((level, tile_index), cut.to_bytes().as_slice())?;
+                    }
+                }
+            }
+        }
+        txn.commit()?;
+        Ok(discarded)
     }
 
     /// Stores an STH that covers no new leaves (the periodic refresh), durably.
@@ -164,6 +250,15 @@ impl LogStore {
         insert_sth(&txn, sth)?;
         txn.commit()?;
         Ok(())
+    }
+
+    /// One durable write transaction over any table (for `fsck --repair`).
+    pub(crate) fn write_raw<T>(&self, f: impl FnOnce(&redb::WriteTransaction) -> Result<T>) -> Result<T> {
+        let mut txn = self.db.begin_write()?;
+        txn.set_durability(Durability::Immediate)?;
+        let out = f(&txn)?;
+        txn.commit()?;
+        Ok(out)
     }
 
     /// A consistent snapshot for answering reads.
@@ -190,7 +285,12 @@ impl LogStore {
 }
 
 /// Leaf rows in index order (appends at the table's right edge), then the hash index.
-fn insert_leaves(txn: &redb::WriteTransaction, first_index: u64, leaves: &[(Hash, Vec<u8>)]) -> Result<()> {
+fn insert_leaves(
+    txn: &redb::WriteTransaction,
+    first_index: u64,
+    leaves: &[(Hash, Vec<u8>)],
+    with_index: bool,
+) -> Result<()> {
     let mut table = txn.open_table(LEAVES)?;
     let mut record = Vec::new();
     for (index, (hash, json)) in (first_index..).zip(leaves) {
@@ -198,6 +298,9 @@ fn insert_leaves(txn: &redb::WriteTransaction, first_index: u64, leaves: &[(Hash
         record.extend_from_slice(hash);
         record.extend_from_slice(json);
         table.insert(index, record.as_slice())?;
+    }
+    if !with_index {
+        return Ok(());
     }
     // Leaf hashes are random, so every index insert lands on its own B-tree page; in key order
     // the pages a batch shares are written while still hot.
@@ -211,6 +314,14 @@ fn insert_leaves(txn: &redb::WriteTransaction, first_index: u64, leaves: &[(Hash
         if let Some(first) = replaced {
             index.insert(hash, first)?;
         }
+    }
+    Ok(())
+}
+
+fn insert_tiles(txn: &redb::WriteTransaction, tiles: &BTreeMap<TileId, Tile>) -> Result<()> {
+    let mut table = txn.open_table(TILES)?;
+    for (id, tile) in tiles {
+        table.insert((id.level, id.index), tile.to_bytes().as_slice())?;
     }
     Ok(())
 }
@@ -256,7 +367,7 @@ fn tile_width(hashes: usize) -> Option<usize> {
     (hashes / 2..=hashes / 2 + 5).find(|&width| (1..=TILE_WIDTH).contains(&width) && stored(width) == hashes)
 }
 
-fn encode_compact(range: &CompactRange<Sha3_256>) -> Vec<u8> {
+pub(crate) fn encode_compact(range: &CompactRange<Sha3_256>) -> Vec<u8> {
     let mut out = range.size().to_be_bytes().to_vec();
     for hash in range.hashes() {
         out.extend_from_slice(hash);
@@ -264,7 +375,7 @@ fn encode_compact(range: &CompactRange<Sha3_256>) -> Vec<u8> {
     out
 }
 
-fn decode_compact(raw: &[u8]) -> Result<CompactRange<Sha3_256>> {
+pub(crate) fn decode_compact(raw: &[u8]) -> Result<CompactRange<Sha3_256>> {
     let corrupt = || StoreError::Corrupt("compact range record".into());
     let (size, rest) = raw.split_first_chunk::<8>().ok_or_else(corrupt)?;
     if rest.len() % 32 != 0 {
@@ -284,7 +395,7 @@ pub struct GossipTables<'t> {
 
 /// A read-only MVCC view of the log; everything in it is mutually consistent.
 pub struct Snapshot {
-    txn: ReadTransaction,
+    pub(crate) txn: ReadTransaction,
 }
 
 impl Snapshot {
@@ -442,12 +553,12 @@ impl Snapshot {
     }
 }
 
-fn decode_leaf(index: u64, raw: &[u8]) -> Result<StoredLeaf> {
+pub(crate) fn decode_leaf(index: u64, raw: &[u8]) -> Result<StoredLeaf> {
     let (hash, json) = raw.split_first_chunk::<32>().ok_or_else(|| StoreError::Corrupt(format!("leaf {index}")))?;
     Ok(StoredLeaf { index, leaf_hash: *hash, event_json: json.to_vec() })
 }
 
-fn decode_sth(raw: &[u8]) -> Result<SignedSth> {
+pub(crate) fn decode_sth(raw: &[u8]) -> Result<SignedSth> {
     serde_json::from_slice(raw).map_err(|e| StoreError::Corrupt(format!("sth record: {e}")))
 }
 
