@@ -8,10 +8,12 @@
 #![forbid(unsafe_code)]
 
 mod keyfile;
+mod note;
 mod secret;
 mod signing;
 mod verifying;
 
+pub use note::{ED25519_PUBLIC_KEY_LEN, ED25519_SIGNATURE_LEN, NoteSigningKey, ed25519_verify};
 pub use secret::{Secret, credential_path, ct_eq, random_token};
 pub use signing::{KeyOrigin, LogSigningKey};
 pub use verifying::LogVerifyingKey;

@@ -33,6 +33,10 @@ pub struct Config {
     /// else `state_dir/internal-token` (generated on first start).
     #[serde(default)]
     pub internal_token_file: Option<PathBuf>,
+    /// Ed25519 seed file of the C2SP checkpoint note key. Default:
+    /// `$CREDENTIALS_DIRECTORY/note-key`, else `state_dir/note-key` (generated on first start).
+    #[serde(default)]
+    pub note_key_file: Option<PathBuf>,
     /// Sign a fresh STH when the newest is older than this many seconds.
     #[serde(default = "default_refresh_secs")]
     pub sth_refresh_secs: u64,
@@ -230,6 +234,11 @@ impl Config {
     /// Path of the internal API token.
     pub fn internal_token_path(&self) -> PathBuf {
         secret_path(&self.internal_token_file, "internal-token", &self.state_dir)
+    }
+
+    /// Path of the Ed25519 checkpoint note key seed.
+    pub fn note_key_path(&self) -> PathBuf {
+        secret_path(&self.note_key_file, "note-key", &self.state_dir)
     }
 }
 

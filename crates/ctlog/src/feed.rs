@@ -3,8 +3,10 @@
 
 use axum::Json;
 use axum::Router;
-use axum::extract::State;
-use axum::http::header;
+use std::net::SocketAddr;
+
+use axum::extract::{ConnectInfo, State};
+use axum::http::{HeaderMap, header};
 use axum::response::{Html, IntoResponse};
 use axum::routing::get;
 use serde_json::{Value, json};
@@ -21,12 +23,20 @@ const FEED_ENTRIES: usize = 20;
 
 const UI_HTML: &str = include_str!("ct_ui.html");
 const UI_JS: &str = include_str!("ct_ui.js");
+const UI_CSS: &str = include_str!("ct_ui.css");
+/// ML-DSA-65 and SHA3-256 from @noble (audited, MIT), bundled: see `vendor/build-noble.sh`.
+const NOBLE_JS: &str = include_str!("vendor/noble-pq.min.js");
+/// Same-origin scripts, styles and fetches only; no inline code, no framing, no forms.
+const UI_CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; img-src 'self'; \
+                      base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
 
 pub fn router() -> Router<SharedState> {
     Router::new()
         .route("/ct", get(ui))
         .route("/ct/", get(ui))
         .route("/ct/ui.js", get(ui_js))
+        .route("/ct/ui.css", get(ui_css))
+        .route("/ct/noble.js", get(noble_js))
         .route("/ct/feed", get(feed_json))
         .route("/ct/feed.xml", get(feed_rss))
 }
@@ -44,11 +54,19 @@ pub fn entry_json(leaf: &StoredLeaf) -> Value {
 }
 
 async fn ui() -> impl IntoResponse {
-    ([(header::CONTENT_SECURITY_POLICY, "default-src 'self'; style-src 'unsafe-inline'")], Html(UI_HTML))
+    ([(header::CONTENT_SECURITY_POLICY, UI_CSP)], Html(UI_HTML))
 }
 
 async fn ui_js() -> impl IntoResponse {
-    ([(header::CONTENT_TYPE, "text/javascript; charset=utf-8")], UI_JS)
+    ([(header::CONTENT_TYPE, "text/javascript; charset=utf-8"), (header::CONTENT_SECURITY_POLICY, UI_CSP)], UI_JS)
+}
+
+async fn ui_css() -> impl IntoResponse {
+    ([(header::CONTENT_TYPE, "text/css; charset=utf-8"), (header::CONTENT_SECURITY_POLICY, UI_CSP)], UI_CSS)
+}
+
+async fn noble_js() -> impl IntoResponse {
+    ([(header::CONTENT_TYPE, "text/javascript; charset=utf-8"), (header::CONTENT_SECURITY_POLICY, UI_CSP)], NOBLE_JS)
 }
 
 async fn feed_json(State(state): State<SharedState>) -> ApiResult<Json<Value>> {
@@ -73,10 +91,33 @@ async fn feed_json(State(state): State<SharedState>) -> ApiResult<Json<Value>> {
     })))
 }
 
-async fn feed_rss(State(state): State<SharedState>) -> ApiResult<impl IntoResponse> {
+async fn feed_rss(
+    State(state): State<SharedState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+) -> ApiResult<impl IntoResponse> {
     let (sths, _) = state.snapshot()?.sth_history(FEED_STHS)?;
-    let xml = rss(&state.config.relay_id, &state.config.public_url(), &sths);
+    let base = forwarded_origin(peer, &headers).unwrap_or_else(|| state.config.public_url());
+    let xml = rss(&state.config.relay_id, &base, &sths);
     Ok(([(header::CONTENT_TYPE, "application/rss+xml; charset=utf-8")], xml))
+}
+
+/// Header a relay on loopback sets to its own public base URL (from its configuration, never
+/// from the client), so links in the feed point where readers reach the log: the relay's
+/// origin, not the log's loopback address.
+pub const FORWARDED_ORIGIN: &str = "x-paramant-public-origin";
+
+/// The relay's public origin when a relay on loopback forwarded this request; from anywhere
+/// else the header is ignored.
+fn forwarded_origin(peer: SocketAddr, headers: &HeaderMap) -> Option<String> {
+    if !peer.ip().is_loopback() {
+        return None;
+    }
+    let origin = headers.get(FORWARDED_ORIGIN)?.to_str().ok()?;
+    let plausible = (origin.starts_with("https://") || origin.starts_with("http://"))
+        && origin.len() <= 256
+        && !origin.bytes().any(|b| b.is_ascii_whitespace() || b.is_ascii_control());
+    plausible.then(|| origin.trim_end_matches('/').to_owned())
 }
 
 /// RSS 2.0 document of the given STHs (newest first). Every text node is escaped.

@@ -17,13 +17,14 @@ mod receipt;
 pub mod sequencer;
 mod state;
 pub mod store;
+pub mod tiles_api;
 
 use std::os::unix::fs::DirBuilderExt;
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use crypto::{KeyOrigin, LogSigningKey, Secret};
+use crypto::{KeyOrigin, LogSigningKey, NoteSigningKey, Secret};
 use serde_json::json;
 
 use config::{Config, InternalListen};
@@ -46,6 +47,7 @@ pub const DB_FILE: &str = "ctlog.redb";
 pub struct Opened {
     pub config: Config,
     key: Arc<LogSigningKey>,
+    note_key: NoteSigningKey,
     internal_token: Secret,
     store: Arc<LogStore>,
 }
@@ -64,16 +66,21 @@ pub fn open(config: Config) -> anyhow::Result<Opened> {
     if matches!(origin, KeyOrigin::Generated) {
         DAEMON.log(format_args!("generated a new log signing key at {}", key_path.display()));
     }
+    let note_key_path = config.note_key_path();
+    let (note_key, note_origin) = NoteSigningKey::load_or_generate(&note_key_path)?;
+    if matches!(note_origin, KeyOrigin::Generated) {
+        DAEMON.log(format_args!("generated a new checkpoint note key at {}", note_key_path.display()));
+    }
     let internal_token = Secret::load_or_generate(&config.internal_token_path(), "pit_")?;
     let store = Arc::new(LogStore::open(&config.state_dir.join(DB_FILE)).context("cannot open the log database")?);
-    Ok(Opened { config, key: Arc::new(key), internal_token, store })
+    Ok(Opened { config, key: Arc::new(key), note_key, internal_token, store })
 }
 
 impl Opened {
     /// Checks the log against the key and starts the sequencer thread; call it after the
     /// sandbox so the thread inherits it.
     pub fn start(self, hardening: Hardening) -> anyhow::Result<SharedState> {
-        let Opened { config, key, internal_token, store } = self;
+        let Opened { config, key, note_key, internal_token, store } = self;
         let public_key = key.verifying_key();
         let sequencer_config =
             SequencerConfig { relay_id: config.relay_id.clone(), refresh_interval: config.refresh_interval() };
@@ -81,6 +88,7 @@ impl Opened {
         let (sequencer, _, _) = Sequencer::start(store.clone(), key.clone(), sequencer_config, fatal)?;
         Ok(Arc::new(AppState {
             gossip: Gossip::new(&config, public_key.pk_hash()),
+            checkpoint: tiles_api::CheckpointSigner::new(note_key, tiles_api::origin_for(&config.public_url())),
             public_key_b64: wire::b64(public_key.to_bytes()),
             pk_hash: hex::encode(public_key.pk_hash()),
             public_key,

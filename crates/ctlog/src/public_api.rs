@@ -39,6 +39,7 @@ pub fn router(state: SharedState) -> Router {
         .route("/v2/ct/proof", get(ct_proof))
         .route("/v2/verify-receipt", post(verify_receipt))
         .merge(feed::router())
+        .merge(crate::tiles_api::router())
         .fallback(jsonapi::not_found)
         .method_not_allowed_fallback(jsonapi::method_not_allowed)
         .layer(axum::extract::DefaultBodyLimit::max(MAX_PUBLIC_BODY))
@@ -93,6 +94,8 @@ async fn pubkey(State(state): State<SharedState>) -> Json<Value> {
         "alg": "ML-DSA-65",
         "public_key": state.public_key_b64,
         "pk_hash": state.pk_hash,
+        "checkpoint_origin": state.checkpoint.origin(),
+        "checkpoint_key": state.checkpoint.verifier_key(),
     }))
 }
 

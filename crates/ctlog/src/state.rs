@@ -25,6 +25,8 @@ pub struct AppState {
     /// SHA3-256 of the public key, hex.
     pub pk_hash: String,
     pub gossip: Gossip,
+    /// Signs C2SP checkpoints with the Ed25519 note key (see `tiles_api`).
+    pub checkpoint: crate::tiles_api::CheckpointSigner,
     /// `X-Internal-Auth` secret of the internal API.
     pub internal_token: crypto::Secret,
     /// The sandbox and capabilities in force (reported by `/health`).

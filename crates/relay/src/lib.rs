@@ -91,7 +91,8 @@ impl Opened {
     /// async runtime (the log client's connection pool belongs to it).
     fn start(self, hardening: harden::Hardening) -> (SharedState, Option<tokio_rustls::TlsAcceptor>) {
         let Opened { config, internal_token, ctlog_token, db, tls } = self;
-        let log = log_client::LogClient::new(&config.ctlog.internal_url, &config.ctlog.public_url, ctlog_token);
+        let log = log_client::LogClient::new(&config.ctlog.internal_url, &config.ctlog.public_url, ctlog_token)
+            .with_public_origin(&config.public_url());
         let state = Arc::new(AppState {
             blobs: blobs::BlobStore::new(config.limits.blob_budget_bytes),
             per_ip: ratelimit::AddressLimiter::new(60_000),

@@ -29,6 +29,9 @@ pub struct LogClient {
     internal_url: String,
     public_url: String,
     token: crypto::Secret,
+    /// This relay's public base URL, sent with forwarded public reads so the log's feed links
+    /// point at the relay's origin (see [`LogClient::with_public_origin`]).
+    public_origin: String,
     /// Writes nobody waits for (a delivery is logged after its body was sent); a stopping
     /// relay waits for them in [`LogClient::flush`] so that no burn goes unlogged.
     background: Mutex<JoinSet<()>>,
@@ -75,8 +78,16 @@ impl LogClient {
             internal_url: internal_url.trim_end_matches('/').to_owned(),
             public_url: public_url.trim_end_matches('/').to_owned(),
             token,
+            public_origin: String::new(),
             background: Mutex::default(),
         }
+    }
+
+    /// Names this relay's public base URL (e.g. `https://relay.example.org`) to the log.
+    #[must_use]
+    pub fn with_public_origin(mut self, origin: &str) -> Self {
+        self.public_origin = origin.trim_end_matches('/').to_owned();
+        self
     }
 
     /// Runs `write` (a log call whose answer nobody waits for) as a task of the runtime.
@@ -201,6 +212,7 @@ impl LogClient {
             .uri(uri)
             .header("content-type", "application/json")
             .header("x-real-ip", client_ip)
+            .header("x-paramant-public-origin", self.public_origin.as_str())
             .body(Full::new(body))
             .map_err(|e| ApiError::internal("forward", &e))?;
         let response = tokio::time::timeout(LOG_TIMEOUT, self.client.request(request))
@@ -215,7 +227,7 @@ impl LogClient {
             .to_bytes();
         let mut out = Response::new(Body::from(bytes));
         *out.status_mut() = parts.status;
-        for name in ["content-type", "retry-after", "content-security-policy"] {
+        for name in ["content-type", "retry-after", "content-security-policy", "cache-control"] {
             if let Some(v) = parts.headers.get(name) {
                 out.headers_mut().insert(name, v.clone());
             }

@@ -39,6 +39,8 @@ pub fn router(state: SharedState) -> Router {
         .route("/ct", get(ct_proxy::forward))
         .route("/ct/", get(ct_proxy::forward))
         .route("/ct/{*rest}", get(ct_proxy::forward))
+        .route("/checkpoint", get(ct_proxy::forward))
+        .route("/tile/{*rest}", get(ct_proxy::forward))
         .route("/v2/verify-receipt", post(ct_proxy::forward));
     let api = Router::new()
         .route("/health", get(info::health))
