@@ -8,6 +8,7 @@
 #![forbid(unsafe_code)]
 
 mod keyfile;
+pub mod pipe;
 mod secret;
 mod signing;
 mod verifying;
