@@ -268,6 +268,59 @@ pub fn verify_sth_of(relay: &Relay, store: &Store, expected_pk_hash: Option<&str
     })
 }
 
+/// What [`verify_upload_proof`] found.
+#[derive(Debug, Serialize)]
+pub struct UploadProof {
+    /// Always true when returned.
+    pub verified: bool,
+    /// The upload's leaf.
+    pub leaf_index: u64,
+    /// The leaf hash.
+    pub leaf_hash: String,
+    /// The signed tree the leaf is in.
+    pub tree_size: u64,
+    /// The log key's SHA3-256.
+    pub pk_hash: String,
+    /// How the key compared with the pin.
+    pub pin: Pin,
+}
+
+/// Checks the `merkle_proof` an upload returned: the audit path leads from the leaf to the
+/// root, and that root and size are those of the enclosed STH, whose signature verifies with
+/// the log's (pinned) key.
+///
+/// # Errors
+/// [`Error::Invalid`] for a bad path, root or signature; pin and transport errors.
+pub fn verify_upload_proof(relay: &Relay, store: &Store, merkle_proof: &Value) -> Result<UploadProof, Error> {
+    let field = |name: &str| merkle_proof.get(name).cloned().unwrap_or(Value::Null);
+    let proof: wire::InclusionProof = serde_json::from_value(json!({
+        "leaf_hash": field("leaf_hash"),
+        "leaf_index": field("leaf_index"),
+        "tree_size": field("tree_size"),
+        "audit_path": field("audit_path"),
+        "root": field("root"),
+    }))
+    .map_err(|e| Error::Invalid(format!("merkle_proof: {e}")))?;
+    proof.verify().map_err(|e| Error::Invalid(format!("merkle_proof audit path: {e}")))?;
+    let sth = parse_sth(&field("sth"))?;
+    if sth.body.tree_size != proof.tree_size || !sth.body.sha3_root.eq_ignore_ascii_case(&proof.root) {
+        return Err(Error::Invalid("merkle_proof: the root is not the root of the enclosed signed head".into()));
+    }
+    let mut pins = Pins::load(store)?;
+    let key = fetch_key(relay)?;
+    let pin = pins.check(relay.base(), &key, None)?;
+    pins.save()?;
+    verify_sth(&sth, &key)?;
+    Ok(UploadProof {
+        verified: true,
+        leaf_index: proof.leaf_index,
+        leaf_hash: proof.leaf_hash,
+        tree_size: proof.tree_size,
+        pk_hash: hex::encode(key.pk_hash()),
+        pin,
+    })
+}
+
 /// Parses a receipt from a file's contents, a JSON text, or base64url (the header form).
 ///
 /// # Errors

@@ -495,18 +495,22 @@ fn send(ctx: &Ctx, a: SendArgs) -> Result<u8, Error> {
     });
     let answer = relay.inbound(&body, ctx.progress("upload").as_ref())?;
     let proof = answer.get("merkle_proof").cloned().unwrap_or(Value::Null);
+    let logged = if proof.is_null() { None } else { Some(audit::verify_upload_proof(&relay, &store, &proof)?) };
     let doc = json!({
         "ok": true, "hash": hash, "to": to, "bytes": data.len(), "padded_bytes": blob.len(),
-        "receiver_fingerprint": fingerprint, "receiver_key": tofu, "signed": !a.anonymous, "merkle_proof": proof,
+        "receiver_fingerprint": fingerprint, "receiver_key": tofu, "signed": !a.anonymous,
+        "log_proof": logged, "merkle_proof": proof,
+    });
+    let logged_text = logged.as_ref().map_or("the relay returned no log proof".to_owned(), |l| {
+        format!(
+            "logged: leaf {} of signed tree size {} (proof and signature verified, key {})",
+            l.leaf_index, l.tree_size, l.pk_hash
+        )
     });
     let text = format!(
-        "sent {} bytes to {to} (fingerprint {fingerprint}{})\nhash {hash}{}",
+        "sent {} bytes to {to} (fingerprint {fingerprint}{})\nhash {hash}\n{logged_text}",
         data.len(),
         if tofu == "first_use" { ", new device: verify it out of band" } else { "" },
-        proof
-            .get("leaf_index")
-            .map(|i| format!("\nlog leaf {i} of tree size {}", proof["tree_size"]))
-            .unwrap_or_default()
     );
     print(ctx.global.json, &doc, &text);
     Ok(exit::OK)

@@ -426,6 +426,7 @@ fn round_trip_and_receipts_against_paramant_up() {
     let hash = sent["hash"].as_str().unwrap().to_owned();
     assert_eq!(sent["padded_bytes"], 5 * 1024 * 1024);
     assert_eq!(sent["receiver_key"], "first_use");
+    assert_eq!(sent["log_proof"]["verified"], true, "the upload's inclusion proof and STH signature checked");
 
     // Bob cannot open what was sent to Alice (the blob is not burned by a failed attempt? it is:
     // a download burns), so only Alice receives.
@@ -524,4 +525,73 @@ fn help_version_completions_and_man_pages() {
     for page in ["paramant.1", "paramant-send.1", "paramant-verify-sth.1", "paramant-monitor.1"] {
         assert!(man.join(page).exists(), "{page}");
     }
+}
+
+// ---------------------------------------------------------------- send checks the log's answer
+
+#[test]
+fn send_checks_the_inclusion_proof_and_signed_head_of_its_upload() {
+    let home = tempfile::tempdir().unwrap();
+    let home = home.path();
+    let relay = FakeLog::start();
+    let key = crypto::LogSigningKey::generate().unwrap();
+    let receiver = crypto::pipe::DeviceKeys::generate().unwrap();
+    // GET /v2/pubkey/bob is bob's device key; /v2/pubkey (GET, and the POST that registers the
+    // sender) answers the log key.
+    relay.set("/v2/pubkey/bob", json!({ "kyber_pub": hex::encode(receiver.kem_public_key()), "ecdh_pub": "" }));
+    relay.set("/v2/pubkey", pubkey_doc(&key));
+    let tree = Tree::new(9, 10);
+    let head = sth(&key, "fake.log", &tree.roots[10], 10, 1000);
+    let ids = tlog::inclusion_nodes(3, 10).unwrap();
+    let hashes: Vec<_> = ids.ids().iter().map(|id| tree.nodes[id]).collect();
+    let path = ids.rehash::<Sha3_256>(&hashes).unwrap();
+    let leaf = tree.nodes[&NodeId { level: 0, index: 3 }];
+    let answer = |audit_path: Value, head: &SignedSth| {
+        json!({ "ok": true, "merkle_proof": {
+            "leaf_hash": hex::encode(leaf), "leaf_index": 3, "tree_size": 10, "audit_path": audit_path,
+            "root": hex::encode(tree.roots[10]), "sth": head, "sth_signature": head.signature,
+        }})
+    };
+    let honest_path = serde_json::to_value(wire::audit_path(3, 10, &path)).unwrap();
+    let input = home.join("in.txt");
+    std::fs::write(&input, b"hello").unwrap();
+    let send = || {
+        cli(
+            home,
+            &[
+                "--json",
+                "--relay",
+                &relay.url,
+                "--api-key",
+                "pgp_test",
+                "--device",
+                "alice",
+                "send",
+                input.to_str().unwrap(),
+                "--to",
+                "bob",
+                "--pad-block",
+                "64k",
+            ],
+        )
+    };
+
+    relay.set("/v2/inbound", answer(honest_path.clone(), &head));
+    let run = send();
+    assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
+    assert_eq!(run.json()["log_proof"]["verified"], true);
+
+    let mut bad_path = honest_path.clone();
+    bad_path[1]["hash"] = json!(hex::encode([7u8; 32]));
+    relay.set("/v2/inbound", answer(bad_path, &head));
+    assert_eq!(send().code, 1, "an audit path that does not lead to the root");
+
+    let mut forged = head.clone();
+    forged.body.timestamp += 1;
+    relay.set("/v2/inbound", answer(honest_path.clone(), &forged));
+    assert_eq!(send().code, 1, "a signed head whose signature does not verify");
+
+    let stranger = crypto::LogSigningKey::generate().unwrap();
+    relay.set("/v2/inbound", answer(honest_path, &sth(&stranger, "fake.log", &tree.roots[10], 10, 1000)));
+    assert_eq!(send().code, 1, "a head signed by a key that is not the log's");
 }
