@@ -119,6 +119,6 @@ fn temporary_path(path: &Path) -> Result<PathBuf, Error> {
     Ok(parent_dir(path).join(tmp_name))
 }
 
-fn io_error(path: &Path, action: &'static str, source: io::Error) -> Error {
+pub(crate) fn io_error(path: &Path, action: &'static str, source: io::Error) -> Error {
     Error::KeyFileIo { path: path.to_owned(), action, source }
 }

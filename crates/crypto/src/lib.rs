@@ -1,6 +1,7 @@
 //! Key material of paramant: the log's ML-DSA-65 (FIPS 204) signing key and its key file,
-//! signature verification, and small helpers for secrets (constant-time compare, random tokens,
-//! systemd credentials).
+//! signature verification, small helpers for secrets (constant-time compare, random tokens,
+//! systemd credentials), and [`pipe`]: a client device's keys and the ML-KEM-768 / HKDF /
+//! AES-256-GCM operations of SDK wire format v1.
 //!
 //! Invariant: this is the only crate that touches private key bytes. Seeds never leave it except
 //! through the key file it writes; they are zeroized on drop and never appear in `Debug` output
@@ -9,6 +10,7 @@
 
 mod keyfile;
 mod note;
+pub mod pipe;
 mod secret;
 mod signing;
 mod verifying;

@@ -1,15 +1,27 @@
-//! `paramant`: the operator and developer CLI. `up` runs every service of the appliance locally;
-//! `ctlog …` runs the log service in this process (what `up` starts as a child).
+//! `paramant`: the operator, developer, user and auditor CLI. The service pass-through
+//! subcommands come first (`up` runs every service of the appliance locally; `ctlog …` and
+//! `relay …` run one service in this process, which is what `up` starts as a child); everything
+//! else is the clap CLI of the `client` crate (`send`, `receive`, `verify-sth`, `monitor`, …,
+//! `paramant --help`).
+//!
+//! Adding a pass-through: one match arm below in the existing style, plus one line in
+//! `SERVICES` so `--help`, completions and man pages list it.
 
 mod up;
 
 use std::process::ExitCode;
 
-const USAGE: &str = "usage: paramant up [--data DIR]     run the services locally (DIR defaults to ./paramant-data)
-       paramant ctlog run --config FILE   run the transparency log service
-       paramant relay run --config FILE   run the relay (data plane) service";
+/// The pass-through subcommands, for help, completions and man pages.
+const SERVICES: &[(&str, &str)] = &[
+    ("up", "Run the appliance's services locally: paramant up [--data DIR] (DIR defaults to ./paramant-data)"),
+    ("ctlog", "Run the transparency log service: paramant ctlog run --config FILE"),
+    ("relay", "Run the relay (data plane) service: paramant relay run --config FILE"),
+];
 
 fn main() -> ExitCode {
+    if client::cli::alias_of_argv0().is_some() {
+        return client::cli::main_as(None, SERVICES);
+    }
     let args: Vec<String> = std::env::args().skip(1).collect();
     match args.split_first() {
         Some((cmd, rest)) if cmd == "up" => match up::parse_args(rest).and_then(up::run) {
@@ -21,9 +33,6 @@ fn main() -> ExitCode {
         },
         Some((cmd, rest)) if cmd == "ctlog" => ctlog::cli::main_with_args(rest),
         Some((cmd, rest)) if cmd == "relay" => relay::cli::main_with_args(rest),
-        _ => {
-            eprintln!("{USAGE}");
-            ExitCode::from(2)
-        }
+        _ => client::cli::main_as(None, SERVICES),
     }
 }

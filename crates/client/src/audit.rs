@@ -1,0 +1,656 @@
+//! Checks anyone can run against a log without trusting its operator: the STH's ML-DSA-65
+//! signature against a key pinned on first use, consistency between successive heads
+//! (RFC 9162 proofs, checked with `tlog`), receipts (signature, audit path, and the root tied
+//! to a signed head), peers' mirrored heads, and the RSS feed.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use crypto::LogVerifyingKey;
+use serde::Serialize;
+use serde_json::{Value, json};
+use wire::{Receipt, SignedSth, SthBody};
+
+use crate::relay::Relay;
+use crate::store::Store;
+use crate::{Error, store};
+
+/// How a log key compared with the pin.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Pin {
+    /// No key was pinned for this log; this one is now.
+    FirstUse,
+    /// The key is the pinned key.
+    Matched,
+    /// `--pubkey-hash` named this key, so it replaced a different pinned key.
+    Replaced,
+}
+
+/// Fetches `/v2/pubkey` and checks its `pk_hash` is the SHA3-256 of the key.
+///
+/// # Errors
+/// Transport errors; [`Error::Invalid`] when the key does not decode or its hash is wrong.
+pub fn fetch_key(relay: &Relay) -> Result<LogVerifyingKey, Error> {
+    let doc = relay.get_json("/v2/pubkey", false)?;
+    let b64 = doc
+        .get("public_key")
+        .and_then(Value::as_str)
+        .ok_or_else(|| Error::Invalid("/v2/pubkey has no public_key".into()))?;
+    key_from_b64(b64, doc.get("pk_hash").and_then(Value::as_str))
+}
+
+fn key_from_b64(b64: &str, claimed_hash: Option<&str>) -> Result<LogVerifyingKey, Error> {
+    let bytes = wire::parse_b64(b64).map_err(|e| Error::Invalid(format!("public key: {e}")))?;
+    let key = LogVerifyingKey::from_bytes(&bytes).map_err(|e| Error::Invalid(format!("public key: {e}")))?;
+    if let Some(claimed) = claimed_hash
+        && !claimed.eq_ignore_ascii_case(&hex::encode(key.pk_hash()))
+    {
+        return Err(Error::Invalid(format!("pk_hash {claimed} is not the SHA3-256 of the key served with it")));
+    }
+    Ok(key)
+}
+
+/// Fetches the newest STH (`/v2/sth`), unverified.
+///
+/// # Errors
+/// Transport errors, or an answer without an STH.
+pub fn fetch_sth(relay: &Relay) -> Result<SignedSth, Error> {
+    let doc = relay.get_json("/v2/sth", false)?;
+    parse_sth(doc.get("sth").unwrap_or(&Value::Null))
+}
+
+fn parse_sth(v: &Value) -> Result<SignedSth, Error> {
+    serde_json::from_value(v.clone()).map_err(|e| Error::Invalid(format!("not a signed tree head: {e}")))
+}
+
+/// Verifies a signed head with `key` (signature over the canonical body, `pk_hash`, version).
+///
+/// # Errors
+/// [`Error::Invalid`] naming the failure.
+pub fn verify_sth(sth: &SignedSth, key: &LogVerifyingKey) -> Result<(), Error> {
+    sth.verify(key).map_err(|e| Error::Invalid(format!("STH of tree size {}: {e}", sth.body.tree_size)))
+}
+
+/// The pins file: per log, the pinned key hash and the newest verified head.
+pub struct Pins {
+    store: Store,
+    doc: serde_json::Map<String, Value>,
+}
+
+const PINS: &str = "pins.json";
+
+impl Pins {
+    /// Loads `pins.json` from the store.
+    ///
+    /// # Errors
+    /// It exists but cannot be read.
+    pub fn load(store: &Store) -> Result<Self, Error> {
+        let doc = match store.read_json(PINS)? {
+            Some(Value::Object(map)) => map,
+            Some(_) => return Err(Error::Io(format!("{}: not a JSON object", store.root().join(PINS).display()))),
+            None => serde_json::Map::new(),
+        };
+        Ok(Self { store: store.clone(), doc })
+    }
+
+    /// Writes it back.
+    ///
+    /// # Errors
+    /// It cannot be written.
+    pub fn save(&self) -> Result<(), Error> {
+        self.store.write_json(PINS, &Value::Object(self.doc.clone()))?;
+        Ok(())
+    }
+
+    /// The pinned key hash of `log`, if any.
+    #[must_use]
+    pub fn pinned(&self, log: &str) -> Option<String> {
+        self.doc.get(log)?.get("pk_hash")?.as_str().map(str::to_owned)
+    }
+
+    /// Compares `key` with the pin of `log` (`expected` from `--pubkey-hash` overrides the pin)
+    /// and pins it when this is the first use or `expected` names it.
+    ///
+    /// # Errors
+    /// [`Error::KeyChanged`] when the key is neither the pinned key nor `expected`.
+    pub fn check(&mut self, log: &str, key: &LogVerifyingKey, expected: Option<&str>) -> Result<Pin, Error> {
+        let actual = hex::encode(key.pk_hash());
+        let pinned = self.pinned(log);
+        let outcome = match (expected, pinned.as_deref()) {
+            (Some(want), _) if !want.trim().eq_ignore_ascii_case(&actual) => {
+                return Err(Error::KeyChanged(format!(
+                    "{log} serves key {actual}, --pubkey-hash says {}",
+                    want.trim()
+                )));
+            }
+            (_, Some(p)) if p == actual => Pin::Matched,
+            (Some(_), Some(_)) => Pin::Replaced,
+            (None, Some(p)) => {
+                return Err(Error::KeyChanged(format!(
+                    "{log} now serves key {actual}, but {p} was pinned on first use; if the operator rotated \
+                     the key, confirm the new hash out of band and pass --pubkey-hash {actual}"
+                )));
+            }
+            (_, None) => Pin::FirstUse,
+        };
+        let entry = self.doc.entry(log.to_owned()).or_insert_with(|| json!({}));
+        if outcome != Pin::Matched {
+            entry["pk_hash"] = json!(actual);
+            entry["pinned_at"] = json!(wire::iso8601_ms(now_ms()));
+            if let Some(map) = entry.as_object_mut() {
+                map.remove("last_sth");
+            }
+        }
+        Ok(outcome)
+    }
+
+    /// The newest head verified for `log`.
+    #[must_use]
+    pub fn last_sth(&self, log: &str) -> Option<SignedSth> {
+        serde_json::from_value(self.doc.get(log)?.get("last_sth")?.clone()).ok()
+    }
+
+    /// Records `sth` as the newest verified head of `log`.
+    pub fn set_last_sth(&mut self, log: &str, sth: &SignedSth) {
+        let entry = self.doc.entry(log.to_owned()).or_insert_with(|| json!({}));
+        entry["last_sth"] = serde_json::to_value(sth).unwrap_or(Value::Null);
+    }
+}
+
+/// How a newer head relates to an older one.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Consistency {
+    /// Same size and the same root.
+    Same,
+    /// The older tree was empty.
+    FromEmpty,
+    /// The log's consistency proof from the older to the newer size verified.
+    Verified,
+}
+
+/// Checks that `new` extends `old`: never smaller, the same root at the same size, and a valid
+/// consistency proof from `log` otherwise.
+///
+/// # Errors
+/// [`Error::Fork`] for a shrink, two roots for one size, or a proof that does not verify;
+/// transport errors when the proof cannot be fetched.
+pub fn check_consistency(log: &Relay, old: &SthBody, new: &SthBody) -> Result<Consistency, Error> {
+    let root = |b: &SthBody| b.root().map_err(|e| Error::Invalid(format!("sha3_root: {e}")));
+    let (old_root, new_root) = (root(old)?, root(new)?);
+    if new.tree_size < old.tree_size {
+        return Err(Error::Fork(format!(
+            "the log signed tree size {} after already signing {} (a tree never shrinks)",
+            new.tree_size, old.tree_size
+        )));
+    }
+    if new.tree_size == old.tree_size {
+        return if new_root == old_root {
+            Ok(Consistency::Same)
+        } else {
+            Err(Error::Fork(format!(
+                "two different roots signed for tree size {}: {} and {}",
+                new.tree_size, old.sha3_root, new.sha3_root
+            )))
+        };
+    }
+    if old.tree_size == 0 {
+        return Ok(Consistency::FromEmpty);
+    }
+    let proof = consistency_proof(log, old.tree_size, new.tree_size)?;
+    tlog::verify_consistency::<tlog::Sha3_256>(old.tree_size, new.tree_size, &proof, &old_root, &new_root).map_err(
+        |e| {
+            Error::Fork(format!(
+                "tree {} ({}) is not a prefix of tree {} ({}): {e}",
+                old.tree_size, old.sha3_root, new.tree_size, new.sha3_root
+            ))
+        },
+    )?;
+    Ok(Consistency::Verified)
+}
+
+fn consistency_proof(log: &Relay, from: u64, to: u64) -> Result<Vec<tlog::Hash>, Error> {
+    let doc = log.get_json(&format!("/v2/sth/consistency?from={from}&to={to}"), false)?;
+    let nodes = doc
+        .get("proof")
+        .and_then(Value::as_array)
+        .ok_or_else(|| Error::Invalid("consistency answer has no proof".into()))?;
+    nodes
+        .iter()
+        .map(|n| {
+            n.as_str()
+                .ok_or_else(|| Error::Invalid("proof node is not a string".into()))
+                .and_then(|s| wire::parse_hash_hex(s).map_err(|e| Error::Invalid(format!("proof node: {e}"))))
+        })
+        .collect()
+}
+
+/// What `verify-sth` found.
+#[derive(Debug, Serialize)]
+pub struct SthReport {
+    /// The log's origin.
+    pub relay: String,
+    /// The verified head.
+    pub sth: SignedSth,
+    /// The key's SHA3-256, hex.
+    pub pk_hash: String,
+    /// How the key compared with the pin.
+    pub pin: Pin,
+    /// The previously verified head's size, when there was one.
+    pub previous_tree_size: Option<u64>,
+    /// How this head relates to the previously verified one.
+    pub consistency: Option<Consistency>,
+}
+
+/// `verify-sth`: fetch key and head, check the pin, the signature, and consistency with the
+/// head verified last time; then remember this head.
+///
+/// # Errors
+/// As [`Pins::check`], [`verify_sth`] and [`check_consistency`].
+pub fn verify_sth_of(relay: &Relay, store: &Store, expected_pk_hash: Option<&str>) -> Result<SthReport, Error> {
+    let mut pins = Pins::load(store)?;
+    let key = fetch_key(relay)?;
+    let pin = pins.check(relay.base(), &key, expected_pk_hash)?;
+    let sth = fetch_sth(relay)?;
+    verify_sth(&sth, &key)?;
+    let previous = pins.last_sth(relay.base()).filter(|p| verify_sth(p, &key).is_ok());
+    let consistency = previous.as_ref().map(|p| check_consistency(relay, &p.body, &sth.body)).transpose()?;
+    pins.set_last_sth(relay.base(), &sth);
+    pins.save()?;
+    Ok(SthReport {
+        relay: relay.base().to_owned(),
+        pk_hash: hex::encode(key.pk_hash()),
+        pin,
+        previous_tree_size: previous.map(|p| p.body.tree_size),
+        consistency,
+        sth,
+    })
+}
+
+/// What [`verify_upload_proof`] found.
+#[derive(Debug, Serialize)]
+pub struct UploadProof {
+    /// Always true when returned.
+    pub verified: bool,
+    /// The upload's leaf.
+    pub leaf_index: u64,
+    /// The leaf hash.
+    pub leaf_hash: String,
+    /// The signed tree the leaf is in.
+    pub tree_size: u64,
+    /// The log key's SHA3-256.
+    pub pk_hash: String,
+    /// How the key compared with the pin.
+    pub pin: Pin,
+}
+
+/// Checks the `merkle_proof` an upload returned: the audit path leads from the leaf to the
+/// root, and that root and size are those of the enclosed STH, whose signature verifies with
+/// the log's (pinned) key.
+///
+/// # Errors
+/// [`Error::Invalid`] for a bad path, root or signature; pin and transport errors.
+pub fn verify_upload_proof(relay: &Relay, store: &Store, merkle_proof: &Value) -> Result<UploadProof, Error> {
+    let field = |name: &str| merkle_proof.get(name).cloned().unwrap_or(Value::Null);
+    let proof: wire::InclusionProof = serde_json::from_value(json!({
+        "leaf_hash": field("leaf_hash"),
+        "leaf_index": field("leaf_index"),
+        "tree_size": field("tree_size"),
+        "audit_path": field("audit_path"),
+        "root": field("root"),
+    }))
+    .map_err(|e| Error::Invalid(format!("merkle_proof: {e}")))?;
+    proof.verify().map_err(|e| Error::Invalid(format!("merkle_proof audit path: {e}")))?;
+    let sth = parse_sth(&field("sth"))?;
+    if sth.body.tree_size != proof.tree_size || !sth.body.sha3_root.eq_ignore_ascii_case(&proof.root) {
+        return Err(Error::Invalid("merkle_proof: the root is not the root of the enclosed signed head".into()));
+    }
+    let mut pins = Pins::load(store)?;
+    let key = fetch_key(relay)?;
+    let pin = pins.check(relay.base(), &key, None)?;
+    pins.save()?;
+    verify_sth(&sth, &key)?;
+    Ok(UploadProof {
+        verified: true,
+        leaf_index: proof.leaf_index,
+        leaf_hash: proof.leaf_hash,
+        tree_size: proof.tree_size,
+        pk_hash: hex::encode(key.pk_hash()),
+        pin,
+    })
+}
+
+/// Parses a receipt from a file's contents, a JSON text, or base64url (the header form).
+///
+/// # Errors
+/// [`Error::Invalid`] when it is none of these.
+pub fn parse_receipt(text: &str) -> Result<Receipt, Error> {
+    let text = text.trim();
+    if text.starts_with('{') {
+        return serde_json::from_str(text).map_err(|e| Error::Invalid(format!("receipt JSON: {e}")));
+    }
+    Receipt::from_header(text).map_err(|e| Error::Invalid(format!("receipt (base64url JSON expected): {e}")))
+}
+
+/// What an offline receipt check found.
+#[derive(Debug, Serialize)]
+pub struct ReceiptReport {
+    /// Always true when returned (failures are errors).
+    pub valid: bool,
+    /// The blob.
+    pub blob_hash: String,
+    /// Whether the relay says it burned the blob.
+    pub burn_confirmed: bool,
+    /// The tree size of the inclusion proof.
+    pub tree_size: u64,
+    /// The receipt's root.
+    pub root: String,
+    /// The key's SHA3-256.
+    pub pk_hash: String,
+    /// How the log key compared with the pin.
+    pub pin: Pin,
+    /// The signed head the root was tied to.
+    pub signed_head_size: u64,
+    /// How: "equal" (a signed head of the same size has this root) or "consistency" (the signed
+    /// head's tree provably extends the receipt's tree).
+    pub tied_by: &'static str,
+}
+
+/// `receipt --verify`, checked here rather than by the relay: the ML-DSA-65 signature with the
+/// (pinned) log key, the audit path to the receipt's root, and that root against the log's
+/// signed heads — a signed head of that size with the same root, or a verified consistency
+/// proof from the receipt's tree to the newest signed head.
+///
+/// # Errors
+/// [`Error::Invalid`] for a bad signature, path or root; [`Error::Fork`] when the root is not in
+/// the signed history; pin and transport errors.
+pub fn verify_receipt_offline(
+    receipt: &Receipt,
+    log: &Relay,
+    store: &Store,
+    expected_pk_hash: Option<&str>,
+) -> Result<ReceiptReport, Error> {
+    let mut pins = Pins::load(store)?;
+    let key = fetch_key(log)?;
+    let pin = pins.check(log.base(), &key, expected_pk_hash)?;
+    pins.save()?;
+    receipt.verify_signature(&key).map_err(|e| Error::Invalid(format!("receipt signature: {e}")))?;
+    let proof = &receipt.body.inclusion_proof;
+    proof.verify().map_err(|e| Error::Invalid(format!("receipt audit path: {e}")))?;
+    if proof.leaf_index >= proof.tree_size {
+        return Err(Error::Invalid("leaf index outside the tree".into()));
+    }
+    let newest = fetch_sth(log)?;
+    verify_sth(&newest, &key)?;
+    let body = SthBody {
+        relay_id: newest.body.relay_id.clone(),
+        sha3_root: proof.root.clone(),
+        timestamp: 0,
+        tree_size: proof.tree_size,
+        version: wire::STH_VERSION,
+    };
+    let tied_by = match check_consistency(log, &body, &newest.body) {
+        Ok(Consistency::Same) => "equal",
+        Ok(_) => "consistency",
+        Err(Error::Fork(detail)) => {
+            return Err(Error::Invalid(format!("the receipt's root is not in the log's signed history: {detail}")));
+        }
+        Err(e) => return Err(e),
+    };
+    Ok(ReceiptReport {
+        valid: true,
+        blob_hash: receipt.body.blob_hash.clone(),
+        burn_confirmed: receipt.body.burn_confirmed,
+        tree_size: proof.tree_size,
+        root: proof.root.clone(),
+        pk_hash: hex::encode(key.pk_hash()),
+        pin,
+        signed_head_size: newest.body.tree_size,
+        tied_by,
+    })
+}
+
+/// Where a receipt of blob `hash` is kept after `receive`.
+#[must_use]
+pub fn receipt_path(hash: &str) -> String {
+    format!("receipts/{hash}.json")
+}
+
+/// What `verify-peers` found about one peer.
+#[derive(Debug, Serialize)]
+pub struct PeerReport {
+    /// The peer's relay id.
+    pub relay_id: String,
+    /// Its key hash.
+    pub relay_pk_hash: String,
+    /// How its key compared with the pin.
+    pub pin: Pin,
+    /// Mirrored heads whose signatures verified.
+    pub sths_verified: usize,
+    /// Successive pairs checked with the peer's consistency proof.
+    pub consistency_verified: usize,
+    /// Successive pairs of equal size and root.
+    pub same: usize,
+    /// The origin asked for consistency proofs.
+    pub log_url: String,
+}
+
+/// `verify-peers`: for every peer the log mirrors, the key pin (per relay id), every mirrored
+/// head's signature, and consistency between successive heads — proved by the peer's own
+/// log at `peer_urls[relay_id]` (default `https://RELAY_ID`).
+///
+/// # Errors
+/// The first failure, by precedence: transport, key change, invalid signature, fork.
+pub fn verify_peers(
+    log: &Relay,
+    store: &Store,
+    peer_urls: &BTreeMap<String, String>,
+) -> Result<Vec<PeerReport>, Error> {
+    let mut pins = Pins::load(store)?;
+    let doc = log.get_json("/v2/sth/peers", false)?;
+    let peers = doc.get("peers").and_then(Value::as_array).cloned().unwrap_or_default();
+    let mut reports = Vec::new();
+    for peer in &peers {
+        let field = |name: &str| peer.get(name).and_then(Value::as_str).unwrap_or("").to_owned();
+        let (relay_id, pk_hash) = (field("relay_id"), field("relay_pk_hash"));
+        let key = key_from_b64(&field("public_key"), Some(&pk_hash))?;
+        let pin = pins.check(&format!("peer:{relay_id}"), &key, None)?;
+        let sths = peer_sths(log, &pk_hash)?;
+        for sth in &sths {
+            verify_sth(sth, &key).map_err(|e| Error::Invalid(format!("peer {relay_id}: {e}")))?;
+            if sth.body.relay_id != relay_id {
+                return Err(Error::Invalid(format!(
+                    "peer {relay_id}: a mirrored head names relay {}",
+                    sth.body.relay_id
+                )));
+            }
+        }
+        let url = peer_urls
+            .get(&relay_id)
+            .cloned()
+            .unwrap_or_else(|| if relay_id.contains("://") { relay_id.clone() } else { format!("https://{relay_id}") });
+        let peer_log = Relay::new(&url, None)?;
+        let mut ordered = sths.clone();
+        ordered.sort_by_key(|s| (s.body.timestamp, s.body.tree_size));
+        let (mut verified, mut same) = (0, 0);
+        for pair in ordered.windows(2) {
+            match check_consistency(&peer_log, &pair[0].body, &pair[1].body).map_err(|e| match e {
+                Error::Fork(d) => Error::Fork(format!("peer {relay_id}: {d}")),
+                other => other,
+            })? {
+                Consistency::Verified => verified += 1,
+                Consistency::Same => same += 1,
+                Consistency::FromEmpty => {}
+            }
+        }
+        reports.push(PeerReport {
+            relay_id,
+            relay_pk_hash: pk_hash,
+            pin,
+            sths_verified: sths.len(),
+            consistency_verified: verified,
+            same,
+            log_url: url,
+        });
+    }
+    pins.save()?;
+    Ok(reports)
+}
+
+fn peer_sths(log: &Relay, pk_hash: &str) -> Result<Vec<SignedSth>, Error> {
+    let pk_hash = wire::parse_hash_hex(pk_hash).map_err(|e| Error::Invalid(format!("relay_pk_hash: {e}")))?;
+    let mut out = Vec::new();
+    loop {
+        let doc =
+            log.get_json(&format!("/v2/sth/peers/{}?limit=100&offset={}", hex::encode(pk_hash), out.len()), false)?;
+        let page = doc.get("sths").and_then(Value::as_array).cloned().unwrap_or_default();
+        if page.is_empty() {
+            break;
+        }
+        for v in &page {
+            out.push(parse_sth(v)?);
+        }
+        let total = doc.get("total").and_then(Value::as_u64).unwrap_or(0);
+        if out.len() as u64 >= total || out.len() >= 100_000 {
+            break;
+        }
+    }
+    Ok(out)
+}
+
+/// The STHs in an RSS feed (`/ct/feed.xml`): each item's description is a signed head.
+///
+/// # Errors
+/// [`Error::Invalid`] when it is not RSS or an item is not a signed head.
+pub fn parse_feed(xml: &str) -> Result<Vec<SignedSth>, Error> {
+    let doc = roxmltree::Document::parse(xml).map_err(|e| Error::Invalid(format!("RSS feed: {e}")))?;
+    doc.descendants()
+        .filter(|n| n.has_tag_name("item"))
+        .filter_map(|item| item.children().find(|c| c.has_tag_name("description")))
+        .map(|d| {
+            let text = d.text().unwrap_or("");
+            serde_json::from_str::<Value>(text)
+                .map_err(|e| Error::Invalid(format!("RSS item is not JSON: {e}")))
+                .and_then(|v| parse_sth(&v))
+        })
+        .collect()
+}
+
+/// One poll of `monitor`.
+#[derive(Debug, Serialize)]
+pub struct PollReport {
+    /// The newest head.
+    pub tree_size: u64,
+    /// Its root.
+    pub sha3_root: String,
+    /// Its timestamp.
+    pub timestamp: u64,
+    /// Heads newly archived in this poll (from `/v2/sth` and the RSS feed).
+    pub archived: usize,
+    /// How the newest head relates to the previous newest.
+    pub consistency: Option<Consistency>,
+    /// Heads read from the RSS feed.
+    pub feed_items: usize,
+}
+
+/// `monitor`'s state: the archive directory of every head seen (one file per head).
+pub struct Monitor {
+    dir: PathBuf,
+    /// Archived roots by tree size.
+    roots: BTreeMap<u64, String>,
+    last: Option<SignedSth>,
+}
+
+impl Monitor {
+    /// Opens (creates) the archive and reads what it holds.
+    ///
+    /// # Errors
+    /// The directory cannot be read or holds a file that is not a head.
+    pub fn open(dir: &Path) -> Result<Self, Error> {
+        std::fs::create_dir_all(dir).map_err(|e| Error::Io(format!("{}: {e}", dir.display())))?;
+        let mut roots = BTreeMap::new();
+        let mut last: Option<SignedSth> = None;
+        let entries = std::fs::read_dir(dir).map_err(|e| Error::Io(format!("{}: {e}", dir.display())))?;
+        for entry in entries {
+            let path = entry.map_err(|e| Error::Io(e.to_string()))?.path();
+            let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+            if !(name.starts_with("sth-") && name.ends_with(".json")) {
+                continue;
+            }
+            let bytes = std::fs::read(&path).map_err(|e| Error::Io(format!("{}: {e}", path.display())))?;
+            let sth: SignedSth = serde_json::from_slice(&bytes)
+                .map_err(|e| Error::Io(format!("{}: not an STH: {e}", path.display())))?;
+            roots.insert(sth.body.tree_size, sth.body.sha3_root.clone());
+            if last
+                .as_ref()
+                .is_none_or(|l| (sth.body.tree_size, sth.body.timestamp) > (l.body.tree_size, l.body.timestamp))
+            {
+                last = Some(sth);
+            }
+        }
+        Ok(Self { dir: dir.to_owned(), roots, last })
+    }
+
+    fn archive(&mut self, sth: &SignedSth) -> Result<bool, Error> {
+        if let Some(root) = self.roots.get(&sth.body.tree_size) {
+            if *root != sth.body.sha3_root {
+                let evidence = self.dir.join(format!("fork-{}-{}.json", sth.body.tree_size, sth.body.timestamp));
+                let bytes = serde_json::to_vec_pretty(sth).map_err(|e| Error::Io(e.to_string()))?;
+                store::write_private(&evidence, &bytes)?;
+                return Err(Error::Fork(format!(
+                    "tree size {} was signed with root {root} and now with {} (evidence: {})",
+                    sth.body.tree_size,
+                    sth.body.sha3_root,
+                    evidence.display()
+                )));
+            }
+            return Ok(false);
+        }
+        let path = self.dir.join(format!("sth-{:020}-{}.json", sth.body.tree_size, sth.body.timestamp));
+        let bytes = serde_json::to_vec_pretty(sth).map_err(|e| Error::Io(e.to_string()))?;
+        store::write_private(&path, &bytes)?;
+        self.roots.insert(sth.body.tree_size, sth.body.sha3_root.clone());
+        Ok(true)
+    }
+
+    /// One poll: the key against the pin, the newest head's signature, consistency with the
+    /// previous newest head, every RSS item's signature and root against the archive; every
+    /// new head is archived.
+    ///
+    /// # Errors
+    /// [`Error::KeyChanged`], [`Error::Fork`], [`Error::Invalid`], transport errors.
+    pub fn poll(&mut self, relay: &Relay, store: &Store, expected_pk_hash: Option<&str>) -> Result<PollReport, Error> {
+        let mut pins = Pins::load(store)?;
+        let key = fetch_key(relay)?;
+        pins.check(relay.base(), &key, expected_pk_hash)?;
+        pins.save()?;
+        let sth = fetch_sth(relay)?;
+        verify_sth(&sth, &key)?;
+        let consistency = match &self.last {
+            Some(last) if last.body.tree_size > sth.body.tree_size || last.body.timestamp <= sth.body.timestamp => {
+                Some(check_consistency(relay, &last.body, &sth.body)?)
+            }
+            _ => None,
+        };
+        let mut archived = usize::from(self.archive(&sth)?);
+        let feed = parse_feed(&relay.get_text("/ct/feed.xml")?)?;
+        for item in &feed {
+            verify_sth(item, &key).map_err(|e| Error::Invalid(format!("RSS feed: {e}")))?;
+            archived += usize::from(self.archive(item)?);
+        }
+        self.last = Some(sth.clone());
+        Ok(PollReport {
+            tree_size: sth.body.tree_size,
+            sha3_root: sth.body.sha3_root.clone(),
+            timestamp: sth.body.timestamp,
+            archived,
+            consistency,
+            feed_items: feed.len(),
+        })
+    }
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
+}
