@@ -10,12 +10,15 @@ const USAGE: &str = "usage: paramant release keygen --out KEY_DIR
        paramant release sign --keys KEY_DIR --version V --source-commit COMMIT --toolchain TEXT
                              --cargo-lock FILE --flake-lock FILE --out RELEASE_DIR ARTIFACT...
        paramant release verify --public-keys FILE [--artifacts DIR] MANIFEST
+       paramant release show --public-keys FILE MANIFEST
   keygen   makes both private release keys (mode 0600; keep them offline, never in the repository)
            and the public keys (paramant-release.pub holds both)
   sign     writes RELEASE_DIR/manifest.json, manifest.json.sig (ECDSA P-256, cosign blob format)
            and manifest.json.ml-dsa-65.sig, then verifies them
   verify   requires both signatures, then every artifact's SHA-256 (artifacts default to the
-           manifest's directory); offline; exit status 1 when anything does not verify";
+           manifest's directory); offline; exit status 1 when anything does not verify
+  show     verifies both signatures (not the artifacts) and prints `version V` and one
+           `artifact NAME SHA256 SIZE` line per artifact: what an updater may then download";
 
 /// Runs `paramant release …` with `args` (after `release`).
 pub fn main_with_args(args: &[String]) -> ExitCode {
@@ -64,6 +67,7 @@ fn dispatch(args: &[String]) -> anyhow::Result<()> {
             &["keys", "version", "source-commit", "toolchain", "cargo-lock", "flake-lock", "out"],
         )?),
         "verify" => verify(&Args::parse(rest, &["public-keys", "artifacts"])?),
+        "show" => show(&Args::parse(rest, &["public-keys"])?),
         other => anyhow::bail!("unknown command {other:?}\n{USAGE}"),
     }
 }
@@ -113,5 +117,17 @@ fn verify(args: &Args) -> anyhow::Result<()> {
         verified.source_commit,
         verified.artifacts.len()
     );
+    Ok(())
+}
+
+fn show(args: &Args) -> anyhow::Result<()> {
+    let [manifest] = args.positional.as_slice() else { anyhow::bail!("name one manifest\n{USAGE}") };
+    let keys = PublicKeys::load(Path::new(args.required("public-keys")?))?;
+    let verified = crate::verify_manifest(&keys, Path::new(manifest))?;
+    println!("version {}", verified.version);
+    println!("source_commit {}", verified.source_commit);
+    for a in &verified.artifacts {
+        println!("artifact {} {} {}", a.name, a.sha256, a.size);
+    }
     Ok(())
 }

@@ -16,7 +16,7 @@ mod pem;
 use std::path::PathBuf;
 
 pub use keys::{PublicKeys, SigningKeys, keygen};
-pub use manifest::{Artifact, FORMAT, Manifest, ReleaseInputs, sign_release, verify_release};
+pub use manifest::{Artifact, FORMAT, Manifest, ReleaseInputs, sign_release, verify_manifest, verify_release};
 
 /// The ECDSA P-256 private key (PKCS#8 PEM), in a key directory.
 pub const ECDSA_KEY_FILE: &str = "release-ecdsa-p256.key";

@@ -167,14 +167,13 @@ fn read_signature(path: &Path) -> Result<Vec<u8>, Error> {
     STANDARD.decode(text.trim()).map_err(|e| Error::format(path, format!("not base64: {e}")))
 }
 
-/// Verifies a release offline: the ECDSA P-256 and the ML-DSA-65 signature files next to
-/// `manifest_path` must both verify over its exact bytes with `keys`; only then is the manifest
-/// read, and every artifact it names must be in `artifacts_dir` with its SHA-256 and size.
+/// Verifies the two signatures next to `manifest_path` over its exact bytes — the ECDSA P-256
+/// one (`<manifest>.sig`) and the ML-DSA-65 one (`<manifest>.ml-dsa-65.sig`), both required —
+/// and only then reads the manifest. Artifacts are not looked at (see [`verify_release`]).
 ///
 /// # Errors
-/// The first failure, naming the file: a missing or invalid signature, a malformed manifest, a
-/// missing or different artifact.
-pub fn verify_release(keys: &PublicKeys, manifest_path: &Path, artifacts_dir: &Path) -> Result<Manifest, Error> {
+/// The first failure, naming the file: a missing or invalid signature, a malformed manifest.
+pub fn verify_manifest(keys: &PublicKeys, manifest_path: &Path) -> Result<Manifest, Error> {
     let bytes = std::fs::read(manifest_path).map_err(Error::io(manifest_path))?;
     let dir = manifest_path.parent().unwrap_or(Path::new("."));
     let name = manifest_path.file_name().and_then(|n| n.to_str()).unwrap_or(MANIFEST_FILE);
@@ -189,6 +188,17 @@ pub fn verify_release(keys: &PublicKeys, manifest_path: &Path, artifacts_dir: &P
     let manifest: Manifest = serde_json::from_slice(&bytes)
         .map_err(|e| Error::format(manifest_path, format!("not a release manifest: {e}")))?;
     manifest.validate(manifest_path)?;
+    Ok(manifest)
+}
+
+/// Verifies a release offline: [`verify_manifest`], then every artifact it names must be in
+/// `artifacts_dir` with its SHA-256 and size.
+///
+/// # Errors
+/// The first failure, naming the file: a missing or invalid signature, a malformed manifest, a
+/// missing or different artifact.
+pub fn verify_release(keys: &PublicKeys, manifest_path: &Path, artifacts_dir: &Path) -> Result<Manifest, Error> {
+    let manifest = verify_manifest(keys, manifest_path)?;
     for artifact in &manifest.artifacts {
         let path = artifacts_dir.join(&artifact.name);
         let (sha256, size) =
