@@ -35,6 +35,29 @@ let
     services.paramant.relays = lib.genAttrs allSectors (_: { });
   };
 
+  # TEST ONLY: the options of agenix and sops-nix that the examples in secrets/ use, with the
+  # paths those tools decrypt to.
+  secretToolOptions = { lib, ... }:
+    let
+      secretsOf = dir: extra: lib.mkOption {
+        type = lib.types.attrsOf (lib.types.submodule ({ name, ... }: {
+          options = extra // {
+            path = lib.mkOption { type = lib.types.str; default = "${dir}/${name}"; };
+          };
+        }));
+        default = { };
+      };
+      opt = type: lib.mkOption { inherit type; default = null; };
+    in
+    {
+      options.age.secrets = secretsOf "/run/agenix" { file = opt (lib.types.nullOr lib.types.path); };
+      options.sops.secrets = secretsOf "/run/secrets" {
+        sopsFile = opt (lib.types.nullOr lib.types.path);
+        key = opt (lib.types.nullOr lib.types.str);
+        format = opt (lib.types.nullOr lib.types.str);
+      };
+    };
+
   failing = config: map (a: a.message) (lib.filter (a: !a.assertion) config.assertions);
 
   # Units as NixOS writes them: unitConfig plus the list options, serviceConfig; wantedBy is
@@ -162,6 +185,21 @@ let
         failing c == [ ] && lib.sort lib.lessThan c.networking.firewall.allowedTCPPorts == [ 8000 8001 8002 8003 8004 ]
         && !c.services.openssh.enable && c.users.users.root.hashedPassword == "!" && !c.users.mutableUsers
         && c.services.journald.storage == "persistent" && lib.length c.systemd.targets.paramant.unitConfig.Wants == 10))
+    (check "secrets/agenix.nix: the log key and TLS key reach the units from /run/agenix"
+      (let c = eval [ secretToolOptions ../../secrets/agenix.nix ]; in
+        failing c == [ ]
+        && c.systemd.services."paramant-ctlog@health".serviceConfig.LoadCredential
+          == [ "" "log-key:/run/agenix/paramant-ctlog-health-key" "internal-token:paramant-%i.ctlog-internal-token" ]
+        && lib.elem "tls-key:/run/agenix/paramant-relay-health-tls-key" c.systemd.services."paramant-relay@health".serviceConfig.LoadCredential))
+    (check "secrets/sops-nix.nix: the license token and log key reach the units from /run/secrets"
+      (let c = eval [ secretToolOptions ../../secrets/sops-nix.nix ]; in
+        failing c == [ ]
+        && c.systemd.services.paramant-license.serviceConfig.LoadCredential == [ "license:/run/secrets/paramant-license" ]
+        && lib.elem "log-key:/run/secrets/paramant-ctlog-health-key" c.systemd.services."paramant-ctlog@health".serviceConfig.LoadCredential))
+    (check "secrets/systemd-creds.nix: the log key is an encrypted credential"
+      (let c = eval [ ../../secrets/systemd-creds.nix ]; in
+        failing c == [ ]
+        && c.systemd.services."paramant-ctlog@".serviceConfig.LoadCredentialEncrypted == [ "log-key:paramant-ctlog-%i.log-key" ]))
     (check "paramantOS units are the harness units" (unitsOf (evalOS [ ]) == unitsOf harnessConfig))
 
     (rejects "a port outside 0..65535 is a type error" [ (one "health" { services.paramant.relays.health.port = 70000; }) ])
