@@ -30,3 +30,12 @@ bash scripts/render-units.sh --out target/rendered-units
 
 echo "== the Debian systemd harness (nspawn and qemu TCG boots of the rendered units)"
 bash harness/debian-systemd/run.sh --no-build
+
+echo "== Nix side: every .nix parses, deadnix, modules under lib.evalModules = harness units, flake.lock"
+bash scripts/nix-check.sh
+
+echo "== signed releases: paramant release keygen/sign/verify, checked by Python cryptography"
+bash scripts/release-check.sh target/release/paramant .venv-sdk/bin/python
+
+echo "== reproducible release build: paramant built twice in two directories, compared"
+bash scripts/repro-check.sh

@@ -16,6 +16,7 @@ const SERVICES: &[(&str, &str)] = &[
     ("up", "Run the appliance's services locally: paramant up [--data DIR] (DIR defaults to ./paramant-data)"),
     ("ctlog", "Run the transparency log service: paramant ctlog run --config FILE"),
     ("relay", "Run the relay (data plane) service: paramant relay run --config FILE"),
+    ("release", "Signed releases: paramant release keygen|sign|verify|show (paramant release for details)"),
 ];
 
 fn main() -> ExitCode {
@@ -33,6 +34,7 @@ fn main() -> ExitCode {
         },
         Some((cmd, rest)) if cmd == "ctlog" => ctlog::cli::main_with_args(rest),
         Some((cmd, rest)) if cmd == "relay" => relay::cli::main_with_args(rest),
+        Some((cmd, rest)) if cmd == "release" => release::cli::main_with_args(rest),
         _ => client::cli::main_as(None, SERVICES),
     }
 }

@@ -44,6 +44,10 @@ pub struct Config {
     /// Trial key requests (`POST /v2/request-trial`).
     #[serde(default)]
     pub trial: TrialConfig,
+    /// The release public keys file (`paramant release keygen`: ECDSA P-256 and ML-DSA-65) served
+    /// at `/.well-known/paramant-release.pub`; checked at start. None: that path answers 404.
+    #[serde(default)]
+    pub release_public_keys_file: Option<PathBuf>,
     /// How strictly the process sandbox is enforced (`landlock = "required"`, the default, or
     /// `"best-effort"`). What it allows is derived from the rest of the file (see
     /// `Config::sandbox_policy`): read-only the config file, `$CREDENTIALS_DIRECTORY`, the TLS
@@ -273,6 +277,7 @@ impl Config {
             read_only.extend([tls.cert_file.clone(), tls.key_file.clone()]);
         }
         read_only.push(self.ctlog_token_path());
+        read_only.extend(self.release_public_keys_file.clone());
         read_only.extend(harden::RESOLVER_FILES.iter().map(PathBuf::from));
         harden::SandboxPolicy {
             read_only,

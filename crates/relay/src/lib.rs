@@ -77,6 +77,7 @@ pub fn open(config: Config) -> anyhow::Result<Opened> {
         .mode(0o700)
         .create(&config.state_dir)
         .with_context(|| format!("cannot create state directory {}", config.state_dir.display()))?;
+    routes::well_known::check(&config)?;
     let internal_token = crypto::Secret::load_or_generate(&config.internal_token_path(), "pit_")?;
     let ctlog_token_path = config.ctlog_token_path();
     let ctlog_token = crypto::Secret::load(&ctlog_token_path)

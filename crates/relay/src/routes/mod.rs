@@ -10,6 +10,7 @@ pub mod info;
 pub mod registry;
 pub mod transfer;
 pub mod webhooks;
+pub mod well_known;
 
 use std::net::SocketAddr;
 
@@ -44,6 +45,7 @@ pub fn router(state: SharedState) -> Router {
         .route("/v2/verify-receipt", post(ct_proxy::forward));
     let api = Router::new()
         .route("/health", get(info::health))
+        .route("/.well-known/paramant-release.pub", get(well_known::release_public_keys))
         .route("/v2/capabilities", get(info::capabilities))
         .route("/v2/auth/capabilities", get(info::auth_capabilities))
         .route("/v2/check-key", get(info::check_key))

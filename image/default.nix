@@ -1,0 +1,111 @@
+# paramantOS as a disk image (nixpkgs `image.repart`): a GPT disk with an ESP (systemd-boot and
+# the unified kernel image), the Nix store read-only on erofs under dm-verity (the UKI carries
+# the root hash, so a changed byte stops the boot), an empty second store slot for A/B updates,
+# and the state partition, created and grown to the disk on first boot by systemd-repart.
+# The root file system is a tmpfs: everything that persists is on the state partition (/var).
+#
+# Build on a connected Nix machine: `nix build .#image` (README "The Nix side").
+{ config, lib, pkgs, modulesPath, ... }:
+let
+  inherit (config.image.repart.verityStore) partitionIds;
+  efiArch = pkgs.stdenv.hostPlatform.efiArch;
+  # Each store slot is as large as the store partition of this build plus headroom, so that
+  # the next releases fit into the other slot (sysupdate writes whole partitions).
+  storeSlotSize = "3G";
+  veritySlotSize = "256M";
+in
+{
+  imports = [
+    "${modulesPath}/image/repart.nix"
+    ./first-boot.nix
+    ./updates.nix
+  ];
+
+  system.image = {
+    id = "paramantOS";
+    version = (lib.importTOML ../Cargo.toml).workspace.package.version;
+  };
+  system.stateVersion = "25.11";
+  networking.hostName = lib.mkDefault "paramant";
+
+  image.repart = {
+    name = "paramantOS";
+    verityStore.enable = true;
+    partitions = {
+      ${partitionIds.esp} = {
+        contents = {
+          "/EFI/BOOT/BOOT${lib.toUpper efiArch}.EFI".source = "${pkgs.systemd}/lib/systemd/boot/efi/systemd-boot${efiArch}.efi";
+          # Boot the newest UKI that has tries left; a UKI whose tries ran out is skipped.
+          "/loader/loader.conf".source = pkgs.writeText "loader.conf" "timeout 0\n";
+        };
+        repartConfig = { Type = "esp"; Format = "vfat"; SizeMinBytes = "256M"; };
+      };
+      ${partitionIds.store-verity}.repartConfig = {
+        SizeMinBytes = veritySlotSize;
+        SizeMaxBytes = veritySlotSize;
+        Label = "store-verity_${config.system.image.version}";
+      };
+      ${partitionIds.store}.repartConfig = {
+        SizeMinBytes = storeSlotSize;
+        SizeMaxBytes = storeSlotSize;
+        # sysupdate finds versions by partition label: store_<version>.
+        Label = "store_${config.system.image.version}";
+      };
+      # The B slots: empty partitions of the same types, labelled "_empty" as sysupdate expects.
+      "30-store-verity-b".repartConfig = {
+        Type = "usr-${pkgs.stdenv.hostPlatform.linuxArch}-verity";
+        Label = "_empty";
+        SizeMinBytes = veritySlotSize;
+        SizeMaxBytes = veritySlotSize;
+      };
+      "31-store-b".repartConfig = {
+        Type = "usr-${pkgs.stdenv.hostPlatform.linuxArch}";
+        Label = "_empty";
+        SizeMinBytes = storeSlotSize;
+        SizeMaxBytes = storeSlotSize;
+      };
+    };
+  };
+
+  # Boot: systemd in the initrd (dm-verity for /usr, repart for the state partition), the UKI.
+  boot.loader.grub.enable = false;
+  boot.initrd.systemd.enable = true;
+  boot.initrd.systemd.root = "gpt-auto";
+
+  # First boot: systemd-repart adds the state partition behind the image's partitions and grows
+  # it to the end of the disk; later boots find it and leave it as it is.
+  boot.initrd.systemd.repart.enable = true;
+  systemd.repart.partitions."40-state" = {
+    Type = "var";
+    Format = "ext4";
+    Label = "state";
+    SizeMinBytes = "2G";
+    # Fill the disk; a larger disk later grows the file system at the next boot.
+    GrowFileSystem = true;
+  };
+
+  fileSystems = {
+    "/" = { fsType = "tmpfs"; options = [ "mode=0755" "size=25%" ]; };
+    "/var" = { device = "/dev/disk/by-partlabel/state"; fsType = "ext4"; neededForBoot = true; };
+    # The store lives in the verity-protected /usr partition.
+    "/nix/store" = { device = "/usr/nix/store"; fsType = "none"; options = [ "bind" ]; };
+    # Secrets persist with the state; units read them through LoadCredential=.
+    "/etc/credstore" = { device = "/var/lib/credstore"; fsType = "none"; options = [ "bind" "x-systemd.requires-mounts-for=/var" ]; };
+  };
+  systemd.tmpfiles.rules = [ "d /var/lib/credstore 0700 root root -" ];
+
+  # A read-only system: no Nix daemon, no channels, no activation-time /usr/bin/env.
+  nix.enable = false;
+  system.switch.enable = false;
+  system.activationScripts.usrbinenv = lib.mkForce "";
+  # The machine id is made on the first boot and kept with the state (the journal is keyed by it).
+  environment.etc."machine-id".source = "/var/lib/machine-id";
+  systemd.services.paramant-machine-id = {
+    description = "Keep the machine id with the state partition";
+    wantedBy = [ "sysinit.target" ];
+    before = [ "systemd-journald.service" ];
+    unitConfig = { DefaultDependencies = false; ConditionPathExists = "!/var/lib/machine-id"; RequiresMountsFor = "/var"; };
+    serviceConfig.Type = "oneshot";
+    script = "systemd-id128 new > /var/lib/machine-id";
+  };
+}
