@@ -1,8 +1,9 @@
 //! The license gate: what the relay and the admin panel call on every request that needs the
 //! entitlement. It reads the offline `plk_` token and the state `paramant-license` publishes,
 //! and re-verifies both itself (signatures, expiry, grace) — it never trusts a plain file to
-//! grant anything. Evaluations are cached for at most [`REFRESH_MS`], and never past the
-//! instant the grant ends, so a license that expires while running takes effect at once.
+//! grant anything. Evaluations are cached for at most [`REFRESH_MS`], never past the instant
+//! the grant ends (a license that expires while running takes effect at once), and never once
+//! one of the files changed (checked by a `stat` per call: a new check-in applies at once).
 //!
 //! For the admin service (the library call it wires in): build a [`Gate`] from the `[license]`
 //! table of its config ([`LicenseConfig`]), count users (active accounts plus active `pgp_` keys
@@ -12,6 +13,7 @@
 #![forbid(unsafe_code)]
 
 use std::collections::HashMap;
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
@@ -128,6 +130,7 @@ pub struct Gate {
 
 struct Cached {
     at_ms: u64,
+    files: Vec<Option<FileStamp>>,
     entitlement: Entitlement,
     revoked_support_keys: Vec<String>,
 }
@@ -176,6 +179,11 @@ impl Gate {
         true
     }
 
+    /// Whether a signed capability set in force orders the relay to drain.
+    pub fn drain_ordered(&self, now_ms: u64) -> bool {
+        self.with_fresh(now_ms, |c| c.entitlement.drain)
+    }
+
     /// Whether `presented` is a support key of the signed set in force, unexpired and not
     /// revoked by the operator; its id if so.
     pub fn support_key(&self, presented: &str, now_ms: u64) -> Option<String> {
@@ -190,22 +198,37 @@ impl Gate {
 
     fn with_fresh<T>(&self, now_ms: u64, read: impl FnOnce(&Cached) -> T) -> T {
         let mut cached = self.cached.lock().unwrap_or_else(|p| p.into_inner());
+        let files = self.stamps();
         let stale = cached.as_ref().is_none_or(|c| {
-            now_ms.saturating_sub(c.at_ms) >= REFRESH_MS
+            c.files != files
+                || now_ms.saturating_sub(c.at_ms) >= REFRESH_MS
                 || now_ms < c.at_ms
                 || c.entitlement.valid_until_ms.is_some_and(|until| now_ms >= until)
         });
         if stale {
-            *cached = Some(self.evaluate(now_ms));
+            *cached = Some(self.evaluate(now_ms, files));
         }
         // Just filled when it was empty.
         match cached.as_ref() {
             Some(c) => read(c),
-            None => read(&self.evaluate(now_ms)),
+            None => read(&self.evaluate(now_ms, self.stamps())),
         }
     }
 
-    fn evaluate(&self, now_ms: u64) -> Cached {
+    /// Modification time and length of each file the gate reads.
+    fn stamps(&self) -> Vec<Option<FileStamp>> {
+        let paths =
+            [self.config.token_path(), self.config.state_file.clone(), self.config.revoked_support_keys_file.clone()];
+        paths
+            .iter()
+            .map(|p| {
+                let meta = std::fs::metadata(p.as_ref()?).ok()?;
+                Some(FileStamp { modified: meta.modified().ok(), len: meta.len(), inode: meta.ino() })
+            })
+            .collect()
+    }
+
+    fn evaluate(&self, now_ms: u64, files: Vec<Option<FileStamp>>) -> Cached {
         let token = self.config.token_path().and_then(|p| read_small(&p));
         let state = self.config.state_file.as_deref().and_then(read_small).map(|text| {
             // An unreadable state is treated as a tampered cache: Community, never a grant.
@@ -223,8 +246,16 @@ impl Gate {
             .and_then(read_small)
             .and_then(|t| serde_json::from_str(&t).ok())
             .unwrap_or_default();
-        Cached { at_ms: now_ms, entitlement, revoked_support_keys }
+        Cached { at_ms: now_ms, files, entitlement, revoked_support_keys }
     }
+}
+
+/// What tells a changed file apart (an atomic rename over it gives a new inode).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct FileStamp {
+    modified: Option<std::time::SystemTime>,
+    len: u64,
+    inode: u64,
 }
 
 /// Reads a small text file; absent, unreadable or oversized reads as absent.

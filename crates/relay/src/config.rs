@@ -52,6 +52,11 @@ pub struct Config {
     /// file. Capabilities are dropped after binding and `no_new_privs` is set in every mode.
     #[serde(default)]
     pub sandbox: harden::SandboxConfig,
+    /// The license (`license_gate::LicenseConfig`): the offline `plk_` token, the state
+    /// `paramant-license` publishes, extra trust roots. Absent: Community Edition unless the
+    /// systemd credential `license-token` holds a valid token.
+    #[serde(default)]
+    pub license: license_gate::LicenseConfig,
 }
 
 /// Where the log is and how to authenticate to it.
@@ -211,6 +216,7 @@ impl Config {
         if let Some(url) = &self.registry_url {
             crate::webhook::parse_target(url, true).map_err(|m| invalid("registry_url", m))?;
         }
+        self.license.trust_roots().map_err(|e| invalid("license", &e.to_string()))?;
         Ok(())
     }
 
@@ -245,6 +251,7 @@ impl Config {
             read_only.extend([tls.cert_file.clone(), tls.key_file.clone()]);
         }
         read_only.push(self.ctlog_token_path());
+        read_only.extend(self.license.read_paths());
         read_only.extend(harden::RESOLVER_FILES.iter().map(PathBuf::from));
         harden::SandboxPolicy {
             read_only,

@@ -153,17 +153,20 @@ impl Keys<'_> {
         Ok((matches && record.active).then_some(Caller { key_hash: hash, plan: record.plan, label: record.label }))
     }
 
-    /// Mints a new key (`prefix` is "pgp_" or "plk_"); the plaintext is returned once, only its
-    /// hash is stored.
+    /// Mints a new `pgp_` key — a new user, so the license's user cap applies: the count and
+    /// the insert are one write transaction (two concurrent creations cannot both take the
+    /// last place), and a full appliance answers 402 `tier_limit_users`. The plaintext is
+    /// returned once, only its hash is stored. (`plk_` keys are license tokens, issued by
+    /// `paramant license issue`; the relay never mints them.)
     pub fn create(
         &self,
-        prefix: &str,
+        license: &license_gate::Gate,
         plan: Plan,
         label: &str,
         email: Option<&str>,
         now_ms: u64,
     ) -> Result<String, ApiError> {
-        let key = crypto::random_token(prefix).map_err(|e| ApiError::internal("rng", &e))?;
+        let key = crypto::random_token("pgp_").map_err(|e| ApiError::internal("rng", &e))?;
         let key_hash: KeyHash = Sha256::digest(key.as_bytes()).into();
         let record = KeyRecord {
             plan,
@@ -175,14 +178,24 @@ impl Keys<'_> {
         };
         let json = serde_json::to_vec(&record).map_err(DbError::from)?;
         self.db.write(|txn| {
-            txn.open_table(KEYS).map_err(DbError::from)?.insert(&key_hash, json.as_slice()).map_err(DbError::from)?;
+            let mut table = txn.open_table(KEYS).map_err(DbError::from)?;
+            let users = count_active(&table)?;
+            license.check_new_user(users, now_ms).map_err(|limit| crate::license::tier_limit(&limit))?;
+            table.insert(&key_hash, json.as_slice()).map_err(DbError::from)?;
             Ok::<_, ApiError>(())
         })?;
         Ok(key)
     }
 
-    /// Changes a key's plan or active flag, by the key's hash (hex).
-    pub fn update(&self, key_hash_hex: &str, plan: Option<Plan>, active: Option<bool>) -> Result<KeyRecord, ApiError> {
+    /// Changes a key's plan or active flag, by the key's hash (hex). Re-activating a key adds a
+    /// user: the license's cap applies, in the same transaction.
+    pub fn update(
+        &self,
+        license: &license_gate::Gate,
+        key_hash_hex: &str,
+        plan: Option<Plan>,
+        active: Option<bool>,
+    ) -> Result<KeyRecord, ApiError> {
         let hash = parse_key_hash(key_hash_hex)?;
         self.db.write(|txn| {
             let mut table = txn.open_table(KEYS).map_err(DbError::from)?;
@@ -193,12 +206,25 @@ impl Keys<'_> {
                 record.plan = plan;
             }
             if let Some(active) = active {
+                if active && !record.active {
+                    let users = count_active(&table)?;
+                    license
+                        .check_new_user(users, crate::state::now_ms())
+                        .map_err(|l| crate::license::tier_limit(&l))?;
+                }
                 record.active = active;
             }
             let json = serde_json::to_vec(&record).map_err(DbError::from)?;
             table.insert(&hash, json.as_slice()).map_err(DbError::from)?;
             Ok(record)
         })
+    }
+
+    /// Users on this relay: its active keys.
+    pub fn count_users(&self) -> Result<u64, DbError> {
+        let txn = self.db.read()?;
+        let table = txn.open_table(KEYS)?;
+        count_active(&table)
     }
 
     /// Every key record (hashes only).
@@ -211,6 +237,16 @@ impl Keys<'_> {
         }
         Ok(out)
     }
+}
+
+/// Active keys in the table (each is a user: an account's key or a key without an account).
+fn count_active(table: &impl ReadableTable<[u8; 32], &'static [u8]>) -> Result<u64, DbError> {
+    let mut users = 0;
+    for row in table.iter()? {
+        let record: KeyRecord = serde_json::from_slice(row?.1.value())?;
+        users += u64::from(record.active);
+    }
+    Ok(users)
 }
 
 fn parse_key_hash(hex_str: &str) -> Result<KeyHash, ApiError> {

@@ -44,6 +44,8 @@ pub struct AppState {
     pub attest: crate::routes::devices::Challenges,
     /// The sandbox and privileges in force, as `/health` reports them.
     pub hardening: harden::Hardening,
+    /// The license: edition, user cap, `plk_` operator keys, support keys, drain orders.
+    pub license: license_gate::Gate,
 }
 
 pub type SharedState = std::sync::Arc<AppState>;
@@ -51,7 +53,15 @@ pub type SharedState = std::sync::Arc<AppState>;
 impl AppState {
     /// The authenticated caller, with the per-key request rate applied.
     pub fn caller(&self, headers: &HeaderMap) -> ApiResult<Caller> {
-        let caller = Keys { db: &self.db }.authenticate(headers)?;
+        if let Some(operator) = crate::license::operator_caller(self, headers) {
+            // The operator's license: unlimited throughput (API reference, credential table).
+            return Ok(operator);
+        }
+        let authenticated = Keys { db: &self.db }.authenticate(headers);
+        let caller = match authenticated {
+            Ok(caller) => caller,
+            Err(refused) => crate::license::support_caller(self, headers).ok_or(refused)?,
+        };
         if caller.plan != Plan::Enterprise {
             self.per_key
                 .check(&caller.key_hash, self.config.limits.requests_per_key_per_minute, now_ms())
@@ -72,8 +82,9 @@ impl AppState {
             .map_err(|l| ApiError::rate_limited("too many requests from this address", l.retry_after_secs))
     }
 
+    /// Refusing uploads: stopping (SIGTERM), or drained by a signed remote action.
     pub fn is_draining(&self) -> bool {
-        self.draining.load(Ordering::Relaxed)
+        self.draining.load(Ordering::Relaxed) || self.license.drain_ordered(now_ms())
     }
 }
 

@@ -21,12 +21,14 @@ const MAX_AUDIT_LIMIT: u64 = 1_000;
 /// `GET /health`.
 pub async fn health(State(state): State<SharedState>) -> Json<Value> {
     let (blobs, bytes, budget) = state.blobs.usage();
+    let license = crate::license::health(&state);
     Json(json!({
         "ok": true,
         "service": "paramant-relay",
         "version": env!("CARGO_PKG_VERSION"),
         "sector": state.config.sector,
-        "edition": "community",
+        "edition": license["edition"],
+        "license": license,
         "blobs": blobs,
         "blob_bytes": bytes,
         "blob_budget_bytes": budget,
@@ -57,7 +59,10 @@ pub async fn check_key(
 ) -> ApiResult<Json<Value>> {
     state.limit_ip(peer.ip())?;
     let raw = headers.get("x-api-key").and_then(|v| v.to_str().ok()).unwrap_or_default();
-    let caller = Keys { db: &state.db }.find(raw)?;
+    let caller = match crate::license::operator_caller(&state, &headers) {
+        Some(operator) => Some(operator),
+        None => Keys { db: &state.db }.find(raw)?.or_else(|| crate::license::support_caller(&state, &headers)),
+    };
     Ok(Json(json!({ "valid": caller.is_some(), "plan": caller.map(|c| c.plan) })))
 }
 
