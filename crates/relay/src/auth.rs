@@ -19,6 +19,18 @@ use crate::keys::{KeyHash, KeyRecord, Plan, PresentedKey, parse_key_hash};
 pub struct Caller {
     key_hash: KeyHash,
     plan: Plan,
+    credential: Credential,
+}
+
+/// What authenticated a [`Caller`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Credential {
+    /// A `pgp_` key of this relay.
+    RelayKey,
+    /// The operator's `plk_` license token: unlimited throughput (API reference, credential table).
+    OperatorLicense,
+    /// A short-lived Paramant support key of the signed capability set in force.
+    SupportKey,
 }
 
 impl Caller {
@@ -30,6 +42,11 @@ impl Caller {
     /// The key's tier.
     pub fn plan(&self) -> Plan {
         self.plan
+    }
+
+    /// Whether the operator's license token authenticated this caller (no per-key rate).
+    pub fn is_operator(&self) -> bool {
+        self.credential == Credential::OperatorLicense
     }
 }
 
@@ -60,12 +77,32 @@ impl<S: Send + Sync> OptionalFromRequestParts<S> for Caller {
     }
 }
 
-/// The active caller behind the `X-Api-Key` header, if one was sent and it authenticates.
-pub fn authenticate(db: &RelayDb, headers: &HeaderMap) -> Result<Option<Caller>, DbError> {
-    match headers.get("x-api-key").and_then(|v| v.to_str().ok()) {
-        Some(raw) => find(db, raw),
-        None => Ok(None),
+/// The active caller behind the `X-Api-Key` header, if one was sent and it authenticates: the
+/// operator's `plk_` license token (when it verifies and has not expired: unlimited throughput,
+/// API reference credential table), a `pgp_` key of this relay, or a Paramant support key of
+/// the signed capability set in force.
+pub fn authenticate(
+    db: &RelayDb,
+    license: &license_gate::Gate,
+    headers: &HeaderMap,
+) -> Result<Option<Caller>, DbError> {
+    let Some(raw) = headers.get("x-api-key").and_then(|v| v.to_str().ok()).map(str::trim) else { return Ok(None) };
+    let now = crate::state::now_ms();
+    if raw.starts_with("plk_") {
+        let valid = license.operator_key_valid(raw, now);
+        let key_hash = Sha256::digest(raw.as_bytes()).into();
+        return Ok(valid.then_some(Caller {
+            key_hash,
+            plan: Plan::Community,
+            credential: Credential::OperatorLicense,
+        }));
     }
+    if let Some(caller) = find(db, raw)? {
+        return Ok(Some(caller));
+    }
+    let support = license.support_key(raw, now).is_some();
+    let key_hash = Sha256::digest(raw.as_bytes()).into();
+    Ok(support.then_some(Caller { key_hash, plan: Plan::Community, credential: Credential::SupportKey }))
 }
 
 /// The active caller for a raw key string, if any.
@@ -74,20 +111,26 @@ pub fn find(db: &RelayDb, raw: &str) -> Result<Option<Caller>, DbError> {
     let hash = key.hash();
     let Some(record) = db.key(&hash)? else { return Ok(None) };
     let matches = crypto::ct_eq(&record.key_hash, &hash);
-    Ok((matches && record.active).then_some(Caller { key_hash: hash, plan: record.plan }))
+    Ok((matches && record.active).then_some(Caller {
+        key_hash: hash,
+        plan: record.plan,
+        credential: Credential::RelayKey,
+    }))
 }
 
-/// Mints a new key (`prefix` is "pgp_" or "plk_"); the plaintext is returned once, only its
-/// hash is stored.
+/// Mints a new `pgp_` key — a new user, so the license's user cap applies: the count and the
+/// insert are one write transaction, and a full appliance answers 402 `tier_limit_users`. The
+/// plaintext is returned once, only its hash is stored. (`plk_` keys are license tokens, issued
+/// by `paramant license issue`; the relay never mints them.)
 pub fn create_key(
     db: &RelayDb,
-    prefix: &str,
+    license: &license_gate::Gate,
     plan: Plan,
     label: &str,
     email: Option<&str>,
     now_ms: u64,
 ) -> Result<String, ApiError> {
-    let key = crypto::random_token(prefix).map_err(|e| ApiError::internal("rng", &e))?;
+    let key = crypto::random_token("pgp_").map_err(|e| ApiError::internal("rng", &e))?;
     let key_hash: KeyHash = Sha256::digest(key.as_bytes()).into();
     let record = KeyRecord {
         plan,
@@ -97,25 +140,34 @@ pub fn create_key(
         active: true,
         key_hash,
     };
-    db.insert_key(&record)?;
+    db.insert_key(&record, |users| license.check_new_user(users, now_ms).map_err(|l| crate::license::tier_limit(&l)))?;
     Ok(key)
 }
 
 /// Changes a key's plan or active flag, by the key's hash (hex).
+///
+/// Re-activating a key adds a user: the license's cap applies, in the same transaction.
 pub fn update_key(
     db: &RelayDb,
+    license: &license_gate::Gate,
     key_hash_hex: &str,
     plan: Option<Plan>,
     active: Option<bool>,
 ) -> Result<KeyRecord, ApiError> {
     let hash = parse_key_hash(key_hash_hex)?;
-    let changed = db.update_key(&hash, |record| {
-        if let Some(plan) = plan {
-            record.plan = plan;
-        }
-        if let Some(active) = active {
-            record.active = active;
-        }
-    })?;
+    let admit =
+        |users| license.check_new_user(users, crate::state::now_ms()).map_err(|l| crate::license::tier_limit(&l));
+    let changed = db.update_key(
+        &hash,
+        |record| {
+            if let Some(plan) = plan {
+                record.plan = plan;
+            }
+            if let Some(active) = active {
+                record.active = active;
+            }
+        },
+        admit,
+    )?;
     changed.ok_or_else(|| ApiError::not_found("no such key"))
 }

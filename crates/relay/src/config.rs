@@ -62,6 +62,11 @@ pub struct Config {
     /// `idle_timeout_secs`, `max_connections`, `max_connections_per_ip`).
     #[serde(default)]
     pub connections: httpserve::Limits,
+    /// The license (`license_gate::LicenseConfig`): the offline `plk_` token, the state
+    /// `paramant-license` publishes, extra trust roots. Absent: Community Edition unless the
+    /// systemd credential `license-token` holds a valid token.
+    #[serde(default)]
+    pub license: license_gate::LicenseConfig,
 }
 
 /// Where the log is and how to authenticate to it.
@@ -243,6 +248,7 @@ impl Config {
         if let Some(url) = &self.registry_url {
             PeerUrl::parse(url, Scheme::AllowPlainHttp).map_err(|m| invalid("registry_url", m))?;
         }
+        self.license.trust_roots().map_err(|e| invalid("license", &e.to_string()))?;
         Ok(())
     }
 
@@ -278,6 +284,7 @@ impl Config {
         }
         read_only.push(self.ctlog_token_path());
         read_only.extend(self.release_public_keys_file.clone());
+        read_only.extend(self.license.read_paths());
         read_only.extend(harden::RESOLVER_FILES.iter().map(PathBuf::from));
         harden::SandboxPolicy {
             read_only,

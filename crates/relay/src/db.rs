@@ -157,6 +157,16 @@ pub struct RelayDb {
     db: Database,
 }
 
+/// Active keys in the table (each is a user: an account's key or a key without an account).
+fn count_active(table: &impl ReadableTable<KeyHash, &'static [u8]>) -> Result<u64, DbError> {
+    let mut users = 0;
+    for row in table.iter()? {
+        let record: KeyRecord = decode(row?.1.value())?;
+        users += u64::from(record.active);
+    }
+    Ok(users)
+}
+
 fn decode<T: DeserializeOwned>(raw: &[u8]) -> Result<T, DbError> {
     Ok(serde_json::from_slice(raw)?)
 }
@@ -204,27 +214,46 @@ impl RelayDb {
     }
 
     /// Stores a new key record.
-    pub fn insert_key(&self, record: &KeyRecord) -> Result<(), DbError> {
-        let json = serde_json::to_vec(record)?;
+    ///
+    /// `admit` sees the number of active keys counted in the same write transaction, so two
+    /// concurrent creations cannot both take the last place under a user cap.
+    pub fn insert_key<E: From<DbError>>(
+        &self,
+        record: &KeyRecord,
+        admit: impl FnOnce(u64) -> Result<(), E>,
+    ) -> Result<(), E> {
+        let json = serde_json::to_vec(record).map_err(DbError::from)?;
         self.write(|txn| {
-            txn.open_table(KEYS)?.insert(&record.key_hash, json.as_slice())?;
+            let mut table = txn.open_table(KEYS).map_err(DbError::from)?;
+            admit(count_active(&table)?)?;
+            table.insert(&record.key_hash, json.as_slice()).map_err(DbError::from)?;
             Ok(())
         })
     }
 
     /// Changes a key record in place; `None` when there is no such key.
-    pub fn update_key(
+    ///
+    /// A change that re-activates a key adds a user: `admit` then sees the number of active keys
+    /// counted in the same write transaction.
+    pub fn update_key<E: From<DbError>>(
         &self,
         hash: &KeyHash,
         change: impl FnOnce(&mut KeyRecord),
-    ) -> Result<Option<KeyRecord>, DbError> {
+        admit: impl FnOnce(u64) -> Result<(), E>,
+    ) -> Result<Option<KeyRecord>, E> {
         self.write(|txn| {
-            let mut table = txn.open_table(KEYS)?;
-            let existing = table.get(hash)?.map(|v| v.value().to_vec());
+            let mut table = txn.open_table(KEYS).map_err(DbError::from)?;
+            let existing = table.get(hash).map_err(DbError::from)?.map(|v| v.value().to_vec());
             let Some(raw) = existing else { return Ok(None) };
             let mut record: KeyRecord = decode(&raw)?;
+            let was_active = record.active;
             change(&mut record);
-            table.insert(hash, serde_json::to_vec(&record)?.as_slice())?;
+            if record.active && !was_active {
+                admit(count_active(&table)?)?;
+            }
+            table
+                .insert(hash, serde_json::to_vec(&record).map_err(DbError::from)?.as_slice())
+                .map_err(DbError::from)?;
             Ok(Some(record))
         })
     }

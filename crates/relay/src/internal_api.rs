@@ -43,7 +43,8 @@ struct CreateKey {
     label: String,
     #[serde(default)]
     email: Option<String>,
-    /// "pgp_" (developer keys, the default) or "plk_" (operator keys).
+    /// "pgp_", the default and the only prefix minted: a `plk_` operator key is a license token
+    /// (`paramant license issue`), never a random key.
     #[serde(default)]
     prefix: Option<String>,
 }
@@ -56,14 +57,19 @@ fn parse_plan(name: &str) -> ApiResult<Plan> {
 async fn create_key(State(state): State<SharedState>, body: Result<Bytes, BytesRejection>) -> ApiResult<Json<Value>> {
     let request: CreateKey = jsonapi::json_body(body)?;
     let plan = parse_plan(&request.plan)?;
-    let prefix = request.prefix.as_deref().unwrap_or("pgp_");
-    if prefix != "pgp_" && prefix != "plk_" {
-        return Err(ApiError::bad_request("prefix must be pgp_ or plk_"));
+    match request.prefix.as_deref().unwrap_or("pgp_") {
+        "pgp_" => {}
+        "plk_" => {
+            return Err(ApiError::bad_request(
+                "plk_ keys are license tokens (paramant license issue); the relay mints pgp_ keys only",
+            ));
+        }
+        _ => return Err(ApiError::bad_request("prefix must be pgp_")),
     }
     if request.label.len() > 200 {
         return Err(ApiError::bad_request("label must be at most 200 characters"));
     }
-    let key = auth::create_key(&state.db, prefix, plan, &request.label, request.email.as_deref(), now_ms())?;
+    let key = auth::create_key(&state.db, &state.license, plan, &request.label, request.email.as_deref(), now_ms())?;
     let key_hash = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(key.as_bytes()));
     Ok(Json(json!({ "ok": true, "key": key, "key_hash": key_hash, "plan": plan })))
 }
@@ -88,6 +94,6 @@ struct UpdateKey {
 async fn update_key(State(state): State<SharedState>, body: Result<Bytes, BytesRejection>) -> ApiResult<Json<Value>> {
     let request: UpdateKey = jsonapi::json_body(body)?;
     let plan = request.plan.as_deref().map(parse_plan).transpose()?;
-    let record = auth::update_key(&state.db, &request.key_hash, plan, request.active)?;
+    let record = auth::update_key(&state.db, &state.license, &request.key_hash, plan, request.active)?;
     Ok(Json(json!({ "ok": true, "key": record })))
 }

@@ -21,6 +21,7 @@ mod delivery;
 mod ids;
 mod internal_api;
 mod keys;
+mod license;
 mod log_client;
 mod mail;
 mod ratelimit;
@@ -65,6 +66,7 @@ pub struct Opened {
     ctlog_token: crypto::Secret,
     db: db::RelayDb,
     tls: Option<tokio_rustls::TlsAcceptor>,
+    license: license_gate::Gate,
 }
 
 /// Creates the state directory, loads the secrets, opens the database and loads the TLS
@@ -84,14 +86,15 @@ pub fn open(config: Config) -> anyhow::Result<Opened> {
         .with_context(|| format!("cannot read the log's internal token {}", ctlog_token_path.display()))?;
     let db = db::RelayDb::open(&config.state_dir.join(DB_FILE)).context("cannot open the relay database")?;
     let tls = config.tls.as_ref().map(tls::acceptor).transpose()?;
-    Ok(Opened { config, internal_token, ctlog_token, db, tls })
+    let license = license_gate::Gate::new(config.license.clone())?;
+    Ok(Opened { config, internal_token, ctlog_token, db, tls, license })
 }
 
 impl Opened {
     /// The state every handler shares, with the hardening `/health` reports. Runs inside the
     /// async runtime (the log client's connection pool belongs to it).
     fn start(self, hardening: harden::Hardening) -> (SharedState, Option<tokio_rustls::TlsAcceptor>) {
-        let Opened { config, internal_token, ctlog_token, db, tls } = self;
+        let Opened { config, internal_token, ctlog_token, db, tls, license } = self;
         let log = log_client::LogClient::new(&config.ctlog.internal_url, &config.ctlog.public_url, ctlog_token)
             .with_public_origin(&config.public_url());
         let state = Arc::new(AppState {
@@ -116,6 +119,7 @@ impl Opened {
             db,
             hardening,
             log_pk_hash: Default::default(),
+            license,
             config,
         });
         (state, tls)

@@ -62,15 +62,17 @@ pub struct AppState {
     pub hardening: harden::Hardening,
     /// `pk_hash` of the log's key (this relay's identity in the registry), once known.
     pub log_pk_hash: std::sync::OnceLock<String>,
+    /// The license: edition, user cap, `plk_` operator keys, support keys, drain orders.
+    pub license: license_gate::Gate,
 }
 
 /// The state handlers share.
 pub type SharedState = std::sync::Arc<AppState>;
 
 impl AppState {
-    /// Applies the per-key request rate (Enterprise keys are exempt).
+    /// Applies the per-key request rate (Enterprise keys and the operator's license are exempt).
     pub fn limit_key(&self, caller: &Caller) -> ApiResult<()> {
-        if caller.plan() == Plan::Enterprise {
+        if caller.plan() == Plan::Enterprise || caller.is_operator() {
             return Ok(());
         }
         self.per_key
@@ -85,9 +87,9 @@ impl AppState {
             .map_err(|l| ApiError::rate_limited("too many requests from this address", l.retry_after_secs))
     }
 
-    /// Whether SIGTERM started the drain.
+    /// Refusing uploads: stopping (SIGTERM), or drained by a signed remote action.
     pub fn is_draining(&self) -> bool {
-        self.draining.load(Ordering::Relaxed)
+        self.draining.load(Ordering::Relaxed) || self.license.drain_ordered(now_ms())
     }
 }
 

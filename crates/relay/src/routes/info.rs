@@ -21,12 +21,14 @@ const MAX_AUDIT_LIMIT: u64 = 1_000;
 /// `GET /health`.
 pub async fn health(State(state): State<SharedState>) -> Json<Value> {
     let (blobs, bytes, budget) = state.blobs.usage();
+    let license = crate::license::health(&state);
     Json(json!({
         "ok": true,
         "service": "paramant-relay",
         "version": env!("CARGO_PKG_VERSION"),
         "sector": state.config.sector,
-        "edition": "community",
+        "edition": license["edition"],
+        "license": license,
         "blobs": blobs,
         "blob_bytes": bytes,
         "blob_budget_bytes": budget,

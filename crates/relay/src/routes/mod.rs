@@ -90,7 +90,7 @@ async fn authenticate(
     mut request: Request,
     next: Next,
 ) -> Response {
-    let limited = match auth::authenticate(&state.db, request.headers()) {
+    let limited = match auth::authenticate(&state.db, &state.license, request.headers()) {
         Err(e) => Err(e.into()),
         Ok(Some(caller)) => {
             let limited = state.limit_key(&caller);

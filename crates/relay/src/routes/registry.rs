@@ -218,7 +218,7 @@ pub async fn request_trial(
             return Err(ApiError::rate_limited("at most 1 trial request per email address per 7 days", 24 * 3600));
         }
     }
-    let key = auth::create_key(&state.db, "pgp_", Plan::Free, name, Some(&email), now)?;
+    let key = auth::create_key(&state.db, &state.license, Plan::Free, name, Some(&email), now)?;
     let body = format!(
         "Hello {name},\n\nyour paramant trial API key (Free plan: 10 uploads a day, 1 hour retention):\n\n    {key}\n\nRelay: {}\nSend it in the X-Api-Key header. Keep it secret.\n",
         state.config.public_url()
@@ -236,7 +236,7 @@ pub async fn request_trial(
         // The key exists but did not reach the requester: deactivate it rather than leak it.
         eprintln!("paramant-relay: trial mail to a requester failed: {e}");
         let hash = hex::encode(Sha256::digest(key.as_bytes()));
-        let _ = auth::update_key(&state.db, &hash, None, Some(false));
+        let _ = auth::update_key(&state.db, &state.license, &hash, None, Some(false));
         return Err(ApiError::unavailable("mail_failed", "the trial key could not be sent; try again later", 300));
     }
     Ok(Json(json!({ "ok": true, "message": format!("Trial key sent to {email}") })))

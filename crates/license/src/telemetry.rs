@@ -1,0 +1,77 @@
+//! Telemetry: off by default; when the operator opts in, only the aggregate numbers the trust
+//! model lists — user count, transfers per 24 h, 5xx and auth-failure rates, uptime. The type
+//! holds numbers and nothing else, so no hash, email, name, address or log content can ever be
+//! put into it; the rates are per mille (integers: the body is canonical JSON, which has no
+//! fractions).
+
+use serde::{Deserialize, Serialize};
+
+/// The telemetry block of a check-in.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Telemetry {
+    /// Whether the operator opted in; when false every other field is null.
+    pub opted_in: bool,
+    /// Users (active accounts and active keys not owned by an account).
+    pub user_count: Option<u64>,
+    /// Transfers in the last 24 hours.
+    pub transfer_count_24h: Option<u64>,
+    /// Share of answers that were 5xx, per mille.
+    pub error_rate_5xx_permille: Option<u32>,
+    /// Share of requests that failed authentication, per mille.
+    pub auth_failure_rate_permille: Option<u32>,
+    /// Seconds since the relay started.
+    pub uptime_seconds: Option<u64>,
+}
+
+/// The aggregates a relay can report.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Aggregates {
+    /// Users.
+    pub user_count: u64,
+    /// Transfers in the last 24 hours.
+    pub transfer_count_24h: u64,
+    /// Requests answered, and how many of them with a 5xx.
+    pub requests: u64,
+    /// Answers with a 5xx.
+    pub errors_5xx: u64,
+    /// Failed authentications.
+    pub auth_failures: u64,
+    /// Seconds since start.
+    pub uptime_seconds: u64,
+}
+
+/// Whether the operator opted in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OptIn {
+    /// Off (the default): nothing but `opted_in: false`.
+    Off,
+    /// On: the aggregates.
+    On,
+}
+
+impl Telemetry {
+    /// The block for a check-in.
+    #[must_use]
+    pub fn new(opt_in: OptIn, aggregates: &Aggregates) -> Self {
+        match opt_in {
+            OptIn::Off => Self::default(),
+            OptIn::On => Self {
+                opted_in: true,
+                user_count: Some(aggregates.user_count),
+                transfer_count_24h: Some(aggregates.transfer_count_24h),
+                error_rate_5xx_permille: Some(permille(aggregates.errors_5xx, aggregates.requests)),
+                auth_failure_rate_permille: Some(permille(aggregates.auth_failures, aggregates.requests)),
+                uptime_seconds: Some(aggregates.uptime_seconds),
+            },
+        }
+    }
+}
+
+fn permille(part: u64, whole: u64) -> u32 {
+    if whole == 0 {
+        return 0;
+    }
+    // At most 1000 (part is capped at whole), so the cast cannot truncate.
+    (u128::from(part.min(whole)) * 1000 / u128::from(whole)) as u32
+}

@@ -1,0 +1,323 @@
+//! Licensing on the real relay: the Community cap (5 users) and a licensed `max_keys` on every
+//! path that creates a user (internal API, re-activation, trial keys) with 402
+//! `tier_limit_users`; a `plk_` license token as the operator's data-plane key; expiry while
+//! running; the signed capability set `paramant-license` publishes (re-verified, tampering is
+//! Community, drain); `/health` shows the edition, never the licensee.
+#![allow(clippy::unwrap_used)] // tests: a panic is the failure report
+
+mod common;
+
+use std::path::{Path, PathBuf};
+
+use common::{Sector, call, wait_until};
+use license::capability::{Capabilities, CapabilitySet};
+use license::remote::{DrainMode, DrainOrder, Remote, Role};
+use license::state::{LicenseState, Online, UserLimit};
+use license::token::{self, Payload};
+use serde_json::{Value, json};
+
+fn fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../license/fixtures")
+}
+
+fn seed(name: &str) -> [u8; 32] {
+    let text = std::fs::read_to_string(fixtures().join(name)).unwrap();
+    hex::decode(text.trim()).unwrap().try_into().unwrap()
+}
+
+fn ed_seed() -> [u8; 32] {
+    seed("test-ed25519-license-signing.seed.hex")
+}
+
+fn ml_key() -> crypto::LogSigningKey {
+    crypto::LogSigningKey::from_seed(&seed("test-mldsa65-capability-signing.seed.hex"))
+}
+
+fn issue(max_keys: UserLimit, expires_at: &str, issued_to: &str) -> String {
+    let payload = Payload { max_keys, expires_at: expires_at.into(), issued_to: issued_to.into(), issued_at: None };
+    token::issue(&ed_seed(), &payload).unwrap()
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as u64
+}
+
+/// A sector whose relay trusts the fixture keys and reads `token` (if any) and the state file
+/// (both in the returned directory).
+struct Licensed {
+    sector: Sector,
+    dir: tempfile::TempDir,
+}
+
+impl std::ops::Deref for Licensed {
+    type Target = Sector;
+    fn deref(&self) -> &Sector {
+        &self.sector
+    }
+}
+
+fn licensed_sector(token: Option<&str>) -> Licensed {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let token_file = dir.join("license-token");
+    std::fs::write(&token_file, token.unwrap_or("")).unwrap();
+    let state_dir = dir.join("license-state");
+    std::fs::create_dir_all(&state_dir).unwrap();
+    let config = format!(
+        "[license]\ntoken_file = {:?}\nstate_file = {:?}\ntrusted_ed25519_keys = [{:?}]\n\
+         ml_dsa_keys = [{{ key = {:?} }}]\nrevoked_support_keys_file = {:?}\n",
+        token_file,
+        state_dir.join("state.json"),
+        token::public_key_hex(&ed_seed()),
+        hex::encode(ml_key().verifying_key().to_bytes()),
+        state_dir.join("revoked-support-keys.json"),
+    );
+    Licensed { sector: Sector::with_config(&config), dir: tmp }
+}
+
+fn license_dir(sector: &Licensed) -> PathBuf {
+    sector.dir.path().to_path_buf()
+}
+
+fn create_key(sector: &Sector, body: Value) -> common::Reply {
+    call(
+        &format!("{}/internal/keys", sector.internal),
+        "POST",
+        &[("x-internal-auth", &sector.internal_token())],
+        Some(serde_json::to_vec(&body).unwrap()),
+    )
+    .unwrap()
+}
+
+fn set_active(sector: &Sector, key: &str, active: bool) -> common::Reply {
+    let body = json!({ "key_hash": common::sha256_hex(key.as_bytes()), "active": active });
+    call(
+        &format!("{}/internal/keys/update", sector.internal),
+        "POST",
+        &[("x-internal-auth", &sector.internal_token())],
+        Some(serde_json::to_vec(&body).unwrap()),
+    )
+    .unwrap()
+}
+
+fn health(sector: &Sector) -> Value {
+    sector.get("/health", None).json()
+}
+
+#[test]
+fn community_edition_allows_five_users_on_every_path_that_creates_one() {
+    let sector = Sector::start();
+    assert_eq!(health(&sector)["edition"], "community");
+    assert_eq!(health(&sector)["license"]["max_users"], 5);
+    let keys: Vec<String> = (0..5).map(|_| sector.key("professional")).collect();
+    // The internal API.
+    create_key(&sector, json!({ "plan": "free" })).assert_error(402, "tier_limit_users");
+    // A trial key request.
+    let trial = json!({ "name": "Sixth", "email": "sixth@example.org", "use_case": "testing" });
+    sector.post("/v2/request-trial", None, &trial).assert_error(402, "tier_limit_users");
+    // Re-activation: free a place, take it, then try to re-activate the freed key.
+    assert_eq!(set_active(&sector, &keys[0], false).status, 200);
+    let replacement = sector.key("free");
+    set_active(&sector, &keys[0], true).assert_error(402, "tier_limit_users");
+    // The refused paths changed nothing: the old key is still inactive, five keys work.
+    assert_eq!(sector.get("/v2/check-key", Some(&keys[0])).json()["valid"], false);
+    for key in keys[1..].iter().chain([&replacement]) {
+        assert_eq!(sector.get("/v2/check-key", Some(key)).json()["valid"], true);
+    }
+}
+
+#[test]
+fn concurrent_creations_never_exceed_the_cap() {
+    let sector = Sector::start();
+    let created: usize = std::thread::scope(|s| {
+        let handles: Vec<_> =
+            (0..12).map(|_| s.spawn(|| create_key(&sector, json!({ "plan": "free" })).status)).collect();
+        handles.into_iter().map(|h| h.join().unwrap()).filter(|&status| status == 200).count()
+    });
+    assert_eq!(created, 5);
+}
+
+#[test]
+fn the_relay_mints_no_plk_keys() {
+    let sector = Sector::start();
+    create_key(&sector, json!({ "plan": "enterprise", "prefix": "plk_" })).assert_error(400, "bad_request");
+}
+
+#[test]
+fn a_licensed_max_keys_is_enforced_and_health_hides_the_licensee() {
+    let token = issue(UserLimit::Limited(7), "2099-01-01", "Secret Customer Name BV");
+    let sector = licensed_sector(Some(&token));
+    let h = health(&sector);
+    assert_eq!((h["edition"].as_str(), h["license"]["max_users"].as_u64()), (Some("licensed"), Some(7)));
+    assert!(!h.to_string().contains("Secret Customer"), "{h}");
+    for _ in 0..7 {
+        sector.key("free");
+    }
+    create_key(&sector, json!({ "plan": "free" })).assert_error(402, "tier_limit_users");
+}
+
+#[test]
+fn a_plk_license_token_is_the_operators_data_plane_key() {
+    let token = issue(UserLimit::Unlimited, "2099-01-01", "Operator");
+    let sector = licensed_sector(Some(&token));
+    assert_eq!(sector.get("/v2/check-key", Some(&token)).json()["plan"], "community");
+    let hash = sector.upload_ok(&token, b"operator upload", json!({}));
+    assert_eq!(sector.download(&token, &hash).status, 200);
+    // A forged token (one character of the signature changed), an expired one, and one signed
+    // by a key the relay does not trust are refused.
+    let mut forged = token.clone().into_bytes();
+    let last = forged.len() - 2;
+    forged[last] = if forged[last] == b'A' { b'B' } else { b'A' };
+    let forged = String::from_utf8(forged).unwrap();
+    let expired = issue(UserLimit::Unlimited, "2020-01-01", "Operator");
+    let untrusted = token::issue(
+        &[9; 32],
+        &Payload {
+            max_keys: UserLimit::Unlimited,
+            expires_at: "2099-01-01".into(),
+            issued_to: "x".into(),
+            issued_at: None,
+        },
+    )
+    .unwrap();
+    for bad in [&forged, &expired, &untrusted] {
+        sector.upload(bad, b"x", json!({})).assert_error(401, "unauthorized");
+        assert_eq!(sector.get("/v2/check-key", Some(bad)).json()["valid"], false);
+    }
+    // None of them counts as a user or grants more than the token says.
+    assert_eq!(health(&sector)["license"]["max_users"], "unlimited");
+}
+
+#[test]
+fn a_bad_or_expired_token_is_community() {
+    for token in [issue(UserLimit::Unlimited, "2020-01-01", "Expired"), "plk_garbage".into(), "not a token".into()] {
+        let sector = licensed_sector(Some(&token));
+        assert_eq!(health(&sector)["edition"], "community");
+        for _ in 0..5 {
+            sector.key("free");
+        }
+        create_key(&sector, json!({ "plan": "free" })).assert_error(402, "tier_limit_users");
+    }
+}
+
+#[test]
+fn a_license_that_expires_while_running_takes_effect_without_a_restart() {
+    let expires = now_ms() + 4_000;
+    let token = issue(UserLimit::Limited(9), &wire::iso8601_ms(expires), "Short");
+    let sector = licensed_sector(Some(&token));
+    for _ in 0..6 {
+        sector.key("free");
+    }
+    assert_eq!(health(&sector)["edition"], "licensed");
+    // Observed, not slept: the relay's own clock passes the expiry.
+    wait_until("the license to expire", || (health(&sector)["edition"] == "community").then_some(()));
+    assert!(now_ms() >= expires);
+    create_key(&sector, json!({ "plan": "free" })).assert_error(402, "tier_limit_users");
+    sector.upload(&token, b"x", json!({})).assert_error(401, "unauthorized");
+}
+
+fn signed_set(token: &str, max_users: UserLimit, remote: Remote) -> String {
+    let now = now_ms();
+    let set = CapabilitySet {
+        issued_at: wire::iso8601_ms(now),
+        expires_at: wire::iso8601_ms(now + 6 * 3600 * 1000),
+        license_key: token.into(),
+        relay_id: "ab".repeat(32),
+        nonce: "00".repeat(16),
+        tier: "pro".into(),
+        capabilities: Capabilities {
+            max_users,
+            max_blob_size_mb: 5,
+            retention_max_seconds: 3600,
+            addons_allowed: vec![],
+            ml_dsa_required: false,
+            support_level: "email".into(),
+            custom_branding: false,
+        },
+        next_check_in_seconds: 21600,
+        next_pubkey_hash: None,
+        remote,
+    };
+    set.sign(&ml_key()).unwrap()
+}
+
+fn publish(sector: &Licensed, state: &LicenseState) {
+    let path = license_dir(sector).join("license-state/state.json");
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, serde_json::to_vec(state).unwrap()).unwrap();
+    std::fs::rename(tmp, path).unwrap();
+}
+
+#[test]
+fn the_relay_re_verifies_the_published_capability_set() {
+    let token = issue(UserLimit::Limited(6), "2099-01-01", "Online Customer");
+    let sector = licensed_sector(Some(&token));
+    let set = signed_set(&token, UserLimit::Limited(8), Remote::default());
+    publish(&sector, &LicenseState { online: Online::Active { set: set.clone() }, ..LicenseState::default() });
+    wait_until("the set to be read", || (health(&sector)["license"]["max_users"] == 8).then_some(()));
+    assert_eq!(health(&sector)["license"]["license_source"], "capability_set");
+    // Tampered (a higher cap without a new signature): Community, not the token's 6.
+    let tampered = set.replacen("\"max_users\":8", "\"max_users\":800", 1);
+    assert_ne!(tampered, set);
+    publish(&sector, &LicenseState { online: Online::Active { set: tampered }, ..LicenseState::default() });
+    wait_until("the tampered set to be refused", || (health(&sector)["edition"] == "community").then_some(()));
+    assert_eq!(health(&sector)["license"]["max_users"], 5);
+    // A degrade marker (402) is a plain file that can only take away: Community.
+    publish(
+        &sector,
+        &LicenseState { online: Online::PaymentRequired { since_ms: now_ms() }, ..LicenseState::default() },
+    );
+    wait_until("the degrade", || (health(&sector)["license"]["license_source"] == "none").then_some(()));
+}
+
+#[test]
+fn a_signed_drain_order_refuses_uploads_and_undrain_serves_again() {
+    let token = issue(UserLimit::Limited(6), "2099-01-01", "Drained");
+    let sector = licensed_sector(Some(&token));
+    let key = sector.key("professional");
+    let before = sector.upload_ok(&key, b"in flight before the drain", json!({}));
+    let drain = Remote {
+        drain: Some(DrainOrder { id: "d1".into(), role: Role::Support, mode: DrainMode::Drain }),
+        ..Remote::default()
+    };
+    let set = signed_set(&token, UserLimit::Limited(6), drain);
+    publish(&sector, &LicenseState { online: Online::Active { set }, ..LicenseState::default() });
+    wait_until("the drain", || (health(&sector)["draining"] == true).then_some(()));
+    sector.upload(&key, b"new upload", json!({})).assert_error(503, "draining");
+    // Transfers in flight finish.
+    assert_eq!(sector.download(&key, &before).status, 200);
+    let undrain = Remote {
+        drain: Some(DrainOrder { id: "d2".into(), role: Role::Owner, mode: DrainMode::Undrain }),
+        ..Remote::default()
+    };
+    let set = signed_set(&token, UserLimit::Limited(6), undrain);
+    publish(&sector, &LicenseState { online: Online::Active { set }, ..LicenseState::default() });
+    wait_until("the undrain", || (health(&sector)["draining"] == false).then_some(()));
+    sector.upload_ok(&key, b"serving again", json!({}));
+}
+
+#[test]
+fn a_support_key_works_until_revoked() {
+    let token = issue(UserLimit::Limited(6), "2099-01-01", "Supported");
+    let sector = licensed_sector(Some(&token));
+    let support = "pgp_support_0123456789abcdef0123456789abcdef";
+    let remote = Remote {
+        support_keys: vec![license::remote::SupportKey {
+            id: "sk1".into(),
+            role: Role::Support,
+            key_sha256: common::sha256_hex(support.as_bytes()),
+            expires_at: wire::iso8601_ms(now_ms() + 3_600_000),
+        }],
+        ..Remote::default()
+    };
+    let set = signed_set(&token, UserLimit::Limited(6), remote);
+    publish(&sector, &LicenseState { online: Online::Active { set }, ..LicenseState::default() });
+    wait_until("the support key", || {
+        (sector.get("/v2/check-key", Some(support)).json()["valid"] == true).then_some(())
+    });
+    license_gate::revoke_support_key(&license_dir(&sector).join("license-state/revoked-support-keys.json"), "sk1")
+        .unwrap();
+    wait_until("the revocation", || {
+        (sector.get("/v2/check-key", Some(support)).json()["valid"] == false).then_some(())
+    });
+}
