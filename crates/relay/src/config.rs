@@ -42,6 +42,11 @@ pub struct Config {
     /// Trial key requests (`POST /v2/request-trial`).
     #[serde(default)]
     pub trial: TrialConfig,
+    /// Public URL of the admin panel (`paramant-admin`) that serves this sector's user accounts
+    /// (`/api/user/*`, TOTP). When set, `/v2/auth/capabilities` reports
+    /// `user_totp_available: true`; the relay itself never holds TOTP secrets.
+    #[serde(default)]
+    pub user_accounts_url: Option<String>,
     /// How strictly the process sandbox is enforced (`landlock = "required"`, the default, or
     /// `"best-effort"`). What it allows is derived from the rest of the file (see
     /// `Config::sandbox_policy`): read-only the config file, `$CREDENTIALS_DIRECTORY`, the TLS
@@ -207,6 +212,11 @@ impl Config {
         }
         if limits.requests_per_ip_per_minute == 0 || limits.requests_per_key_per_minute == 0 {
             return Err(invalid("limits", "request rates must be at least 1 per minute"));
+        }
+        if let Some(url) = &self.user_accounts_url
+            && !(url.starts_with("https://") || url.starts_with("http://"))
+        {
+            return Err(invalid("user_accounts_url", "must be the admin panel's http(s) URL"));
         }
         if let Some(url) = &self.registry_url {
             crate::webhook::parse_target(url, true).map_err(|m| invalid("registry_url", m))?;

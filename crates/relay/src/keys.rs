@@ -181,6 +181,36 @@ impl Keys<'_> {
         Ok(key)
     }
 
+    /// Stores a key minted elsewhere, by its hash (hex); 409 if the relay already has it.
+    pub fn import(
+        &self,
+        key_hash_hex: &str,
+        plan: Plan,
+        label: &str,
+        email: Option<&str>,
+        now_ms: u64,
+    ) -> Result<KeyRecord, ApiError> {
+        let key_hash = parse_key_hash(key_hash_hex)?;
+        let record = KeyRecord {
+            plan,
+            label: label.to_owned(),
+            email: email.map(str::to_owned),
+            created_ms: now_ms,
+            active: true,
+            key_hash,
+        };
+        let json = serde_json::to_vec(&record).map_err(DbError::from)?;
+        self.db.write(|txn| {
+            let mut table = txn.open_table(KEYS).map_err(DbError::from)?;
+            if table.get(&key_hash).map_err(DbError::from)?.is_some() {
+                return Err(ApiError::conflict("key_exists", "a key with this hash exists"));
+            }
+            table.insert(&key_hash, json.as_slice()).map_err(DbError::from)?;
+            Ok::<_, ApiError>(())
+        })?;
+        Ok(record)
+    }
+
     /// Changes a key's plan or active flag, by the key's hash (hex).
     pub fn update(&self, key_hash_hex: &str, plan: Option<Plan>, active: Option<bool>) -> Result<KeyRecord, ApiError> {
         let hash = parse_key_hash(key_hash_hex)?;

@@ -11,7 +11,6 @@ mod delivery;
 mod internal_api;
 pub mod keys;
 mod log_client;
-mod mail;
 pub mod ratelimit;
 mod registration;
 mod routes;

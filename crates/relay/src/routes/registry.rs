@@ -9,6 +9,7 @@ use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{ConnectInfo, Query, State};
 use jsonapi::{ApiError, ApiResult};
+use mail::Mail;
 use redb::ReadableTable;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -17,7 +18,6 @@ use sha2::{Digest, Sha256};
 use crate::config::SECTORS;
 use crate::db::{DbError, RELAYS, TRIAL_LIMITS};
 use crate::keys::{Keys, Plan};
-use crate::mail::{self, Mail};
 use crate::state::{SharedState, now_ms};
 
 /// Accepted clock difference of a registration.
