@@ -95,8 +95,7 @@ impl Sealer {
         let nonce = Nonce::try_assume_unique_for_key(nonce).map_err(|_| TotpError::Unseal)?;
         let mut in_out = Zeroizing::new(ciphertext.to_vec());
         let aad = Self::aad(subject, purpose);
-        let len =
-            self.key.open_in_place(nonce, Aad::from(&aad[..]), &mut in_out).map_err(|_| TotpError::Unseal)?.len();
+        let len = self.key.open_in_place(nonce, Aad::from(&aad[..]), &mut in_out).map_err(|_| TotpError::Unseal)?.len();
         in_out.truncate(len);
         Ok(in_out)
     }

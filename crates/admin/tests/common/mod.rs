@@ -436,3 +436,35 @@ pub fn call(url: &str, method: &str, headers: &[(&str, &str)], body: Option<Vec<
     let body = response.body_mut().with_config().limit(16 << 20).read_to_vec()?;
     Ok(Reply { status, headers, body })
 }
+
+/// A JSON POST from the loopback address `source` (e.g. `[127, 0, 1, 1]`: another client
+/// network than the tests' 127.0.0.1): (status, error code or "").
+pub fn post_from(panel: &Panel, source: [u8; 4], path: &str, body: &Value) -> (u16, String) {
+    use nix::sys::socket::{AddressFamily, SockFlag, SockType, SockaddrIn, bind, connect, socket};
+    use std::io::{Read, Write};
+    use std::os::fd::AsRawFd;
+    let port: u16 = panel.url.rsplit(':').next().unwrap().parse().unwrap();
+    let fd = socket(AddressFamily::Inet, SockType::Stream, SockFlag::empty(), None).unwrap();
+    let [a, b, c, d] = source;
+    bind(fd.as_raw_fd(), &SockaddrIn::new(a, b, c, d, 0)).unwrap();
+    connect(fd.as_raw_fd(), &SockaddrIn::new(127, 0, 0, 1, port)).unwrap();
+    let mut stream = std::net::TcpStream::from(fd);
+    stream.set_read_timeout(Some(DEADLINE)).unwrap();
+    let body = serde_json::to_vec(body).unwrap();
+    let head = format!(
+        "POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    stream.write_all(head.as_bytes()).unwrap();
+    stream.write_all(&body).unwrap();
+    let mut response = Vec::new();
+    stream.read_to_end(&mut response).unwrap();
+    let text = String::from_utf8_lossy(&response).into_owned();
+    let status = text.split(' ').nth(1).unwrap().parse().unwrap();
+    let json = text.split_once("\r\n\r\n").map(|(_, b)| b).unwrap_or_default();
+    let code = serde_json::from_str::<Value>(json)
+        .ok()
+        .and_then(|v| v["error"].as_str().map(str::to_owned))
+        .unwrap_or_default();
+    (status, code)
+}
