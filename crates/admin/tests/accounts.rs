@@ -1,6 +1,8 @@
 //! The account flow against the real binary: sign-up → setup → confirm → login → account, and
 //! the sensitive actions.
 
+#![allow(clippy::unwrap_used)] // tests: a panic is the failure report
+
 mod common;
 
 use common::{Panel, code_at};

@@ -2,6 +2,8 @@
 //! users, keys on the relay, the TOTP requirement with every documented effect, the audit
 //! trail in the sector log with inclusion proofs, and the relay's capabilities.
 
+#![allow(clippy::unwrap_used)] // tests: a panic is the failure report
+
 mod common;
 
 use common::{Panel, call};

@@ -3,6 +3,8 @@
 //! redemption, sign-up floods, and lockout attempts by strangers. Each gets the documented 4xx,
 //! changes nothing, and never a 5xx.
 
+#![allow(clippy::unwrap_used)] // tests: a panic is the failure report
+
 mod common;
 
 use std::sync::Barrier;
