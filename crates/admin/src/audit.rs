@@ -86,3 +86,31 @@ pub async fn with_proof(state: &AppState, event: &AuditEvent) -> Value {
         "proof": proof,
     })
 }
+
+/// Whether an inclusion proof (the log's `/internal/prove` answer) re-walks from its leaf to the
+/// root of the signed tree head it names: RFC 9162 inner nodes `SHA3-256(0x01 ‖ left ‖ right)`.
+pub fn proof_holds(answer: &Value) -> bool {
+    use sha3::Digest;
+    let proof = &answer["proof"];
+    let Some(mut node) = proof["leaf_hash"].as_str().and_then(|h| hex::decode(h).ok()) else { return false };
+    let Some(path) = proof["audit_path"].as_array() else { return false };
+    for step in path {
+        let Some(sibling) = step["hash"].as_str().and_then(|h| hex::decode(h).ok()) else { return false };
+        let mut hasher = sha3::Sha3_256::new();
+        hasher.update([1u8]);
+        match step["position"].as_str() {
+            Some("left") => {
+                hasher.update(&sibling);
+                hasher.update(&node);
+            }
+            Some("right") => {
+                hasher.update(&node);
+                hasher.update(&sibling);
+            }
+            _ => return false,
+        }
+        node = hasher.finalize().to_vec();
+    }
+    answer["sth"]["sha3_root"].as_str() == Some(hex::encode(node).as_str())
+        && proof["root"] == answer["sth"]["sha3_root"]
+}
