@@ -25,6 +25,12 @@ venv=.venv-sdk
 "$venv/bin/pip" install -q --disable-pip-version-check -r tests/sdk/requirements.txt
 PARAMANT_BIN="$PWD/target/release/paramant" "$venv/bin/python" -m pytest -q tests/sdk
 
+echo "== the web panel end to end in headless Chromium against paramant up"
+venv=.venv-browser
+[ -x "$venv/bin/python" ] || python3 -m venv "$venv"
+"$venv/bin/pip" install -q --disable-pip-version-check -r tests/browser/requirements.txt
+PARAMANT_BIN="$PWD/target/release/paramant" "$venv/bin/python" -m pytest -q tests/browser
+
 echo "== units: rendered from nixos-modules/lib with nix-instantiate, scored by systemd-analyze"
 bash scripts/render-units.sh --out target/rendered-units
 

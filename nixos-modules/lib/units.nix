@@ -13,17 +13,22 @@
 #   paramant-relay@S   public 0.0.0.0:8000+n, internal (admin panel) 127.0.0.1:8300+n
 #   paramant-ctlog@S   public 127.0.0.1:8100+n (the relay forwards CT reads), internal
 #                      127.0.0.1:8200+n (relays only, X-Internal-Auth)
-#   state              /var/lib/paramant-{ctlog,relay}-S  (StateDirectory, DynamicUser)
+#   paramant-admin     (services ∋ "admin") accounts + admin panel: public 127.0.0.1:8400 (behind
+#                      a TLS proxy), internal /v2/user/* 127.0.0.1:8401; drives every relay's
+#                      internal API and appends admin actions to the first sector's log
+#   state              /var/lib/paramant-{ctlog,relay}-S, /var/lib/paramant-admin (StateDirectory, DynamicUser)
 #   config             /etc/paramant/{ctlog,relay}/S.toml
 #   credentials        systemd credential store, /etc/credstore (or /run/credstore):
 #                        paramant-S.ctlog-internal-token  ctlog ⇄ relay (made by paramant-secrets)
 #                        paramant-S.relay-internal-token  admin ⇄ relay (made by paramant-secrets)
 #                        paramant-ctlog-S.log-key         optional; absent → the log generates its
 #                                                         key in its own state directory
+#                        paramant-admin.totp-key          seals the users' TOTP secrets (made by
+#                                                         paramant-secrets when admin is enabled)
 {
   # Which sectors get an instance of each service.
   sectors ? [ "relay" "health" "legal" "finance" "iot" ]
-  # Which services get instances: "ctlog", "relay".
+  # Which services get instances: "ctlog", "relay", "admin".
 , services ? [ "ctlog" "relay" ]
 , ctlogExe ? "/usr/local/bin/paramant-ctlog"
 , relayExe ? "/usr/local/bin/paramant-relay"
@@ -44,6 +49,11 @@
   # Extra settings merged into each instance's config: sector -> attrset.
 , ctlogSettings ? (_sector: { })
 , relaySettings ? (_sector: { })
+, adminExe ? "/usr/local/bin/paramant-admin"
+  # The panel's public address (put a TLS-terminating proxy in front of it) and its URL.
+, adminListen ? "127.0.0.1:8400"
+, adminPublicUrl ? "http://127.0.0.1:8400"
+, adminSettings ? { }
 }:
 let
   inherit (builtins) attrNames concatLists concatStringsSep elem filter genList
@@ -96,7 +106,27 @@ let
         internal_url = "http://127.0.0.1:${toString p.ctlogInternal}";
         public_url = "http://127.0.0.1:${toString p.ctlogPublic}";
       };
-    } (relaySettings sector);
+    } (relaySettings sector // (if elem "admin" services then { user_accounts_url = adminPublicUrl; } else { }));
+
+  # The admin reads each relay's internal token and the first sector's log token from its
+  # credentials directory (systemd's LoadCredential=, below).
+  adminCredentials = "/run/credentials/paramant-admin.service";
+  adminConfig = merge {
+    inherit sandbox;
+    state_dir = "/var/lib/paramant-admin";
+    public_listen = adminListen;
+    public_url = adminPublicUrl;
+    internal_listen = "127.0.0.1:8401";
+    relays = map (s: {
+      sector = s;
+      internal_url = "http://127.0.0.1:${toString (portsOf s).relayInternal}";
+      token_file = "${adminCredentials}/relay-${s}-token";
+    }) sectors;
+    ctlog = {
+      internal_url = "http://127.0.0.1:${toString (portsOf (builtins.head sectors)).ctlogInternal}";
+      token_file = "${adminCredentials}/ctlog-token";
+    };
+  } adminSettings;
 
   # Settings shared by both long-running templates.
   serviceCommon = hardening // {
@@ -164,13 +194,34 @@ let
     Install = { };
   };
 
+  adminUnit = {
+    Unit = unitCommon // {
+      Description = "paramant accounts and admin panel";
+      After = unitCommon.After ++ map (s: "paramant-relay@${s}.service") sectors;
+      Wants = unitCommon.Wants;
+      AssertPathExists = "/etc/paramant/admin.toml";
+    };
+    Service = serviceCommon // {
+      ExecStart = "${adminExe} run --config /etc/paramant/admin.toml";
+      User = "paramant-admin";
+      StateDirectory = "paramant-admin";
+      # Loopback only: relays' and the log's internal APIs, and the proxy in front of the panel.
+      IPAddressAllow = [ "localhost" ];
+      LoadCredential = [
+        "totp-key:paramant-admin.totp-key"
+        "ctlog-token:${credstoreName (builtins.head sectors) "ctlog-internal-token"}"
+      ] ++ map (s: "relay-${s}-token:${credstoreName s "relay-internal-token"}") sectors;
+    };
+    Install = { };
+  };
+
   # Shared secrets two dynamic users both need cannot live in either's private state
   # directory, so this root oneshot makes them once, into the credential store, and systemd
   # hands each unit a copy through LoadCredential=.
   tokenNames = concatLists (map (s: [
     (credstoreName s "ctlog-internal-token")
     (credstoreName s "relay-internal-token")
-  ]) sectors);
+  ]) sectors) ++ (if elem "admin" services then [ "paramant-admin.totp-key" ] else [ ]);
   secretsScript = ''
     #!/bin/bash
     # paramant-secrets: creates each missing shared token in /etc/credstore (mode 0600, root);
@@ -211,7 +262,8 @@ let
 
   instanceNames = concatLists (map (s:
     (if elem "ctlog" services then [ "paramant-ctlog@${s}.service" ] else [ ])
-    ++ (if elem "relay" services then [ "paramant-relay@${s}.service" ] else [ ])) sectors);
+    ++ (if elem "relay" services then [ "paramant-relay@${s}.service" ] else [ ])) sectors)
+    ++ (if elem "admin" services then [ "paramant-admin.service" ] else [ ]);
 
   target = {
     Unit = {
@@ -226,7 +278,8 @@ let
     (if elem "ctlog" services then [{ name = "etc/paramant/ctlog/${s}.toml";
       value = { text = toTOML (ctlogConfig s); mode = "0644"; }; }] else [ ])
     ++ (if elem "relay" services then [{ name = "etc/paramant/relay/${s}.toml";
-      value = { text = toTOML (relayConfig s); mode = "0644"; }; }] else [ ])) sectors));
+      value = { text = toTOML (relayConfig s); mode = "0644"; }; }] else [ ])) sectors))
+    // (if elem "admin" services then { "etc/paramant/admin.toml" = { text = toTOML adminConfig; mode = "0644"; }; } else { });
 
   stripSlash = p: builtins.substring 1 (builtins.stringLength p) p;
 in
@@ -236,6 +289,7 @@ in
     "paramant-relay@.service" = relayUnit;
     "paramant-secrets.service" = secretsUnit;
     "paramant.target" = target;
+    "paramant-admin.service" = adminUnit;
   };
   files = configFiles // {
     ${stripSlash secretsExe} = { text = secretsScript; mode = "0755"; };
@@ -247,5 +301,6 @@ in
   settings = {
     ctlog = listToAttrs (map (s: { name = s; value = ctlogConfig s; }) sectors);
     relay = listToAttrs (map (s: { name = s; value = relayConfig s; }) sectors);
+    admin = adminConfig;
   };
 }

@@ -45,18 +45,24 @@ pub fn run(options: UpOptions) -> anyhow::Result<ExitCode> {
         .with_context(|| format!("cannot create {}", options.data_dir.display()))?;
     let dir = options.data_dir.canonicalize()?;
     let ctlog = CtlogLayout::ensure(&dir)?;
-    let relay = RelayLayout::ensure(&dir, &ctlog.config)?;
+    let admin_public = AdminLayout::public_listen(&dir)?;
+    let relay = RelayLayout::ensure(&dir, &ctlog.config, &format!("http://{admin_public}"))?;
+    let admin = AdminLayout::ensure(&dir, admin_public, &ctlog.config, &relay.config)?;
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     runtime.block_on(async {
         let mut children = Vec::new();
         // In dependency order: the relay reads the log's internal token at start.
         start(ctlog.service(), &mut children).await?;
         start(relay.service(), &mut children).await?;
+        // The admin reads the relay's and the log's internal tokens at start.
+        start(admin.service(), &mut children).await?;
         let mut info = ctlog.dev_json();
         let previous =
             std::fs::read(dir.join("dev.json")).ok().and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok());
         let api_key = relay.api_key(previous.as_ref().and_then(|p| p["api_key"].as_str()))?;
         merge(&mut info, relay.dev_json(api_key));
+        let first_admin_start = previous.as_ref().is_none_or(|p| p["admin_token"].is_null());
+        merge(&mut info, admin.dev_json()?);
         write_atomically(&dir.join("dev.json"), &serde_json::to_vec_pretty(&info)?)?;
         println!("paramant up: services running (Ctrl-C stops them)");
         if let Some(map) = info.as_object() {
@@ -65,6 +71,10 @@ pub fn run(options: UpOptions) -> anyhow::Result<ExitCode> {
             }
         }
         println!("  {:<16} {}", "dev.json", dir.join("dev.json").display());
+        if first_admin_start {
+            // Shown once, here and in dev.json (mode 0600); never handed out over HTTP.
+            println!("  {:<16} {}", "admin_token", info["admin_token"].as_str().unwrap_or_default());
+        }
         let code = wait_for_stop(&mut children).await;
         // Reverse order: the relay drains before its log goes away.
         children.reverse();
@@ -259,7 +269,7 @@ struct RelayLayout {
 
 impl RelayLayout {
     /// Loads `DIR/relay.toml`, writing embedded defaults with fresh ports on first start.
-    fn ensure(dir: &Path, ctlog: &ctlog::config::Config) -> anyhow::Result<Self> {
+    fn ensure(dir: &Path, ctlog: &ctlog::config::Config, accounts_url: &str) -> anyhow::Result<Self> {
         let config_path = dir.join("relay.toml");
         if !config_path.exists() {
             let text = format!(
@@ -268,6 +278,7 @@ impl RelayLayout {
                  public_listen = \"127.0.0.1:{public}\"\n\
                  internal_listen = \"127.0.0.1:{internal}\"\n\
                  state_dir = {state:?}\n\
+                 user_accounts_url = {accounts_url:?}\n\
                  [ctlog]\n\
                  internal_url = \"http://{ct_internal}\"\n\
                  public_url = \"{ct_public}\"\n\
@@ -324,6 +335,78 @@ impl RelayLayout {
             "relay_config": self.config_path,
             "api_key": api_key,
         })
+    }
+}
+
+/// The admin panel inside the data directory, wired to the relay and the log.
+struct AdminLayout {
+    config_path: PathBuf,
+    config: admin::config::Config,
+}
+
+impl AdminLayout {
+    /// The admin's public address: from `DIR/admin.toml` when it exists, else a free port.
+    fn public_listen(dir: &Path) -> anyhow::Result<SocketAddr> {
+        let path = dir.join("admin.toml");
+        if path.exists() {
+            return Ok(admin::config::Config::load(&path)?.public_listen);
+        }
+        Ok(SocketAddr::from(([127, 0, 0, 1], free_port()?)))
+    }
+
+    /// Loads `DIR/admin.toml`, writing embedded defaults on first start.
+    fn ensure(
+        dir: &Path,
+        public: SocketAddr,
+        ctlog: &ctlog::config::Config,
+        relay: &relay::config::Config,
+    ) -> anyhow::Result<Self> {
+        let config_path = dir.join("admin.toml");
+        if !config_path.exists() {
+            let text = format!(
+                "# Written by `paramant up` on first start; edit freely.\n\
+                 public_listen = \"{public}\"\n\
+                 internal_listen = \"127.0.0.1:{internal}\"\n\
+                 state_dir = {state:?}\n\
+                 [ctlog]\n\
+                 internal_url = \"http://{ct_internal}\"\n\
+                 token_file = {ct_token:?}\n\
+                 [[relays]]\n\
+                 sector = {sector:?}\n\
+                 internal_url = \"http://{relay_internal}\"\n\
+                 token_file = {relay_token:?}\n",
+                internal = free_port()?,
+                state = dir.join("admin").display().to_string(),
+                ct_internal = ctlog.internal_listen,
+                ct_token = ctlog.internal_token_path().display().to_string(),
+                sector = relay.sector,
+                relay_internal = relay.internal_listen,
+                relay_token = relay.internal_token_path().display().to_string(),
+            );
+            write_atomically(&config_path, text.as_bytes())?;
+        }
+        let config = admin::config::Config::load(&config_path)?;
+        Ok(Self { config_path, config })
+    }
+
+    fn service(&self) -> Service {
+        Service {
+            name: "paramant-admin",
+            args: vec!["admin".into(), "run".into(), "--config".into(), self.config_path.display().to_string()],
+            health: self.config.public_listen,
+        }
+    }
+
+    fn dev_json(&self) -> anyhow::Result<serde_json::Value> {
+        let token = crypto::Secret::load(&self.config.secret_path(admin::ADMIN_TOKEN_FILE))?;
+        Ok(json!({
+            "admin_url": self.config.public_url(),
+            "admin_internal_url": format!("http://{}", self.config.internal_listen),
+            "admin_internal_token_file": self.config.secret_path(admin::INTERNAL_TOKEN_FILE),
+            "admin_token": token.danger_expose(),
+            "admin_config": self.config_path,
+            "admin_outbox": self.config.state_dir.join("outbox"),
+        }))
     }
 }
 

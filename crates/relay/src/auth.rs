@@ -140,8 +140,40 @@ pub fn create_key(
         active: true,
         key_hash,
     };
-    db.insert_key(&record, |users| license.check_new_user(users, now_ms).map_err(|l| crate::license::tier_limit(&l)))?;
+    let admit = |users| license.check_new_user(users, now_ms).map_err(|l| crate::license::tier_limit(&l));
+    if !db.insert_key(&record, admit)? {
+        // 256 random bits never collide; refuse rather than overwrite if they ever did.
+        return Err(ApiError::internal("key", &"a freshly minted key already exists"));
+    }
     Ok(key)
+}
+
+/// Stores a key minted elsewhere, by its hash (hex) — the admin panel gives one account the
+/// same key on every relay and sends only its hash. A new user: the license's cap applies.
+/// 409 `key_exists` when the relay already has it.
+pub fn import_key(
+    db: &RelayDb,
+    license: &license_gate::Gate,
+    key_hash_hex: &str,
+    plan: Plan,
+    label: &str,
+    email: Option<&str>,
+    now_ms: u64,
+) -> Result<KeyRecord, ApiError> {
+    let key_hash = parse_key_hash(key_hash_hex)?;
+    let record = KeyRecord {
+        plan,
+        label: label.to_owned(),
+        email: email.map(str::to_owned),
+        created_ms: now_ms,
+        active: true,
+        key_hash,
+    };
+    let admit = |users| license.check_new_user(users, now_ms).map_err(|l| crate::license::tier_limit(&l));
+    if !db.insert_key(&record, admit)? {
+        return Err(ApiError::conflict("key_exists", "a key with this hash exists"));
+    }
+    Ok(record)
 }
 
 /// Changes a key's plan or active flag, by the key's hash (hex).

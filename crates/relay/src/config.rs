@@ -48,6 +48,11 @@ pub struct Config {
     /// at `/.well-known/paramant-release.pub`; checked at start. None: that path answers 404.
     #[serde(default)]
     pub release_public_keys_file: Option<PathBuf>,
+    /// Public URL of the admin panel (`paramant-admin`) that serves this sector's user accounts
+    /// (`/api/user/*`, TOTP). When set, `/v2/auth/capabilities` reports
+    /// `user_totp_available: true`; the relay itself never holds TOTP secrets.
+    #[serde(default)]
+    pub user_accounts_url: Option<String>,
     /// How strictly the process sandbox is enforced (`landlock = "required"`, the default, or
     /// `"best-effort"`). What it allows is derived from the rest of the file (see
     /// `Config::sandbox_policy`): read-only the config file, `$CREDENTIALS_DIRECTORY`, the TLS
@@ -244,6 +249,11 @@ impl Config {
             || limits.receiver_sessions_per_hour == 0
         {
             return Err(invalid("limits", "request rates must be at least 1 per minute"));
+        }
+        if let Some(url) = &self.user_accounts_url
+            && !(url.starts_with("https://") || url.starts_with("http://"))
+        {
+            return Err(invalid("user_accounts_url", "must be the admin panel's http(s) URL"));
         }
         if let Some(url) = &self.registry_url {
             PeerUrl::parse(url, Scheme::AllowPlainHttp).map_err(|m| invalid("registry_url", m))?;

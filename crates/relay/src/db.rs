@@ -217,17 +217,21 @@ impl RelayDb {
     ///
     /// `admit` sees the number of active keys counted in the same write transaction, so two
     /// concurrent creations cannot both take the last place under a user cap.
+    /// Returns `false`, changing nothing, when a key with this hash exists.
     pub fn insert_key<E: From<DbError>>(
         &self,
         record: &KeyRecord,
         admit: impl FnOnce(u64) -> Result<(), E>,
-    ) -> Result<(), E> {
+    ) -> Result<bool, E> {
         let json = serde_json::to_vec(record).map_err(DbError::from)?;
         self.write(|txn| {
             let mut table = txn.open_table(KEYS).map_err(DbError::from)?;
+            if table.get(&record.key_hash).map_err(DbError::from)?.is_some() {
+                return Ok(false);
+            }
             admit(count_active(&table)?)?;
             table.insert(&record.key_hash, json.as_slice()).map_err(DbError::from)?;
-            Ok(())
+            Ok(true)
         })
     }
 

@@ -47,6 +47,10 @@ struct CreateKey {
     /// (`paramant license issue`), never a random key.
     #[serde(default)]
     prefix: Option<String>,
+    /// SHA-256 (hex) of a key minted elsewhere — the admin panel gives one account the same key
+    /// on every relay and sends only its hash. Absent: the relay mints the key.
+    #[serde(default)]
+    key_hash: Option<String>,
 }
 
 fn parse_plan(name: &str) -> ApiResult<Plan> {
@@ -68,6 +72,18 @@ async fn create_key(State(state): State<SharedState>, body: Result<Bytes, BytesR
     }
     if request.label.len() > 200 {
         return Err(ApiError::bad_request("label must be at most 200 characters"));
+    }
+    if let Some(hash) = &request.key_hash {
+        let record = auth::import_key(
+            &state.db,
+            &state.license,
+            hash,
+            plan,
+            &request.label,
+            request.email.as_deref(),
+            now_ms(),
+        )?;
+        return Ok(Json(json!({ "ok": true, "key_hash": hash, "plan": record.plan })));
     }
     let key = auth::create_key(&state.db, &state.license, plan, &request.label, request.email.as_deref(), now_ms())?;
     let key_hash = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(key.as_bytes()));

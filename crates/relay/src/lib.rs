@@ -23,7 +23,6 @@ mod internal_api;
 mod keys;
 mod license;
 mod log_client;
-mod mail;
 mod ratelimit;
 mod registration;
 mod routes;

@@ -46,9 +46,17 @@ pub async fn capabilities() -> Json<Value> {
 }
 
 /// `GET /v2/auth/capabilities`: which authentication modes this relay offers.
-pub async fn auth_capabilities() -> Json<Value> {
-    // User TOTP lives in the admin panel service, not in the relay.
-    Json(json!({ "user_totp_available": false, "api_key": true, "user_totp": false, "capabilities_version": 1 }))
+pub async fn auth_capabilities(State(state): State<SharedState>) -> Json<Value> {
+    // User TOTP lives in the admin panel service, not in the relay: it is available when this
+    // sector has one.
+    let accounts = state.config.user_accounts_url.as_deref();
+    Json(json!({
+        "user_totp_available": accounts.is_some(),
+        "api_key": true,
+        "user_totp": accounts.is_some(),
+        "user_accounts_url": accounts,
+        "capabilities_version": 1,
+    }))
 }
 
 /// `GET /v2/check-key`: whether the presented key is valid, and its plan (public; a key that

@@ -9,6 +9,7 @@ use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{ConnectInfo, Query, State};
 use jsonapi::{ApiError, ApiResult};
+use mail::Mail;
 use serde::Deserialize;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
@@ -18,7 +19,6 @@ use crate::config::SECTORS;
 use crate::db::{Refused, RelayRecord, TrialLimits};
 use crate::ids::{PeerUrl, Scheme};
 use crate::keys::Plan;
-use crate::mail::{self, Mail};
 use crate::state::{SharedState, now_ms};
 use crate::webhook::{Reach, is_public};
 

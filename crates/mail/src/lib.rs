@@ -1,5 +1,7 @@
-//! Outgoing mail for trial keys: plain SMTP to a configured local MTA (which does TLS and
-//! delivery), or, without one, an RFC 5322 file in `state_dir/outbox/` for the operator.
+//! Outgoing mail of paramant's services (the relay's trial keys, the admin panel's setup links
+//! and notices): plain SMTP to a configured local MTA (which does TLS and delivery), or, without
+//! one, an RFC 5322 file in an outbox directory for the operator.
+#![forbid(unsafe_code)]
 
 use std::path::Path;
 use std::time::Duration;
@@ -8,9 +10,13 @@ use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 
 /// A message to send.
 pub struct Mail<'a> {
+    /// Sender, `"Name <addr>"` or a bare address.
     pub from: &'a str,
+    /// Recipient address.
     pub to: &'a str,
+    /// Subject line (one line).
     pub subject: &'a str,
+    /// Plain-text body.
     pub body: &'a str,
 }
 
@@ -60,7 +66,7 @@ async fn smtp(server: &str, mail: &Mail<'_>, date: &str) -> Result<(), String> {
     let address =
         |s: &str| s.rsplit_once('<').map(|(_, a)| a.trim_end_matches('>').to_owned()).unwrap_or_else(|| s.to_owned());
     let steps = [
-        ("EHLO paramant-relay\r\n".to_owned(), "250"),
+        ("EHLO paramant\r\n".to_owned(), "250"),
         (format!("MAIL FROM:<{}>\r\n", address(mail.from)), "250"),
         (format!("RCPT TO:<{}>\r\n", address(mail.to)), "250"),
         ("DATA\r\n".to_owned(), "354"),
