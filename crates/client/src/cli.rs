@@ -268,7 +268,7 @@ pub fn main_as(forced: Option<&'static str>, services: &[(&'static str, &'static
     if let Some(sub) = forced {
         let alias = ALIASES.iter().find(|(_, c)| *c == sub).map_or("paramant", |(a, _)| *a);
         args.splice(0..1.min(args.len()), [OsString::from(alias), OsString::from(sub)]);
-        cmd = cmd.name(alias).bin_name(alias);
+        cmd = cmd.name(alias).bin_name(alias).mut_subcommand(sub, |s| s.override_usage(format!("{alias} [OPTIONS]")));
     }
     let matches = match cmd.clone().try_get_matches_from(&args) {
         Ok(m) => m,
