@@ -406,8 +406,14 @@ fn run(cli: Cli, services: &[(&'static str, &'static str)]) -> Result<u8, Error>
             let relay = ctx.relay(false)?;
             let report = audit::verify_sth_of(&relay, &Store::from_env()?, a.pubkey_hash.as_deref())?;
             let mut text = format!(
-                "valid: STH of tree size {} signed by key {} ({:?})",
-                report.sth.body.tree_size, report.pk_hash, report.pin
+                "valid: STH of tree size {} signed by key {} ({})",
+                report.sth.body.tree_size,
+                report.pk_hash,
+                match report.pin {
+                    audit::Pin::FirstUse => "pinned now, on first use: confirm it out of band",
+                    audit::Pin::Matched => "the pinned key",
+                    audit::Pin::Replaced => "replaces the pinned key, as --pubkey-hash says",
+                }
             );
             if a.verbose {
                 text += &format!(
