@@ -268,7 +268,7 @@ pub fn main_as(forced: Option<&'static str>, services: &[(&'static str, &'static
     if let Some(sub) = forced {
         let alias = ALIASES.iter().find(|(_, c)| *c == sub).map_or("paramant", |(a, _)| *a);
         args.splice(0..1.min(args.len()), [OsString::from(alias), OsString::from(sub)]);
-        cmd = cmd.name(alias).bin_name(alias);
+        cmd = cmd.name(alias).bin_name(alias).mut_subcommand(sub, |s| s.override_usage(format!("{alias} [OPTIONS]")));
     }
     let matches = match cmd.clone().try_get_matches_from(&args) {
         Ok(m) => m,
@@ -406,8 +406,14 @@ fn run(cli: Cli, services: &[(&'static str, &'static str)]) -> Result<u8, Error>
             let relay = ctx.relay(false)?;
             let report = audit::verify_sth_of(&relay, &Store::from_env()?, a.pubkey_hash.as_deref())?;
             let mut text = format!(
-                "valid: STH of tree size {} signed by key {} ({:?})",
-                report.sth.body.tree_size, report.pk_hash, report.pin
+                "valid: STH of tree size {} signed by key {} ({})",
+                report.sth.body.tree_size,
+                report.pk_hash,
+                match report.pin {
+                    audit::Pin::FirstUse => "pinned now, on first use: confirm it out of band",
+                    audit::Pin::Matched => "the pinned key",
+                    audit::Pin::Replaced => "replaces the pinned key, as --pubkey-hash says",
+                }
             );
             if a.verbose {
                 text += &format!(

@@ -26,6 +26,10 @@ fn main() -> ExitCode {
     }
     let args: Vec<String> = std::env::args().skip(1).collect();
     match args.split_first() {
+        Some((cmd, rest)) if cmd == "up" && matches!(rest, [flag] if flag == "--help" || flag == "-h") => {
+            println!("{}\n\nusage: paramant up [--data DIR]", SERVICES[0].1);
+            ExitCode::SUCCESS
+        }
         Some((cmd, rest)) if cmd == "up" => match up::parse_args(rest).and_then(up::run) {
             Ok(code) => code,
             Err(e) => {

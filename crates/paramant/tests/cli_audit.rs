@@ -517,6 +517,9 @@ fn help_version_completions_and_man_pages() {
     assert_eq!(cli(home, &["no-such-command"]).code, 2);
     assert_eq!(cli(home, &["verify-sth"]).code, 2, "no relay given");
     assert_eq!(cli(home, &["up", "--bogus"]).code, 1, "up keeps its own argument parsing");
+    let run = cli(home, &["up", "--help"]);
+    assert_eq!(run.code, 0);
+    assert!(run.stdout.contains("paramant up [--data DIR]"));
     let run = cli(home, &["completions", "bash"]);
     assert_eq!(run.code, 0);
     assert!(run.stdout.contains("verify-peers"));
