@@ -9,7 +9,9 @@
 
 use std::path::Path;
 
-use redb::{Database, Durability, ReadableDatabase, ReadableTable, TableDefinition, WriteTransaction};
+use redb::{
+    Database, Durability, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition, WriteTransaction,
+};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -190,6 +192,7 @@ impl RelayDb {
             txn.open_table(WEBHOOKS)?;
             txn.open_table(RELAYS)?;
             txn.open_table(TRIAL_LIMITS)?;
+            index_signers(&txn)?;
         }
         txn.commit()?;
         Ok(Self { db })
@@ -451,6 +454,26 @@ impl RelayDb {
     }
 }
 
+/// Fills the signing-key index from the devices when it is empty (a database from before the
+/// index existed), so devices registered then are recognised as senders too.
+fn index_signers(txn: &WriteTransaction) -> Result<(), DbError> {
+    let mut index = txn.open_table(DEVICE_SIGNERS)?;
+    if !index.is_empty()? {
+        return Ok(());
+    }
+    let devices = txn.open_table(DEVICES)?;
+    for row in devices.iter()? {
+        let (key, raw) = row?;
+        let (owner, _) = key.value();
+        let record: DeviceRecord = decode(raw.value())?;
+        let signer = record.dsa_pub.as_deref().and_then(crate::ids::decode_public_key);
+        if let Some(dsa) = signer {
+            index.insert((owner, crate::ids::signer_id(&dsa)), record.device_id.as_str())?;
+        }
+    }
+    Ok(())
+}
+
 fn put_device_in(
     txn: &WriteTransaction,
     key: &KeyHash,
@@ -463,4 +486,34 @@ fn put_device_in(
         txn.open_table(DEVICE_SIGNERS)?.insert((*key, *signer), record.device_id.as_str())?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn devices_stored_before_the_signer_index_are_indexed_when_the_file_is_opened() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("relay.redb");
+        let dsa = vec![7u8; 1952];
+        let record = DeviceRecord {
+            device_id: DeviceId::parse("old-device").unwrap(),
+            ecdh_pub: hex::encode([1u8; 32]),
+            kyber_pub: String::new(),
+            dsa_pub: Some(hex::encode(&dsa)),
+            registered_at: "2026-01-01T00:00:00.000Z".into(),
+            ct_index: 0,
+        };
+        let signer = crate::ids::signer_id(&dsa);
+        {
+            let db = RelayDb::open(&path).unwrap();
+            // As a relay without the index stored it: no index entry.
+            db.put_device(&[1; 32], &record, None).unwrap();
+            assert_eq!(db.device_signing_with(&[1; 32], &signer).unwrap(), None);
+        }
+        let db = RelayDb::open(&path).unwrap();
+        assert_eq!(db.device_signing_with(&[1; 32], &signer).unwrap(), Some(record));
+        assert_eq!(db.device_signing_with(&[2; 32], &signer).unwrap(), None, "per API key");
+    }
 }

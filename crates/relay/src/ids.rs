@@ -84,6 +84,12 @@ pub fn decode_public_key(text: &str) -> Option<Vec<u8>> {
     if is_hex { hex::decode(text).ok() } else { base64::engine::general_purpose::STANDARD.decode(text).ok() }
 }
 
+/// SHA-256 of an ML-DSA public key: how the device index names signing keys.
+pub fn signer_id(dsa_pub: &[u8]) -> [u8; 32] {
+    use sha2::Digest;
+    sha2::Sha256::digest(dsa_pub).into()
+}
+
 /// A device id: 1–256 characters of `[A-Za-z0-9._:@-]` (it appears in URL paths unencoded).
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]

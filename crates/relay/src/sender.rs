@@ -10,10 +10,8 @@
 //! nothing extra). A blob whose `sender_pub` is a registered key but whose signature does not
 //! verify is a forgery and refused (400 `signature_invalid`).
 
-use sha2::{Digest, Sha256};
-
 use crate::db::{DbError, DeviceRecord, RelayDb};
-use crate::ids::decode_public_key;
+use crate::ids::{decode_public_key, signer_id};
 use crate::keys::KeyHash;
 use crate::wire_v1;
 
@@ -26,11 +24,6 @@ pub enum Sender {
     Verified(DeviceRecord),
     /// Claims a registered device's key, but the signature does not verify.
     Forged,
-}
-
-/// SHA-256 of an ML-DSA public key: how the device index names signing keys.
-pub fn signer_id(dsa_pub: &[u8]) -> [u8; 32] {
-    Sha256::digest(dsa_pub).into()
 }
 
 /// Checks the sender of `payload` uploaded with `key`.

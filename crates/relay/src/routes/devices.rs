@@ -24,9 +24,8 @@ use sha3::Sha3_256;
 use crate::attest::Issued;
 use crate::auth::Caller;
 use crate::db::{DeviceRecord, DidRecord};
-use crate::ids::{DeviceId, decode_public_key};
+use crate::ids::{DeviceId, decode_public_key, signer_id};
 use crate::routes::PathParam;
-use crate::sender::signer_id;
 use crate::state::{SharedState, now_ms};
 
 /// Most DIDs one API key may register (API reference).
