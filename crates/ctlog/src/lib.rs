@@ -144,6 +144,7 @@ pub async fn serve(state: SharedState, listeners: Listeners) -> anyhow::Result<(
         StdInternalListener::Tcp(l) => InternalListener::Tcp(tokio_tcp(l)?),
     };
     spawn_timers(&state);
+    monitoring::service_started("ctlog", state.hardening.sandbox.landlock == harden::LandlockState::FullyEnforced);
     let drain = harden::Drain::new();
     let public_addr = public.local_addr()?;
     let public_app = public_api::router(state.clone()).into_make_service_with_connect_info::<SocketAddr>();

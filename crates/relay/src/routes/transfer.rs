@@ -212,6 +212,7 @@ async fn store_upload(
     let expires_ms = now_ms() + upload.ttl_ms;
     let token = state.tokens.issue(hash, expires_ms)?;
     state.blobs.publish(hash, payload_bytes(payload), sha256, appended.leaf_hash.clone());
+    monitoring::upload_stored(size);
     claim.published = true;
     state.audit.record(
         caller.key_hash,
@@ -339,6 +340,9 @@ fn finish_callback(
 ) -> impl FnOnce(bool) + Send + Sync + 'static {
     move |completed| {
         let Finished::Consumed { burned } = state.blobs.finish_delivery(&hash, completed) else { return };
+        if burned {
+            monitoring::burned();
+        }
         if let Some(token) = token {
             state.tokens.consume(&token);
         }
