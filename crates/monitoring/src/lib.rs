@@ -24,7 +24,8 @@ pub const UPLOAD_BYTES: &str = "paramant_upload_bytes_total";
 pub const BURNS: &str = "paramant_burns_total";
 /// Requests refused by a rate limit, labelled `limit` (a fixed word such as `ip`, `key`, `gossip`).
 pub const RATE_LIMITED: &str = "paramant_rate_limited_total";
-/// Connections refused by a listener's connection limit, labelled `listener`.
+/// Connections refused by a listener's connection limit, labelled `service` (registered at 0
+/// by [`service_started`]; the shared server loop increments it).
 pub const REJECTED_CONNECTIONS: &str = "paramant_rejected_connections_total";
 /// Leaves in the log's newest signed tree head.
 pub const TREE_SIZE: &str = "paramant_log_tree_size";
