@@ -30,6 +30,11 @@ venv=.venv-browser
 [ -x "$venv/bin/python" ] || python3 -m venv "$venv"
 "$venv/bin/pip" install -q --disable-pip-version-check -r tests/browser/requirements.txt
 PARAMANT_BIN="$PWD/target/release/paramant" "$venv/bin/python" -m pytest -q tests/browser
+echo "== OpenAPI document against the running relay (schemathesis), and no secret in the services' logs"
+venv=.venv-api
+[ -x "$venv/bin/python" ] || python3 -m venv "$venv"
+"$venv/bin/pip" install -q --disable-pip-version-check -r tests/api/requirements.txt
+PARAMANT_BIN="$PWD/target/release/paramant" "$venv/bin/python" -m pytest -q tests/api
 
 echo "== units: rendered from nixos-modules/lib with nix-instantiate, scored by systemd-analyze"
 bash scripts/render-units.sh --out target/rendered-units

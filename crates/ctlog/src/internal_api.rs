@@ -35,7 +35,17 @@ pub fn router(state: SharedState) -> Router {
         .fallback(|| async { ApiError::not_found("no such endpoint") })
         .layer(middleware::from_fn_with_state(state.clone(), require_auth))
         .layer(axum::extract::DefaultBodyLimit::max(MAX_INTERNAL_BODY))
+        // After the auth layer: Prometheus scrapes without the secret (loopback only, no secrets).
+        .route("/metrics", get(metrics))
         .with_state(state)
+}
+
+/// Prometheus text exposition of this process's metrics.
+async fn metrics(State(state): State<SharedState>) -> impl axum::response::IntoResponse {
+    if let Ok(size) = state.snapshot().and_then(|s| latest_sth(&s)) {
+        monitoring::tree_size_is(size.body.tree_size);
+    }
+    ([(axum::http::header::CONTENT_TYPE, monitoring::CONTENT_TYPE)], monitoring::render())
 }
 
 async fn require_auth(State(state): State<SharedState>, request: Request, next: Next) -> Response {

@@ -146,6 +146,7 @@ pub async fn serve(state: SharedState, listeners: Listeners) -> anyhow::Result<(
         StdInternalListener::Tcp(l) => httpserve::Listener::Tcp(tokio_tcp(l)?),
     };
     spawn_timers(&state);
+    monitoring::service_started("ctlog", state.hardening.sandbox.landlock == harden::LandlockState::FullyEnforced);
     let drain = harden::Drain::new();
     let public_addr = public.local_addr()?;
     let limits = state.config.connections.clone();

@@ -43,10 +43,16 @@ pub fn router(state: SharedState) -> Router {
         .fallback(jsonapi::not_found)
         .method_not_allowed_fallback(jsonapi::method_not_allowed)
         .layer(axum::extract::DefaultBodyLimit::max(MAX_PUBLIC_BODY))
+        .layer(axum::middleware::map_response(count_response))
         .with_state(state)
 }
 
 type Params = Query<HashMap<String, String>>;
+
+async fn count_response(response: axum::response::Response) -> axum::response::Response {
+    monitoring::observe_response("ctlog", response.status().as_u16());
+    response
+}
 
 fn limit(params: &HashMap<String, String>, default: u64) -> ApiResult<usize> {
     Ok(query_u64(params, "limit")?.unwrap_or(default).clamp(1, MAX_LIMIT) as usize)

@@ -242,6 +242,7 @@ impl Core {
 
     /// Sequences, hashes, signs and commits one batch, then answers every caller.
     fn commit_appends(&mut self, appends: Vec<(LogEvent, Reply)>) -> Result<(), String> {
+        let started = std::time::Instant::now();
         let timestamp = self.next_timestamp();
         let iso = wire::iso8601_ms(timestamp);
         let first_index = self.compact.size();
@@ -277,6 +278,7 @@ impl Core {
             .and_then(|tiles| self.commit(first_index, &leaves, tiles, compact, timestamp));
         match result {
             Ok(()) => {
+                monitoring::batch_committed(accepted.len(), self.compact.size(), started.elapsed());
                 for ((leaf_hash, reply), leaf_index) in accepted.into_iter().zip(first_index..) {
                     let _ = reply.send(Ok(Acked { leaf_index, leaf_hash, sth: self.latest.clone() }));
                 }
@@ -357,7 +359,7 @@ fn sign_sth(
         tree_size: compact.size(),
         version: 1,
     };
-    let signature = wire::b64(key.sign(&body.signed_bytes()));
+    let signature = monitoring::timed_sign("sth", || wire::b64(key.sign(&body.signed_bytes())));
     SignedSth { body, signature, pk_hash: pk_hash.to_owned() }
 }
 

@@ -69,7 +69,13 @@ impl Daemon {
 
     /// One line on stderr, prefixed with the daemon's name (the journal adds the time).
     pub fn log(&self, message: impl Display) {
-        eprintln!("{}: {message}", self.name);
+        // The services install a `tracing` subscriber (text or JSON lines); without one (tools,
+        // tests of this crate) the line goes to stderr as before.
+        if tracing::dispatcher::has_been_set() {
+            tracing::info!("{message}");
+        } else {
+            eprintln!("{}: {message}", self.name);
+        }
     }
 
     /// [`crate::apply`] `policy`, logs what is in force, then [`crate::drop_capabilities`]. Call

@@ -38,6 +38,7 @@ fn dispatch(args: &[String]) -> anyhow::Result<()> {
 /// outside the state directory or privileges happens first, on this one thread; then landlock
 /// and the capability drop, which bind this thread and every thread started after them.
 fn run(config: Config, config_path: &Path) -> anyhow::Result<()> {
+    monitoring::init_logging("paramant-relay", monitoring::LogFormat::from_env());
     let policy = config.sandbox_policy(config_path);
     let opened = crate::open(config)?;
     let listeners = crate::bind(&opened.config)?;

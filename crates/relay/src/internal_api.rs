@@ -6,7 +6,7 @@ use axum::extract::rejection::BytesRejection;
 use axum::extract::{Request, State};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::post;
+use axum::routing::{get, post};
 use axum::{Json, Router};
 use jsonapi::{ApiError, ApiResult};
 use serde::Deserialize;
@@ -24,7 +24,14 @@ pub fn router(state: SharedState) -> Router {
         .fallback(jsonapi::not_found)
         .layer(middleware::from_fn_with_state(state.clone(), require_auth))
         .layer(axum::extract::DefaultBodyLimit::max(64 * 1024))
+        // After the auth layer: Prometheus scrapes without the secret (loopback only, no secrets).
+        .route("/metrics", get(metrics))
         .with_state(state)
+}
+
+/// Prometheus text exposition of this process's metrics.
+async fn metrics() -> impl IntoResponse {
+    ([(axum::http::header::CONTENT_TYPE, monitoring::CONTENT_TYPE)], monitoring::render())
 }
 
 async fn require_auth(State(state): State<SharedState>, request: Request, next: Next) -> Response {

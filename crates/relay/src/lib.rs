@@ -148,6 +148,7 @@ pub async fn serve(opened: Opened, hardening: harden::Hardening, listeners: List
     let public = tokio::net::TcpListener::from_std(listeners.public)?;
     let internal = tokio::net::TcpListener::from_std(listeners.internal)?;
     spawn_sweeper(&state);
+    monitoring::service_started("relay", state.hardening.sandbox.landlock == harden::LandlockState::FullyEnforced);
     registration::spawn(&state);
     let drain = harden::Drain::new();
     let scheme = if tls.is_some() { "TLS" } else { "plain HTTP" };

@@ -45,6 +45,15 @@ pub async fn capabilities() -> Json<Value> {
     Json(json!({ "wire_version": 1, "kem": list(&KEMS), "sig": list(&SIGS) }))
 }
 
+/// The OpenAPI 3.1 document of this API (`openapi/generate.py` writes it; CI checks it against
+/// the running relay with schemathesis).
+const OPENAPI: &str = include_str!("../openapi/openapi.json");
+
+/// `GET /v2/openapi.json`.
+pub async fn openapi() -> impl IntoResponse {
+    ([(axum::http::header::CONTENT_TYPE, "application/json")], OPENAPI)
+}
+
 /// `GET /v2/auth/capabilities`: which authentication modes this relay offers.
 pub async fn auth_capabilities(State(state): State<SharedState>) -> Json<Value> {
     // User TOTP lives in the admin panel service, not in the relay: it is available when this

@@ -47,6 +47,7 @@ pub fn router(state: SharedState) -> Router {
         .route("/health", get(info::health))
         .route("/.well-known/paramant-release.pub", get(well_known::release_public_keys))
         .route("/v2/capabilities", get(info::capabilities))
+        .route("/v2/openapi.json", get(info::openapi))
         .route("/v2/auth/capabilities", get(info::auth_capabilities))
         .route("/v2/check-key", get(info::check_key))
         .route("/v2/audit", get(info::audit))
@@ -77,7 +78,13 @@ pub fn router(state: SharedState) -> Router {
         .method_not_allowed_fallback(jsonapi::method_not_allowed)
         .layer(middleware::from_fn_with_state(state.clone(), authenticate))
         .layer(middleware::from_fn(refuse_key_in_query))
+        .layer(middleware::map_response(count_response))
         .with_state(state)
+}
+
+async fn count_response(response: Response) -> Response {
+    monitoring::observe_response("relay", response.status().as_u16());
+    response
 }
 
 /// Authenticates the request from its headers, before any body is read: a valid key is limited

@@ -235,6 +235,7 @@ async fn store_upload(
     let token = state.tokens.issue(&ids.key, expires_ms)?;
     let sig_verified = sender_device.is_some();
     state.blobs.publish(&ids.key, payload_bytes(payload), sha256, appended.leaf_hash.clone(), sig_verified);
+    monitoring::upload_stored(size);
     claim.published = true;
     state.audit.record(
         *caller.key_hash(),
@@ -409,6 +410,9 @@ fn finish_callback(
 ) -> impl FnOnce(bool) + Send + Sync + 'static {
     move |completed| {
         let Finished::Consumed { burned } = state.blobs.finish_delivery(&hash, completed) else { return };
+        if burned {
+            monitoring::burned();
+        }
         if let Some(token) = token {
             state.tokens.consume(&token);
         }
