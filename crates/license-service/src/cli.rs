@@ -239,6 +239,7 @@ fn run(a: &Args) -> anyhow::Result<()> {
     let log = log_client(&config)?;
     let ctx = crate::service::Context::new(config)?;
     crate::DAEMON.lock_down(&policy, &path)?;
+    crate::service::republish(&ctx.config)?;
     runtime()?.block_on(async move {
         loop {
             let next = match log.relay_id().await {

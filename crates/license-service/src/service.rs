@@ -93,8 +93,23 @@ fn write_atomically(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
     let tmp = path.with_extension("tmp");
     let mut file = std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o644).open(&tmp)?;
     file.write_all(bytes)?;
+    // Readable by the relay's and the admin panel's users whatever the umask (systemd units run
+    // with UMask=0077); it holds nothing secret: the token itself is never in it.
+    std::fs::set_permissions(&tmp, std::os::unix::fs::PermissionsExt::from_mode(0o644))?;
     file.sync_all()?;
     std::fs::rename(&tmp, path)?;
+    Ok(())
+}
+
+/// Publishes the stored state again (at start: after a reboot `publish_file` lives on a tmpfs),
+/// so the relay sees the cached set before the first check-in completes.
+///
+/// # Errors
+/// IO errors.
+pub fn republish(config: &Config) -> anyhow::Result<()> {
+    if config.publish_file.is_some() && config.state_file().exists() {
+        save_state(config, &load_state(&config.state_file()))?;
+    }
     Ok(())
 }
 
