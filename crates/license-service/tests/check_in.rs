@@ -266,3 +266,24 @@ fn the_binary_checks_in_once_under_its_sandbox() {
     let status: Value = serde_json::from_slice(&status.stdout).unwrap();
     assert_eq!((status["edition"].as_str(), status["max_users"].as_u64()), (Some("licensed"), Some(20)));
 }
+
+#[test]
+fn the_license_server_answers_bad_input_with_a_4xx() {
+    let env = Env::start();
+    let ca = std::fs::read(env.path("ca.pem")).unwrap();
+    let url = format!("{}/v1/license/check", env.server_url);
+    let client =
+        license_service::client::HttpsClient::new(&url, Some(&ca), std::time::Duration::from_secs(10)).unwrap();
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    for body in [&b"not json"[..], b"{}", b"{\"license_key\":1}", &[b'x'; 20_000][..]] {
+        let answer = runtime.block_on(client.post(body.to_vec())).unwrap();
+        assert!(
+            (400..500).contains(&answer.status),
+            "{} for {:?}",
+            answer.status,
+            String::from_utf8_lossy(&body[..body.len().min(20)])
+        );
+    }
+    // Nothing was recorded for the license.
+    assert_eq!(env.record().check_ins, 0);
+}
