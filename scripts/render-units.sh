@@ -72,7 +72,7 @@ def value(v):
 
 def render(unit):
     lines = ["# Rendered from nixos-modules/lib/units.nix by scripts/render-units.sh; do not edit."]
-    for section in ("Unit", "Service", "Install"):
+    for section in ("Unit", "Service", "Timer", "Install"):
         settings = unit.get(section) or {}
         if not settings:
             continue

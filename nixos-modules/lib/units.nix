@@ -54,6 +54,12 @@
 , adminListen ? "127.0.0.1:8400"
 , adminPublicUrl ? "http://127.0.0.1:8400"
 , adminSettings ? { }
+  # paramant-license (when "license" is in `services`): the check-in endpoint, the sector whose
+  # log records the check-ins and remote actions, and telemetry (off by default).
+, licenseExe ? "/usr/local/bin/paramant-license"
+, licenseServerUrl ? "https://license.paramant.app/v1/license/check"
+, licenseSector ? builtins.head sectors
+, licenseTelemetry ? false
 }:
 let
   inherit (builtins) attrNames concatLists concatStringsSep elem filter genList
@@ -106,7 +112,8 @@ let
         internal_url = "http://127.0.0.1:${toString p.ctlogInternal}";
         public_url = "http://127.0.0.1:${toString p.ctlogPublic}";
       };
-    } (relaySettings sector // (if elem "admin" services then { user_accounts_url = adminPublicUrl; } else { }));
+    } (merge (if withLicense then relayLicense else { })
+      (relaySettings sector // (if elem "admin" services then { user_accounts_url = adminPublicUrl; } else { })));
 
   # The admin reads each relay's internal token and the first sector's log token from its
   # credentials directory (systemd's LoadCredential=, below).
@@ -172,7 +179,7 @@ let
     Install = { };
   };
 
-  relayUnit = {
+  relayUnit = let base = {
     Unit = unitCommon // {
       Description = "paramant relay (data plane), %i sector";
       After = unitCommon.After ++ [ "paramant-ctlog@%i.service" ];
@@ -192,6 +199,16 @@ let
       LimitNOFILE = 65536;
     };
     Install = { };
+  }; in if !withLicense then base else base // {
+    # The offline token, and the state paramant-license publishes (after it, so that the
+    # directory exists when the relay's landlock rules are made).
+    Unit = base.Unit // {
+      After = base.Unit.After ++ [ "paramant-license.service" ];
+      Wants = base.Unit.Wants ++ [ "paramant-license.service" ];
+    };
+    Service = base.Service // {
+      LoadCredential = base.Service.LoadCredential ++ [ "license-token:paramant.license-token" ];
+    };
   };
 
   adminUnit = {
@@ -239,7 +256,7 @@ let
         echo "paramant-secrets: created ''${names[$i]}"
       fi
     done
-  '';
+  '' + (if withLicense then licenseSecrets else "");
   secretsUnit = {
     Unit = {
       Description = "paramant shared service tokens (first boot)";
@@ -263,7 +280,8 @@ let
   instanceNames = concatLists (map (s:
     (if elem "ctlog" services then [ "paramant-ctlog@${s}.service" ] else [ ])
     ++ (if elem "relay" services then [ "paramant-relay@${s}.service" ] else [ ])) sectors)
-    ++ (if elem "admin" services then [ "paramant-admin.service" ] else [ ]);
+    ++ (if elem "admin" services then [ "paramant-admin.service" ] else [ ])
+    ++ (if elem "license" services then [ "paramant-license.service" "paramant-license.timer" ] else [ ]);
 
   target = {
     Unit = {
@@ -282,6 +300,74 @@ let
     // (if elem "admin" services then { "etc/paramant/admin.toml" = { text = toTOML adminConfig; mode = "0644"; }; } else { });
 
   stripSlash = p: builtins.substring 1 (builtins.stringLength p) p;
+
+  # ---- paramant-license: the license client (a oneshot at start and every 6 hours) --------
+  # It publishes its state (the last signed capability set, re-verified by every reader) to
+  # /run/paramant-license/state.json; each relay reads it and the offline token (credential
+  # paramant.license-token; empty = Community Edition) and is ordered after it, so the
+  # directory exists when the relay's landlock rules are made.
+  withLicense = elem "license" services;
+  licenseState = "/run/paramant-license/state.json";
+  licenseConfig = let p = portsOf licenseSector; in {
+    server_url = licenseServerUrl;
+    state_dir = "/var/lib/paramant-license";
+    publish_file = licenseState;
+    telemetry = licenseTelemetry;
+    inherit sandbox;
+    license = { };
+    ctlog = {
+      internal_url = "http://127.0.0.1:${toString p.ctlogInternal}";
+      public_url = "http://127.0.0.1:${toString p.ctlogPublic}";
+    };
+    relay.internal_url = "http://127.0.0.1:${toString p.relayInternal}";
+  };
+  licenseUnit = {
+    Unit = {
+      Description = "paramant license check-in (offline token, signed capability set)";
+      After = [ "network-online.target" "paramant-secrets.service" "paramant-ctlog@${licenseSector}.service" ];
+      Wants = [ "network-online.target" "paramant-secrets.service" "paramant-ctlog@${licenseSector}.service" ];
+      PartOf = [ "paramant.target" ];
+      AssertPathExists = "/etc/paramant/license.toml";
+    };
+    Service = hardening // {
+      Type = "oneshot";
+      ExecStart = "${licenseExe} run --config /etc/paramant/license.toml";
+      User = "paramant-license";
+      StateDirectory = "paramant-license";
+      StateDirectoryMode = "0700";
+      RuntimeDirectory = "paramant-license";
+      RuntimeDirectoryMode = "0755";
+      RuntimeDirectoryPreserve = true;
+      # One check-in: connect, TLS, answer (timeout_secs 30) and the log appends.
+      TimeoutStartSec = "120s";
+      # Outbound: the license server (any address, port 443 only by landlock) and loopback.
+      IPAddressAllow = [ "any" ];
+      LoadCredential = [
+        "license-token:paramant.license-token"
+        "ctlog-internal-token:${credstoreName licenseSector "ctlog-internal-token"}"
+        "relay-internal-token:${credstoreName licenseSector "relay-internal-token"}"
+      ];
+    };
+    Install = { };
+  };
+  licenseTimer = {
+    Unit = { Description = "paramant license check-in every 6 hours"; PartOf = [ "paramant.target" ]; };
+    Timer = {
+      OnUnitActiveSec = "6h";
+      RandomizedDelaySec = "15min";
+      Persistent = true;
+      Unit = "paramant-license.service";
+    };
+    Install = { };
+  };
+  licenseSecrets = ''
+    # paramant-license: an empty token file means Community Edition (the unit's credential must exist).
+    [ -e /etc/credstore/paramant.license-token ] || : > /etc/credstore/paramant.license-token
+  '';
+  # Each relay: the offline token and the published state.
+  relayLicense = {
+    license = { state_file = licenseState; };
+  };
 in
 {
   units = {
@@ -290,10 +376,15 @@ in
     "paramant-secrets.service" = secretsUnit;
     "paramant.target" = target;
     "paramant-admin.service" = adminUnit;
-  };
+  } // (if withLicense then {
+    "paramant-license.service" = licenseUnit;
+    "paramant-license.timer" = licenseTimer;
+  } else { });
   files = configFiles // {
     ${stripSlash secretsExe} = { text = secretsScript; mode = "0755"; };
-  };
+  } // (if withLicense then {
+    "etc/paramant/license.toml" = { text = toTOML licenseConfig; mode = "0644"; };
+  } else { });
   instances = instanceNames;
   ports = listToAttrs (map (s: { name = s; value = portsOf s; }) sectors);
   inherit secretsScript;

@@ -263,6 +263,10 @@ pub struct LicenseState {
     /// A key rotation announced by the server (`next_pubkey_hash`), if any.
     #[serde(default)]
     pub next_pubkey_hash: Option<String>,
+    /// The nonce the next check-in will send (drawn ahead, so that `telemetry-preview` shows
+    /// the very bytes the next check-in sends; used once, then replaced).
+    #[serde(default)]
+    pub next_nonce: Option<String>,
 }
 
 impl Default for LicenseState {
@@ -273,6 +277,7 @@ impl Default for LicenseState {
             last_outcome: None,
             logged_actions: Vec::new(),
             next_pubkey_hash: None,
+            next_nonce: None,
         }
     }
 }

@@ -24,21 +24,21 @@ pub struct Telemetry {
     pub uptime_seconds: Option<u64>,
 }
 
-/// The aggregates a relay can report.
+/// The aggregates a relay can report (`None`: not counted on this appliance, sent as null).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Aggregates {
     /// Users.
-    pub user_count: u64,
+    pub user_count: Option<u64>,
     /// Transfers in the last 24 hours.
-    pub transfer_count_24h: u64,
-    /// Requests answered, and how many of them with a 5xx.
-    pub requests: u64,
+    pub transfer_count_24h: Option<u64>,
+    /// Requests answered (the denominator of both rates).
+    pub requests: Option<u64>,
     /// Answers with a 5xx.
-    pub errors_5xx: u64,
+    pub errors_5xx: Option<u64>,
     /// Failed authentications.
-    pub auth_failures: u64,
+    pub auth_failures: Option<u64>,
     /// Seconds since start.
-    pub uptime_seconds: u64,
+    pub uptime_seconds: Option<u64>,
 }
 
 /// Whether the operator opted in.
@@ -58,20 +58,21 @@ impl Telemetry {
             OptIn::Off => Self::default(),
             OptIn::On => Self {
                 opted_in: true,
-                user_count: Some(aggregates.user_count),
-                transfer_count_24h: Some(aggregates.transfer_count_24h),
-                error_rate_5xx_permille: Some(permille(aggregates.errors_5xx, aggregates.requests)),
-                auth_failure_rate_permille: Some(permille(aggregates.auth_failures, aggregates.requests)),
-                uptime_seconds: Some(aggregates.uptime_seconds),
+                user_count: aggregates.user_count,
+                transfer_count_24h: aggregates.transfer_count_24h,
+                error_rate_5xx_permille: permille(aggregates.errors_5xx, aggregates.requests),
+                auth_failure_rate_permille: permille(aggregates.auth_failures, aggregates.requests),
+                uptime_seconds: aggregates.uptime_seconds,
             },
         }
     }
 }
 
-fn permille(part: u64, whole: u64) -> u32 {
+fn permille(part: Option<u64>, whole: Option<u64>) -> Option<u32> {
+    let (part, whole) = (part?, whole?);
     if whole == 0 {
-        return 0;
+        return Some(0);
     }
     // At most 1000 (part is capped at whole), so the cast cannot truncate.
-    (u128::from(part.min(whole)) * 1000 / u128::from(whole)) as u32
+    Some((u128::from(part.min(whole)) * 1000 / u128::from(whole)) as u32)
 }

@@ -377,7 +377,7 @@ proptest! {
         users in any::<u64>(), transfers in any::<u64>(), requests in any::<u64>(),
         errors in any::<u64>(), auth in any::<u64>(), uptime in any::<u64>(), on in any::<bool>()
     ) {
-        let aggregates = Aggregates { user_count: users, transfer_count_24h: transfers, requests, errors_5xx: errors, auth_failures: auth, uptime_seconds: uptime };
+        let aggregates = Aggregates { user_count: Some(users), transfer_count_24h: Some(transfers), requests: Some(requests), errors_5xx: Some(errors), auth_failures: Some(auth), uptime_seconds: Some(uptime) };
         let t = Telemetry::new(if on { OptIn::On } else { OptIn::Off }, &aggregates);
         let json = String::from_utf8(wire::canonical_json_of(&t).unwrap()).unwrap();
         never_list_absent(&json);

@@ -17,6 +17,7 @@ const SERVICES: &[(&str, &str)] = &[
     ("ctlog", "Run the transparency log service: paramant ctlog run --config FILE"),
     ("relay", "Run the relay (data plane) service: paramant relay run --config FILE"),
     ("admin", "Run the accounts and admin panel service: paramant admin run --config FILE"),
+    ("license", "Licenses: paramant license issue|show|status|telemetry-preview|run|server"),
     ("release", "Signed releases: paramant release keygen|sign|verify|show (paramant release for details)"),
 ];
 
@@ -40,6 +41,7 @@ fn main() -> ExitCode {
         Some((cmd, rest)) if cmd == "ctlog" => ctlog::cli::main_with_args(rest),
         Some((cmd, rest)) if cmd == "relay" => relay::cli::main_with_args(rest),
         Some((cmd, rest)) if cmd == "admin" => admin::cli::main_with_args(rest),
+        Some((cmd, rest)) if cmd == "license" => license_service::cli::main_with_args(rest),
         Some((cmd, rest)) if cmd == "release" => release::cli::main_with_args(rest),
         _ => client::cli::main_as(None, SERVICES),
     }

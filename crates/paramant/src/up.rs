@@ -56,6 +56,10 @@ pub fn run(options: UpOptions) -> anyhow::Result<ExitCode> {
         start(relay.service(), &mut children).await?;
         // The admin reads the relay's and the log's internal tokens at start.
         start(admin.service(), &mut children).await?;
+        // The license client: checks in at start and every 6 hours once DIR/license/license-token
+        // holds a token (none: Community Edition, nothing is sent). No port, so no health check.
+        let license = LicenseLayout::ensure(&dir, &ctlog.config, &relay.config)?;
+        children.push(("paramant-license", license.spawn()?));
         let mut info = ctlog.dev_json();
         let previous =
             std::fs::read(dir.join("dev.json")).ok().and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok());
@@ -282,7 +286,12 @@ impl RelayLayout {
                  [ctlog]\n\
                  internal_url = \"http://{ct_internal}\"\n\
                  public_url = \"{ct_public}\"\n\
-                 token_file = {token:?}\n",
+                 token_file = {token:?}\n\
+                 [license]\n\
+                 token_file = {license_token:?}\n\
+                 state_file = {license_state:?}\n",
+                license_token = dir.join("license/license-token").display().to_string(),
+                license_state = dir.join("license/state.json").display().to_string(),
                 public = free_port()?,
                 internal = free_port()?,
                 state = dir.join("relay").display().to_string(),
@@ -292,6 +301,9 @@ impl RelayLayout {
             );
             write_atomically(&config_path, text.as_bytes())?;
         }
+        // The license directory exists before the relay starts: its sandbox can only grant a
+        // directory that exists.
+        std::fs::create_dir_all(dir.join("license"))?;
         let config = relay::config::Config::load(&config_path)?;
         Ok(Self { config_path, config })
     }
@@ -407,6 +419,55 @@ impl AdminLayout {
             "admin_config": self.config_path,
             "admin_outbox": self.config.state_dir.join("outbox"),
         }))
+    }
+}
+
+/// The license client inside the data directory: `DIR/license.toml`, state and token in
+/// `DIR/license/` (the directory the relay reads, re-verifying what it finds).
+struct LicenseLayout {
+    config_path: PathBuf,
+}
+
+impl LicenseLayout {
+    /// Writes `DIR/license.toml` on first start (the public license server; the log and the
+    /// relay of this directory).
+    fn ensure(dir: &Path, ctlog: &ctlog::config::Config, relay: &relay::config::Config) -> anyhow::Result<Self> {
+        let config_path = dir.join("license.toml");
+        if !config_path.exists() {
+            let text = format!(
+                "# Written by `paramant up` on first start; edit freely.\n\
+                 server_url = \"https://license.paramant.app/v1/license/check\"\n\
+                 state_dir = {state:?}\n\
+                 [license]\n\
+                 token_file = {token:?}\n\
+                 [ctlog]\n\
+                 internal_url = \"http://{ct_internal}\"\n\
+                 public_url = \"{ct_public}\"\n\
+                 token_file = {ct_token:?}\n\
+                 [relay]\n\
+                 internal_url = \"http://{relay_internal}\"\n\
+                 token_file = {relay_token:?}\n",
+                state = dir.join("license").display().to_string(),
+                token = dir.join("license/license-token").display().to_string(),
+                ct_internal = ctlog.internal_listen,
+                ct_public = ctlog.public_url(),
+                ct_token = ctlog.internal_token_path().display().to_string(),
+                relay_internal = relay.internal_listen,
+                relay_token = relay.internal_token_path().display().to_string(),
+            );
+            write_atomically(&config_path, text.as_bytes())?;
+        }
+        Ok(Self { config_path })
+    }
+
+    fn spawn(&self) -> anyhow::Result<Child> {
+        let exe = std::env::current_exe()?;
+        Command::new(&exe)
+            .args(["license", "run", "--loop", "--config"])
+            .arg(&self.config_path)
+            .kill_on_drop(true)
+            .spawn()
+            .context("cannot start paramant-license")
     }
 }
 

@@ -1,0 +1,6 @@
+//! `paramant-license`: see `license_service::cli`.
+
+fn main() -> std::process::ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    license_service::cli::main_with_args(&args)
+}
