@@ -31,6 +31,9 @@ in
   image.repart = {
     name = "paramantOS";
     verityStore.enable = true;
+    # Also write each partition to its own file: paramantOS_<version>.store.raw and
+    # .store-verity.raw are, with the UKI, the release artifacts sysupdate installs (./updates.nix).
+    split = true;
     partitions = {
       ${partitionIds.esp} = {
         contents = {
@@ -44,12 +47,14 @@ in
         SizeMinBytes = veritySlotSize;
         SizeMaxBytes = veritySlotSize;
         Label = "store-verity_${config.system.image.version}";
+        SplitName = "store-verity";
       };
       ${partitionIds.store}.repartConfig = {
         SizeMinBytes = storeSlotSize;
         SizeMaxBytes = storeSlotSize;
         # sysupdate finds versions by partition label: store_<version>.
         Label = "store_${config.system.image.version}";
+        SplitName = "store";
       };
       # The B slots: empty partitions of the same types, labelled "_empty" as sysupdate expects.
       "30-store-verity-b".repartConfig = {
@@ -84,14 +89,7 @@ in
     GrowFileSystem = true;
   };
 
-  fileSystems = {
-    "/" = { fsType = "tmpfs"; options = [ "mode=0755" "size=25%" ]; };
-    "/var" = { device = "/dev/disk/by-partlabel/state"; fsType = "ext4"; neededForBoot = true; };
-    # The store lives in the verity-protected /usr partition.
-    "/nix/store" = { device = "/usr/nix/store"; fsType = "none"; options = [ "bind" ]; };
-    # Secrets persist with the state; units read them through LoadCredential=.
-    "/etc/credstore" = { device = "/var/lib/credstore"; fsType = "none"; options = [ "bind" "x-systemd.requires-mounts-for=/var" ]; };
-  };
+  fileSystems = import ./filesystems.nix;
   systemd.tmpfiles.rules = [ "d /var/lib/credstore 0700 root root -" ];
 
   # A read-only system: no Nix daemon, no channels, no activation-time /usr/bin/env.

@@ -134,7 +134,7 @@ in
       };
     }
     (lib.mkIf (cfg.publicKeys != null && cfg.source != null) {
-      environment.systemPackages = [ paramantUpdate ];
+      environment.systemPackages = [ paramantUpdate config.services.paramant.package ];
       # The relays publish the same keys the updater trusts.
       services.paramant.relays = lib.genAttrs config.paramantOS.sectors (_: { releasePublicKeys = cfg.publicKeys; });
 

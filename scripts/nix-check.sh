@@ -118,7 +118,7 @@ nix-instantiate --eval --strict --json -E "
   let
     lib = import $lib_dir;
     # TEST ONLY: a runNixOSTest that returns the scenario's name instead of building a VM.
-    collected = import ./vm-tests { inherit lib; runNixOSTest = t: t.name; scenarioArgs = { }; };
+    collected = import ./vm-tests { inherit lib; runNixOSTest = t: t.name; scenarioArgs = { self = { }; pkgs = { }; inherit lib; }; };
     files = lib.filter (f: lib.hasSuffix \".nix\" f && f != \"default.nix\")
       (builtins.attrNames (builtins.readDir ./vm-tests));
   in { inherit collected; count = builtins.length files; }" > "$work/vm.json"
