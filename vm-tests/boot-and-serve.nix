@@ -17,8 +17,8 @@
     client.wait_until_succeeds("curl -fsS http://machine:8001/health")
     caps = get_json(client, "http://machine:8001/v2/capabilities")
     assert caps, caps
-    sth = get_json(client, "http://machine:8001/v2/sth")
-    assert sth["tree_size"] >= 0 and len(sth["sha3_root"]) == 64, sth
+    sth_ = sth(client, "http://machine:8001")
+    assert sth_["tree_size"] >= 0 and len(sth_["sha3_root"]) == 64, sth_
     # The log listens on loopback and its port is closed in the firewall.
     client.fail("curl -fsS --max-time 5 http://machine:8101/v2/sth")
     client.fail("curl -fsS --max-time 5 http://machine:8301/internal/keys")

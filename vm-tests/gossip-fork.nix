@@ -46,8 +46,8 @@ in
     a.wait_until_succeeds(f"curl -fsS http://127.0.0.1:8101/v2/sth/peers | grep -q {b_pk}")
 
     def head(m):
-        sth = get_json(m, "http://127.0.0.1:8101/v2/sth")
-        body = {k: sth[k] for k in ("relay_id", "sha3_root", "timestamp", "tree_size", "version", "signature")}
+        head_ = sth(m, "http://127.0.0.1:8101")
+        body = {k: head_[k] for k in ("relay_id", "sha3_root", "timestamp", "tree_size", "version", "signature")}
         body["public_key"] = "${sharedPublicKey}"
         return body
 
@@ -62,6 +62,6 @@ in
     assert status == "409", status
     assert json.loads(b.succeed("cat /tmp/fork.json"))["error"] == "fork_detected"
     forks = get_json(b, "http://127.0.0.1:8101/v2/sth/forks")
-    assert forks, forks
+    assert forks["count"] >= 1, forks
   '';
 }

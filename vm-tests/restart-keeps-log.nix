@@ -11,18 +11,18 @@
     key = mint_key(machine)
     for _ in range(3):
         append(machine)
-    before = get_json(machine, "http://127.0.0.1:8101/v2/sth")
+    before = sth(machine, "http://127.0.0.1:8101")
     pub = get_json(machine, "http://127.0.0.1:8101/v2/pubkey")["public_key"]
     assert before["tree_size"] >= 3, before
 
     def still_there(what):
         wait_for_sector(machine)
-        now = get_json(machine, "http://127.0.0.1:8101/v2/sth")
+        now = sth(machine, "http://127.0.0.1:8101")
         assert now["tree_size"] >= before["tree_size"], (what, now)
         assert get_json(machine, "http://127.0.0.1:8101/v2/pubkey")["public_key"] == pub, what
-        proof = get_json(machine, f"http://127.0.0.1:8101/v2/sth/consistency?first={before['tree_size']}&second={now['tree_size']}")
+        proof = get_json(machine, f"http://127.0.0.1:8101/v2/sth/consistency?from={before['tree_size']}&to={now['tree_size']}")
         assert proof, (what, proof)
-        machine.succeed(f"curl -fsS -H 'X-Api-Key: {key}' http://127.0.0.1:8001/v2/check-key")
+        assert get_json(machine, "http://127.0.0.1:8001/v2/check-key", [f"X-Api-Key: {key}"])["valid"] is True, what
 
     machine.succeed("systemctl restart paramant-ctlog@health.service paramant-relay@health.service")
     still_there("systemctl restart")

@@ -13,6 +13,6 @@
         f"paramant-sdk-python ${../harness/debian-systemd/guest/sdk-round-trip} http://127.0.0.1:8001 {key} vm-device")
     assert "receipt valid" in out, out
     # The transfer and its burn are in the log: two leaves at least.
-    assert get_json(machine, "http://127.0.0.1:8001/v2/sth")["tree_size"] >= 2
+    assert sth(machine, "http://127.0.0.1:8001")["tree_size"] >= 2
   '';
 }

@@ -48,3 +48,8 @@ def append(machine, sector="health", p=HEALTH, blob_hash=None):
     return post_json(machine, f"http://127.0.0.1:{p['ctlog_internal']}/internal/append",
                      {"event": {"type": "transfer", "blob_hash": blob, "sector": sector}},
                      [f"X-Internal-Auth: {token}"])
+
+
+def sth(machine, url):
+    """The newest signed tree head at `url` (a log's or a relay's origin)."""
+    return get_json(machine, f"{url}/v2/sth")["sth"]
