@@ -15,11 +15,13 @@
       systems = [ "x86_64-linux" "aarch64-linux" ];
       forEachSystem = f: nixpkgs.lib.genAttrs systems (system: f nixpkgs.legacyPackages.${system});
       modules = import ./nixos-modules;
-      # The flake's modules run the flake's own package unless the user sets another.
-      withPackage = module: { lib, pkgs, ... }: {
-        imports = [ module ];
+      # The flake's modules run the flake's own package unless the user sets another. Keyed, so
+      # that importing several of the modules defines the default once.
+      flakePackage = { lib, pkgs, ... }: {
+        key = "paramant-flake/package";
         services.paramant.package = lib.mkDefault self.packages.${pkgs.stdenv.hostPlatform.system}.paramant;
       };
+      withPackage = module: { imports = [ module flakePackage ]; };
     in
     {
       packages = forEachSystem (pkgs: import ./nix/packages.nix { inherit pkgs self; });

@@ -31,6 +31,9 @@ in
   image.repart = {
     name = "paramantOS";
     verityStore.enable = true;
+    # Also write each partition to its own file: paramantOS_<version>.store.raw and
+    # .store-verity.raw are, with the UKI, the release artifacts sysupdate installs (./updates.nix).
+    split = true;
     partitions = {
       ${partitionIds.esp} = {
         contents = {
@@ -44,12 +47,14 @@ in
         SizeMinBytes = veritySlotSize;
         SizeMaxBytes = veritySlotSize;
         Label = "store-verity_${config.system.image.version}";
+        SplitName = "store-verity";
       };
       ${partitionIds.store}.repartConfig = {
         SizeMinBytes = storeSlotSize;
         SizeMaxBytes = storeSlotSize;
         # sysupdate finds versions by partition label: store_<version>.
         Label = "store_${config.system.image.version}";
+        SplitName = "store";
       };
       # The B slots: empty partitions of the same types, labelled "_empty" as sysupdate expects.
       "30-store-verity-b".repartConfig = {
@@ -70,13 +75,14 @@ in
   # Boot: systemd in the initrd (dm-verity for /usr, repart for the state partition), the UKI.
   boot.loader.grub.enable = false;
   boot.initrd.systemd.enable = true;
-  boot.initrd.systemd.root = "gpt-auto";
 
   # First boot: systemd-repart adds the state partition behind the image's partitions and grows
   # it to the end of the disk; later boots find it and leave it as it is.
   boot.initrd.systemd.repart.enable = true;
+  # The root is a tmpfs, so repart is told the disk: the first one the kernel found.
+  boot.initrd.systemd.repart.device = lib.mkDefault "/dev/disk/by-diskseq/1";
   systemd.repart.partitions."40-state" = {
-    Type = "var";
+    Type = "linux-generic";
     Format = "ext4";
     Label = "state";
     SizeMinBytes = "2G";
@@ -84,28 +90,16 @@ in
     GrowFileSystem = true;
   };
 
-  fileSystems = {
-    "/" = { fsType = "tmpfs"; options = [ "mode=0755" "size=25%" ]; };
-    "/var" = { device = "/dev/disk/by-partlabel/state"; fsType = "ext4"; neededForBoot = true; };
-    # The store lives in the verity-protected /usr partition.
-    "/nix/store" = { device = "/usr/nix/store"; fsType = "none"; options = [ "bind" ]; };
-    # Secrets persist with the state; units read them through LoadCredential=.
-    "/etc/credstore" = { device = "/var/lib/credstore"; fsType = "none"; options = [ "bind" "x-systemd.requires-mounts-for=/var" ]; };
-  };
-  systemd.tmpfiles.rules = [ "d /var/lib/credstore 0700 root root -" ];
+  fileSystems = import ./filesystems.nix;
+  # The credential store's home on the state partition, made in the initrd (right after /var is
+  # mounted there) so that the /etc/credstore bind mount finds it on the first boot.
+  boot.initrd.systemd.tmpfiles.settings.paramant-credstore."/sysroot/var/lib/credstore".d = { mode = "0700"; };
 
   # A read-only system: no Nix daemon, no channels, no activation-time /usr/bin/env.
   nix.enable = false;
   system.switch.enable = false;
   system.activationScripts.usrbinenv = lib.mkForce "";
-  # The machine id is made on the first boot and kept with the state (the journal is keyed by it).
+  # The machine id lives with the state (the journal is keyed by it): systemd writes the id it
+  # generates on the first boot through this link, and reads it back on every later boot.
   environment.etc."machine-id".source = "/var/lib/machine-id";
-  systemd.services.paramant-machine-id = {
-    description = "Keep the machine id with the state partition";
-    wantedBy = [ "sysinit.target" ];
-    before = [ "systemd-journald.service" ];
-    unitConfig = { DefaultDependencies = false; ConditionPathExists = "!/var/lib/machine-id"; RequiresMountsFor = "/var"; };
-    serviceConfig.Type = "oneshot";
-    script = "systemd-id128 new > /var/lib/machine-id";
-  };
 }

@@ -36,11 +36,11 @@ let
     text = ''
       state=${state}
       keys=${cfg.publicKeys}
-      source=${lib.escapeShellArg (toString cfg.source)}
+      origin=${lib.escapeShellArg (toString cfg.source)}
       current=${lib.escapeShellArg version}
       die() { echo "paramant-update: $*" >&2; exit 1; }
       mkdir -p "$state"
-      fetch() { curl --fail --silent --show-error --proto =https --tlsv1.2 --max-time 600 -o "$2" "$source/$1"; }
+      fetch() { curl --fail --silent --show-error --proto =https --tlsv1.2 --max-time 600 -o "$2" "$origin/$1"; }
 
       case "''${1:-}" in
         check)
@@ -67,8 +67,9 @@ let
           ;;
         approve)
           want="''${2:?usage: paramant-update approve VERSION}"
-          [ -f "$state/offered" ] && [ "$(cat "$state/offered")" = "$want" ] \
-            || die "$want is not the offered version (run: paramant-update check)"
+          if [ ! -f "$state/offered" ] || [ "$(cat "$state/offered")" != "$want" ]; then
+            die "$want is not the offered version (run: paramant-update check)"
+          fi
           echo "$want" > "$state/approved"
           systemctl start paramant-update-install.service
           ;;
@@ -121,7 +122,9 @@ in
         before = [ "boot-complete.target" ];
         after = [ "paramant.target" ];
         path = [ pkgs.curl ];
-        serviceConfig = { Type = "oneshot"; RemainAfterExit = true; TimeoutStartSec = "150s"; FailureAction = "reboot"; };
+        # A failed health check reboots at once, which uses up the new UKI's tries quickly.
+        unitConfig.FailureAction = "reboot";
+        serviceConfig = { Type = "oneshot"; RemainAfterExit = true; TimeoutStartSec = "150s"; };
         script = ''
           for port in ${toString relayPorts}; do
             deadline=$((SECONDS + 120))
@@ -134,7 +137,7 @@ in
       };
     }
     (lib.mkIf (cfg.publicKeys != null && cfg.source != null) {
-      environment.systemPackages = [ paramantUpdate ];
+      environment.systemPackages = [ paramantUpdate config.services.paramant.package ];
       # The relays publish the same keys the updater trusts.
       services.paramant.relays = lib.genAttrs config.paramantOS.sectors (_: { releasePublicKeys = cfg.publicKeys; });
 

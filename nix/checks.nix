@@ -6,8 +6,9 @@ let
   # The build's vendored sources and cargo config, with another command in place of the build.
   cargoCheck = name: command: paramant.overrideAttrs (old: {
     pname = "paramant-${name}";
-    # node runs the /ct/ page's JavaScript against the SHA3 vectors in the ctlog tests.
-    nativeBuildInputs = old.nativeBuildInputs ++ [ pkgs.clippy pkgs.rustfmt pkgs.nodejs ];
+    # node runs the /ct/ page's JavaScript against the SHA3 vectors in the ctlog tests; openssl
+    # checks the release signatures' cosign format in the release tests.
+    nativeBuildInputs = old.nativeBuildInputs ++ [ pkgs.clippy pkgs.rustfmt pkgs.nodejs pkgs.openssl ];
     buildPhase = ''
       runHook preBuild
       ${command}

@@ -12,7 +12,8 @@ rustPlatform.buildRustPackage {
   # Only what the build reads, so that a README edit does not rebuild the binaries.
   src = lib.fileset.toSource {
     root = ../.;
-    fileset = lib.fileset.unions [ ../Cargo.toml ../Cargo.lock ../crates ../rustfmt.toml ../clippy.toml ];
+    # flake.lock: `paramant release` tests sign it like a release does.
+    fileset = lib.fileset.unions [ ../Cargo.toml ../Cargo.lock ../flake.lock ../crates ../rustfmt.toml ../clippy.toml ];
   };
   cargoLock.lockFile = ../Cargo.lock;
 

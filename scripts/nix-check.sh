@@ -118,7 +118,7 @@ nix-instantiate --eval --strict --json -E "
   let
     lib = import $lib_dir;
     # TEST ONLY: a runNixOSTest that returns the scenario's name instead of building a VM.
-    collected = import ./vm-tests { inherit lib; runNixOSTest = t: t.name; scenarioArgs = { }; };
+    collected = import ./vm-tests { inherit lib; runNixOSTest = t: t.name; scenarioArgs = { self = { }; pkgs = { }; inherit lib; }; };
     files = lib.filter (f: lib.hasSuffix \".nix\" f && f != \"default.nix\")
       (builtins.attrNames (builtins.readDir ./vm-tests));
   in { inherit collected; count = builtins.length files; }" > "$work/vm.json"
@@ -128,5 +128,34 @@ d = json.load(open(sys.argv[1]))
 ok = len(d["collected"]) == d["count"] and all(k == v for k, v in d["collected"].items())
 print(("ok   " if ok else "FAIL ") + f"vm-tests: {len(d['collected'])} of {d['count']} scenario files collected, each named after its file")
 sys.exit(0 if ok else 1)
+PY
+step "flake.nix outputs (against a fake nixpkgs: nixos-modules/tests/flake-outputs.nix)"
+nix-instantiate --eval --strict --json nixos-modules/tests/flake-outputs.nix --arg lib "import $lib_dir" > "$work/flake.json"
+python3 - "$work/flake.json" <<'PY'
+import json, os, sys
+d = json.load(open(sys.argv[1]))
+scenarios = sorted(f[:-4] for f in os.listdir("vm-tests") if f.endswith(".nix") and f != "default.nix")
+want = {
+    "packages x86_64-linux": (d["packages"]["x86_64-linux"], ["default", "image", "paramant", "paramant-ctlog", "paramant-relay"]),
+    "packages aarch64-linux": (d["packages"]["aarch64-linux"], ["default", "paramant", "paramant-ctlog", "paramant-relay"]),
+    "checks x86_64-linux": (d["checks"]["x86_64-linux"], sorted(["cargo-test", "clippy", "fmt"] + scenarios)),
+    "checks aarch64-linux": (d["checks"]["aarch64-linux"], ["cargo-test", "clippy", "fmt"]),
+    "nixosModules": (d["nixosModules"], ["admin", "ctlog", "default", "license", "paramantOS", "relay"]),
+    "nixosConfigurations": (d["nixosConfigurations"], ["paramantOS"]),
+    "devShells": (d["devShells"]["x86_64-linux"], ["default"]),
+}
+failed = 0
+for name, (got, expected) in want.items():
+    ok = got == expected
+    failed += not ok
+    print(("ok   " if ok else "FAIL ") + f"flake: {name}: {', '.join(got)}" + ("" if ok else f" (expected {expected})"))
+exec_start = d["moduleExecStart"]
+ok = exec_start == "/nix/store/eval-test-paramant/bin/paramant-relay run --config /etc/paramant/relay/%i.toml"
+failed += not ok
+print(("ok   " if ok else "FAIL ") + f"flake: nixosModules.relay + .admin + .license together run the flake's package: {exec_start}")
+vm = {k: v for k, v in d["checkNames"]["x86_64-linux"].items() if k in scenarios}
+ok = all(v == f"vm-test-{k}" for k, v in vm.items())
+print(("ok   " if ok else "FAIL ") + "flake: each VM test check runs the scenario of its file")
+sys.exit(1 if failed or not ok else 0)
 PY
 echo "nix-check: ok" >&2

@@ -15,29 +15,33 @@
 #   [profile.release] debug = "line-tables-only" keeps line tables (backtraces), whose paths
 #                            are remapped like the rest.
 #
-# usage: scripts/repro-check.sh [--bins "paramant paramant-ctlog"] [--keep]
+# usage: scripts/repro-check.sh [--bins "paramant paramant-ctlog"] [--keep] [--work DIR]
 #   default: the `paramant` binary only; it links every service (ctlog, relay, and whatever
 #   `paramant <service> run` reaches), so it covers all their code at the cost of one build each.
+#   --work DIR  build in DIR and keep it; a second run with the same DIR only rebuilds what changed
 # Cost: two cold release builds (measured in README "Reproducible and signed releases").
 set -euo pipefail
 repo="$(cd "$(dirname "$0")/.." && pwd)"
 bins="paramant"
 keep=no
+work=""
 while [ $# -gt 0 ]; do
   case "$1" in
     --bins) bins="$2"; shift 2 ;;
     --keep) keep=yes; shift ;;
+    --work) work="$2"; keep=yes; shift 2 ;;
     *) echo "repro-check: unknown option $1 (see the header of $0)" >&2; exit 2 ;;
   esac
 done
 
 cargo_home="${CARGO_HOME:-$HOME/.cargo}"
-work="$(mktemp -d "${TMPDIR:-/tmp}/paramant-repro.XXXXXX")"
+[ -n "$work" ] || work="$(mktemp -d "${TMPDIR:-/tmp}/paramant-repro.XXXXXX")"
 [ "$keep" = yes ] || trap 'rm -rf "$work"' EXIT
 epoch="$(git -C "$repo" log -1 --format=%ct 2>/dev/null || echo 1700000000)"
 
 # The files a release is built from: tracked and new (not ignored) files of the working tree.
 copy_checkout() {
+  rm -rf "$1"
   mkdir -p "$1"
   (cd "$repo" && git ls-files -z --cached --others --exclude-standard | tar --null -T - -cf -) | tar -xf - -C "$1"
 }
@@ -52,8 +56,8 @@ reproducible_env() {
 }
 
 build() {
-  local src="$1" target="$2" args=()
-  for b in $bins; do args+=(--bin "$b"); done
+  local src="$1" target="$2" args=() bin
+  for bin in $bins; do args+=(--bin "$bin"); done
   local start=$EPOCHSECONDS
   mapfile -t envs < <(reproducible_env "$src" "$target")
   (cd "$src" && env "${envs[@]}" cargo build --release --locked --quiet "${args[@]}")
