@@ -26,21 +26,8 @@ use crate::store::{GossipTables, LogStore, StoreError};
 /// Most client IPs tracked by the ingest rate limiter before stale windows are dropped.
 const MAX_TRACKED_IPS: usize = 10_000;
 
-/// A gossiped STH as peers send it: the signed body, its signature, and the signer's key.
-#[derive(Clone, Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct IngestRequest {
-    pub relay_id: String,
-    pub sha3_root: String,
-    pub timestamp: u64,
-    pub tree_size: u64,
-    pub version: u32,
-    pub signature: String,
-    pub public_key: String,
-    /// Optional; when present it must be the SHA3-256 of `public_key`.
-    #[serde(default)]
-    pub pk_hash: Option<String>,
-}
+/// A gossiped STH as peers send it (defined once in `wire`).
+pub use wire::log_api::GossipSth as IngestRequest;
 
 /// What we keep about a peer (served by `/v2/sth/peers`).
 #[derive(Clone, Debug, Serialize, Deserialize)]

@@ -24,8 +24,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use crypto::{KeyOrigin, LogSigningKey, Secret};
-use serde_json::json;
+use crypto::{KeyFile, KeyOrigin, LogSigningKey, Secret};
 
 use config::{Config, InternalListen};
 use gossip::Gossip;
@@ -212,15 +211,7 @@ fn spawn_timers(state: &SharedState) {
 /// Sends our newest STH (with our key) to every configured peer URL; failures are logged.
 async fn push_to_peers(state: &AppState) {
     let Ok(Some(sth)) = state.store.snapshot().and_then(|s| s.latest_sth()) else { return };
-    let payload = json!({
-        "relay_id": sth.body.relay_id,
-        "sha3_root": sth.body.sha3_root,
-        "timestamp": sth.body.timestamp,
-        "tree_size": sth.body.tree_size,
-        "version": sth.body.version,
-        "signature": sth.signature,
-        "public_key": state.public_key_b64,
-    });
+    let payload = wire::log_api::GossipSth::new(&sth, &state.public_key);
     for peer in &state.config.gossip.peers {
         if let Some(url) = &peer.url
             && let Err(e) = peer_client::push_sth(url, &payload).await

@@ -170,7 +170,6 @@ pub enum StartError {
 struct Core {
     store: Arc<dyn Backend>,
     key: Arc<LogSigningKey>,
-    pk_hash: String,
     config: SequencerConfig,
     compact: CompactRange<Sha3_256>,
     /// Tiles on the right edge of each tile level, kept so a batch never re-reads them.
@@ -189,19 +188,18 @@ impl Core {
         }
         let head = store.head()?;
         let compact = head.compact;
-        let pk_hash = hex::encode(key.verifying_key().pk_hash());
         let latest = match head.sth {
             Some(sth) => {
                 check_matches_tree(&key, &compact, &sth)?;
                 sth
             }
             None => {
-                let sth = sign_sth(&key, &pk_hash, &config.relay_id, &compact, now_ms());
+                let sth = sign_sth(&key, &config.relay_id, &compact, now_ms());
                 store.commit_sth(&sth)?;
                 sth
             }
         };
-        Ok(Core { store, key, pk_hash, config, compact, edge: BTreeMap::new(), latest: Arc::new(latest) })
+        Ok(Core { store, key, config, compact, edge: BTreeMap::new(), latest: Arc::new(latest) })
     }
 
     /// Serves requests until every handle is dropped (`Ok`) or storage fails (`Err`, the reason).
@@ -318,7 +316,7 @@ impl Core {
         compact: CompactRange<Sha3_256>,
         timestamp: u64,
     ) -> Result<(), StoreError> {
-        let sth = sign_sth(&self.key, &self.pk_hash, &self.config.relay_id, &compact, timestamp);
+        let sth = sign_sth(&self.key, &self.config.relay_id, &compact, timestamp);
         let batch = Batch { leaves, tiles: &tiles, compact: &compact, sth: &sth };
         self.store.commit_batch(first_index, &batch)?;
         self.compact = compact;
@@ -334,7 +332,7 @@ impl Core {
     }
 
     fn sign_sth(&self, timestamp: u64) -> SignedSth {
-        sign_sth(&self.key, &self.pk_hash, &self.config.relay_id, &self.compact, timestamp)
+        sign_sth(&self.key, &self.config.relay_id, &self.compact, timestamp)
     }
 
     /// STH timestamps strictly increase, so each STH has its own key and history is ordered.
@@ -343,22 +341,9 @@ impl Core {
     }
 }
 
-fn sign_sth(
-    key: &LogSigningKey,
-    pk_hash: &str,
-    relay_id: &str,
-    compact: &CompactRange<Sha3_256>,
-    timestamp: u64,
-) -> SignedSth {
-    let body = SthBody {
-        relay_id: relay_id.to_owned(),
-        sha3_root: hex::encode(compact.root()),
-        timestamp,
-        tree_size: compact.size(),
-        version: 1,
-    };
-    let signature = wire::b64(key.sign(&body.signed_bytes()));
-    SignedSth { body, signature, pk_hash: pk_hash.to_owned() }
+/// The signed head of the tree `compact` at `timestamp` (through `wire`'s one STH builder).
+fn sign_sth(key: &LogSigningKey, relay_id: &str, compact: &CompactRange<Sha3_256>, timestamp: u64) -> SignedSth {
+    SthBody::new(relay_id, &compact.root(), compact.size(), timestamp).sign(key)
 }
 
 /// The leaf hash and the stored JSON of an event (canonical, so auditors can recompute).

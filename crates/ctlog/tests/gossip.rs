@@ -7,7 +7,7 @@ mod common;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use common::*;
-use crypto::LogSigningKey;
+use crypto::{KeyFile, LogSigningKey};
 use serde_json::{Value, json};
 
 fn now_ms() -> u64 {

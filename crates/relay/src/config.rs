@@ -39,6 +39,11 @@ pub struct Config {
     /// the entry, and it is renewed every 10 minutes. None: not announced.
     #[serde(default)]
     pub registry_url: Option<String>,
+    /// Relays that may register in this relay's registry (`POST /v2/relays/register`), by the
+    /// fingerprint of their sector log's key (`pk_hash`, 64 hex, as `paramant ctlog pubkey`
+    /// prints it). Empty (the default): the registry accepts no registrations.
+    #[serde(default)]
+    pub registry_keys: Vec<String>,
     /// Trial key requests (`POST /v2/request-trial`).
     #[serde(default)]
     pub trial: TrialConfig,
@@ -210,6 +215,9 @@ impl Config {
         }
         if let Some(url) = &self.registry_url {
             crate::webhook::parse_target(url, true).map_err(|m| invalid("registry_url", m))?;
+        }
+        if self.registry_keys.iter().any(|k| wire::parse_hash_hex(k).is_err()) {
+            return Err(invalid("registry_keys", "each entry must be a log key's pk_hash: 64 hex characters"));
         }
         Ok(())
     }

@@ -162,14 +162,14 @@ pub async fn register_pubkey(
     }
     let appended = state
         .log
-        .append(json!({
-            "type": "device_registered",
-            "device_id": request.device_id,
-            "ecdh_pub": request.ecdh_pub,
-            "kyber_pub": kyber,
-            "dsa_pub": request.dsa_pub,
-            "sector": state.config.sector,
-        }))
+        .append(wire::LogEvent::DeviceRegistered {
+            device_id: request.device_id.clone(),
+            ecdh_pub: request.ecdh_pub.clone(),
+            kyber_pub: kyber.clone(),
+            dsa_pub: request.dsa_pub.clone(),
+            sector: state.config.sector.clone(),
+            timestamp: String::new(),
+        })
         .await?;
     let record = DeviceRecord {
         device_id: request.device_id,
@@ -308,14 +308,14 @@ pub async fn register_did(
     let dsa_hex = dsa.as_ref().map(hex::encode);
     let appended = state
         .log
-        .append(json!({
-            "type": "did_registered",
-            "did": did,
-            "device_id": request.device_id,
-            "ecdh_pub": ecdh_hex,
-            "dsa_pub": dsa_hex,
-            "sector": state.config.sector,
-        }))
+        .append(wire::LogEvent::DidRegistered {
+            did: did.clone(),
+            device_id: request.device_id.clone(),
+            ecdh_pub: ecdh_hex.clone(),
+            dsa_pub: dsa_hex.clone(),
+            sector: state.config.sector.clone(),
+            timestamp: String::new(),
+        })
         .await?;
     let created = wire::iso8601_ms(now_ms());
     let document = did_document(

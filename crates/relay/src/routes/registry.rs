@@ -38,84 +38,86 @@ struct RelayRecord {
     verified_since: String,
     last_seen: String,
     ct_index: u64,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RegisterRelay {
-    url: String,
-    sector: String,
-    version: String,
+    /// When this entry last changed (and so appended to the log), Unix ms.
     #[serde(default)]
-    edition: Option<String>,
-    public_key: String,
-    signature: String,
-    /// ISO-8601 ms; the signed message is `url|sector|version|timestamp`.
-    timestamp: String,
+    changed_ms: u64,
 }
 
-/// `POST /v2/relays/register`.
+/// Least time between two changes of one relay's entry: each change is a permanent log leaf.
+const MIN_CHANGE_INTERVAL_MS: u64 = 10 * 60 * 1000;
+
+/// `POST /v2/relays/register`: a [`wire::SignedRegistration`]. Only relays whose log key the
+/// operator listed in `registry_keys` may register (a self-made key is refused before anything
+/// is stored); the log gets a leaf only when the entry changed, at most once per 10 minutes per
+/// relay; a renewal only updates `last_seen`.
 pub async fn register_relay(
     State(state): State<SharedState>,
     body: Result<Bytes, BytesRejection>,
 ) -> ApiResult<Json<Value>> {
-    let request: RegisterRelay = jsonapi::json_body(body)?;
+    let request: wire::SignedRegistration = jsonapi::json_body(body)?;
+    let reg = &request.body;
     let allow_private = state.config.webhook.danger_allow_private_targets;
-    let target = crate::webhook::parse_target(&request.url, allow_private).map_err(ApiError::bad_request)?;
+    let target = crate::webhook::parse_target(&reg.url, allow_private).map_err(ApiError::bad_request)?;
     if !allow_private && target.host.parse::<IpAddr>().is_ok_and(|ip| !crate::webhook::is_public(ip)) {
         return Err(ApiError::bad_request("url must be a public address"));
     }
-    if !SECTORS.contains(&request.sector.as_str()) || request.version.is_empty() || request.version.len() > 32 {
-        return Err(ApiError::bad_request("sector must be a known sector and version 1-32 characters"));
+    if !SECTORS.contains(&reg.sector.as_str()) {
+        return Err(ApiError::bad_request("sector must be a known sector"));
     }
-    let signed_at = wire::parse_iso8601_ms(&request.timestamp)
+    let signed_at = wire::parse_iso8601_ms(&reg.timestamp)
         .map_err(|_| ApiError::bad_request("timestamp must be ISO-8601 with milliseconds"))?;
     if now_ms().abs_diff(signed_at) > MAX_SKEW_MS {
         return Err(ApiError::bad_request("timestamp is more than 5 minutes from now"));
     }
-    let key = wire::parse_b64(&request.public_key)
-        .ok()
-        .and_then(|k| crypto::LogVerifyingKey::from_bytes(&k).ok())
-        .ok_or_else(|| ApiError::bad_request("public_key must be a base64 ML-DSA-65 public key"))?;
-    let signature =
-        wire::parse_b64(&request.signature).map_err(|_| ApiError::bad_request("signature must be base64"))?;
-    let message = format!("{}|{}|{}|{}", request.url, request.sector, request.version, request.timestamp);
-    key.verify(message.as_bytes(), &signature).map_err(|_| {
-        ApiError::new(axum::http::StatusCode::UNAUTHORIZED, "signature_invalid", "ML-DSA-65 signature does not verify")
+    let key = request.verify().map_err(|e| match e {
+        wire::Error::Signature(
+            crypto::SignatureError::BadSignature | crypto::SignatureError::SignatureLength { .. },
+        ) => ApiError::new(
+            axum::http::StatusCode::UNAUTHORIZED,
+            "signature_invalid",
+            "ML-DSA-65 signature does not verify",
+        ),
+        other => ApiError::bad_request(other.to_string()),
     })?;
     let pk_hash = hex::encode(key.pk_hash());
-    let existing = load_relay(&state, &request.url)?;
+    if !state.config.registry_keys.iter().any(|k| k.eq_ignore_ascii_case(&pk_hash)) {
+        return Err(ApiError::forbidden("this relay's log key is not one the registry's operator allows"));
+    }
+    let existing = load_relay(&state, &reg.url)?;
     if let Some(old) = &existing
         && old.pk_hash != pk_hash
     {
         return Err(ApiError::conflict("key_mismatch", "this URL is registered with another key"));
     }
-    let now = wire::iso8601_ms(now_ms());
-    let changed = existing.as_ref().is_none_or(|old| old.version != request.version || old.sector != request.sector);
-    let ct_index = if changed {
-        let appended = state
-            .log
-            .append(json!({
-                "type": "admin_action",
-                "action": "relay_registered",
-                "actor": pk_hash,
-                "subject": request.url,
-                "detail": format!("sector={} version={}", request.sector, request.version),
-            }))
-            .await?;
-        appended.leaf_index
-    } else {
-        existing.as_ref().map(|o| o.ct_index).unwrap_or_default()
+    let now_ms = now_ms();
+    let now = wire::iso8601_ms(now_ms);
+    let changed = existing
+        .as_ref()
+        .is_none_or(|old| old.version != reg.version || old.sector != reg.sector || old.edition != reg.edition);
+    let (ct_index, changed_ms) = match &existing {
+        Some(old) if !changed => (old.ct_index, old.changed_ms),
+        _ => {
+            if let Some(old) = &existing {
+                let wait = (old.changed_ms + MIN_CHANGE_INTERVAL_MS).saturating_sub(now_ms);
+                if wait > 0 {
+                    return Err(ApiError::rate_limited("this relay's entry changed recently", wait.div_ceil(1000)));
+                }
+            }
+            let detail = format!("sector={} version={} edition={}", reg.sector, reg.version, reg.edition);
+            let event = wire::LogEvent::admin_action("relay_registered", &pk_hash, &reg.url, &detail);
+            (state.log.append(event).await?.leaf_index, now_ms)
+        }
     };
     let record = RelayRecord {
-        url: request.url.clone(),
-        sector: request.sector,
-        version: request.version,
-        edition: request.edition.unwrap_or_else(|| "community".into()),
+        url: reg.url.clone(),
+        sector: reg.sector.clone(),
+        version: reg.version.clone(),
+        edition: reg.edition.clone(),
         pk_hash: pk_hash.clone(),
         verified_since: existing.map(|o| o.verified_since).unwrap_or_else(|| now.clone()),
         last_seen: now,
         ct_index,
+        changed_ms,
     };
     let json_record = serde_json::to_vec(&record).map_err(DbError::from)?;
     state.db.write(|txn| {
@@ -149,7 +151,11 @@ pub async fn list_relays(
     for row in table.iter().map_err(DbError::from)? {
         let (_, raw) = row.map_err(DbError::from)?;
         if total >= offset && relays.len() < limit {
-            relays.push(serde_json::from_slice::<Value>(raw.value()).map_err(DbError::from)?);
+            let mut relay = serde_json::from_slice::<Value>(raw.value()).map_err(DbError::from)?;
+            if let Value::Object(fields) = &mut relay {
+                fields.remove("changed_ms");
+            }
+            relays.push(relay);
         }
         total += 1;
     }

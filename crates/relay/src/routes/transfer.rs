@@ -207,8 +207,7 @@ async fn store_upload(
     }
     check_wire(&payload)?;
     let size = payload.len() as u64;
-    let appended =
-        state.log.append(json!({ "type": "transfer", "blob_hash": sha256_hex, "sector": state.config.sector })).await?;
+    let appended = state.log.append(wire::LogEvent::transfer(&sha256_hex, &state.config.sector)).await?;
     let expires_ms = now_ms() + upload.ttl_ms;
     let token = state.tokens.issue(hash, expires_ms)?;
     state.blobs.publish(hash, payload_bytes(payload), sha256, appended.leaf_hash.clone());
@@ -345,7 +344,7 @@ fn finish_callback(
         if let Access::Owner(owner) = access {
             state.audit.record(owner, if burned { "outbound_burn" } else { "outbound_view" }, &hash, size, device);
         }
-        let event = json!({ "type": "delivery", "blob_hash": hash, "sector": state.config.sector, "burned": burned });
+        let event = wire::LogEvent::delivery(&hash, &state.config.sector, burned);
         let log_state = state.clone();
         state.log.spawn_write(async move {
             if let Err(e) = log_state.log.record(event).await {

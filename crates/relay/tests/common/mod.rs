@@ -52,7 +52,24 @@ impl Sector {
     /// A sector whose relay config gets `extra` TOML tables appended (`[limits]`, `[webhook]`,
     /// `[tls]`, …).
     pub fn with_config(extra: &str) -> Sector {
+        Sector::with_config_and_log_seed(extra, None)
+    }
+
+    /// As [`Sector::with_config`], with the sector log's key made from `seed` (so a test knows
+    /// the log's identity before it starts).
+    pub fn with_config_and_log_seed(extra: &str, seed: Option<&[u8; 32]>) -> Sector {
         let mut dir = tempfile::tempdir().unwrap();
+        if let Some(seed) = seed {
+            use std::os::unix::fs::OpenOptionsExt;
+            std::fs::create_dir_all(dir.path().join("ctlog-state")).unwrap();
+            let mut file = std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(dir.path().join("ctlog-state/log-key"))
+                .unwrap();
+            std::io::Write::write_all(&mut file, seed).unwrap();
+        }
         let (log, log_public, log_internal) = start_log(dir.path());
         // A port picked by `free_port` may be taken before the relay binds it: retry with
         // fresh ports (the relay exits at once, saying "cannot listen").
