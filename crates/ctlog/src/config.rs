@@ -123,7 +123,9 @@ fn default_skew_secs() -> u64 {
 /// Where the internal API listens.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum InternalListen {
+    /// A Unix socket at this path.
     Unix(PathBuf),
+    /// A loopback TCP address.
     Tcp(SocketAddr),
 }
 

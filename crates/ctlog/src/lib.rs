@@ -2,6 +2,7 @@
 //! log signing key; it signs STHs (group-committed) and delivery receipts, serves the public CT
 //! API, the `/ct/` UI and feeds, archives peers' STHs, and offers relays an internal API.
 #![forbid(unsafe_code)]
+#![deny(missing_docs)]
 
 pub mod backend;
 pub mod cli;
@@ -44,6 +45,7 @@ pub const DB_FILE: &str = "ctlog.redb";
 /// Keys, secrets and the database, opened (and generated on a first start) before the sandbox
 /// is applied: afterwards only the state directory is writable and nothing else is readable.
 pub struct Opened {
+    /// The service's configuration.
     pub config: Config,
     key: Arc<LogSigningKey>,
     internal_token: Secret,

@@ -29,7 +29,9 @@ const QUEUE_DEPTH: usize = 8192;
 /// What an acknowledged append gets back.
 #[derive(Clone, Debug)]
 pub struct Appended {
+    /// Index of the new leaf.
     pub leaf_index: u64,
+    /// Its leaf hash.
     pub leaf_hash: Hash,
     /// The STH of the batch the leaf was committed in (its tree includes the leaf).
     pub sth: SignedSth,
@@ -38,10 +40,13 @@ pub struct Appended {
 /// Why an append was not acknowledged.
 #[derive(Debug, thiserror::Error)]
 pub enum AppendError {
+    /// The event was refused (the caller's fault).
     #[error("the event is not valid: {0}")]
     Invalid(String),
+    /// Storage failed.
     #[error("storage failed: {0}")]
     Storage(#[from] StoreError),
+    /// The sequencer is not running (stopped after a storage fault, or shut down).
     #[error("the sequencer has stopped")]
     Stopped,
 }
@@ -103,6 +108,7 @@ impl SequencerThread {
 
 /// Settings of the sequencer.
 pub struct SequencerConfig {
+    /// The log's relay id, signed into every STH.
     pub relay_id: String,
     /// A new STH is signed when the newest is older than this, even without appends, so
     /// gossip peers (±5 min window) always see a fresh head.
@@ -154,15 +160,24 @@ impl Sequencer {
 /// Why the log could not be opened.
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
+    /// Storage failed while opening or recovering.
     #[error(transparent)]
     Storage(#[from] StoreError),
     #[error(
         "the newest stored STH does not verify with this signing key: the key file was replaced \
          or the database belongs to another log ({0})"
     )]
+    /// The newest STH is not signed by this key.
     KeyMismatch(String),
     #[error("the newest STH (size {sth_size}) disagrees with the stored tree (size {tree_size})")]
-    TreeMismatch { sth_size: u64, tree_size: u64 },
+    /// The newest STH is not for the stored tree.
+    TreeMismatch {
+        /// The STH's size.
+        sth_size: u64,
+        /// The stored tree's size.
+        tree_size: u64,
+    },
+    /// The thread could not be started.
     #[error("cannot start the sequencer thread: {0}")]
     Thread(String),
 }

@@ -152,7 +152,7 @@ impl LogClient {
 
     async fn send(&self, request: Request<Full<Bytes>>) -> Result<(StatusCode, Bytes), ApiError> {
         let unavailable = |e: &dyn std::fmt::Display| {
-            eprintln!("paramant-relay: log call failed: {e}");
+            crate::DAEMON.log(format_args!("log call failed: {e}"));
             ApiError::unavailable("log_unavailable", "the transparency log is not answering", 5)
         };
         let response = tokio::time::timeout(LOG_TIMEOUT, self.client.request(request))

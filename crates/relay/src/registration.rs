@@ -22,7 +22,7 @@ pub fn spawn(state: &SharedState) {
         loop {
             tick.tick().await;
             if let Err(e) = register(&state, &registry).await {
-                eprintln!("paramant-relay: registering at {registry} failed: {e}");
+                crate::DAEMON.log(format_args!("registering at {registry} failed: {e}"));
             }
         }
     });

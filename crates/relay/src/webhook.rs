@@ -208,8 +208,8 @@ impl Webhooks {
                     tokio::time::timeout(DELIVERY_TIMEOUT, state.webhooks.send(&hook, body, allow_private)).await;
                 match result {
                     Ok(Ok(())) => {}
-                    Ok(Err(e)) => eprintln!("paramant-relay: webhook to {} failed: {e}", hook.target.host),
-                    Err(_) => eprintln!("paramant-relay: webhook to {} timed out", hook.target.host),
+                    Ok(Err(e)) => crate::DAEMON.log(format_args!("webhook to {} failed: {e}", hook.target.host)),
+                    Err(_) => crate::DAEMON.log(format_args!("webhook to {} timed out", hook.target.host)),
                 }
             });
         }

@@ -245,7 +245,7 @@ pub async fn request_trial(
     };
     if let Err(e) = sent {
         // The key exists but did not reach the requester: deactivate it rather than leak it.
-        eprintln!("paramant-relay: trial mail to a requester failed: {e}");
+        crate::DAEMON.log(format_args!("trial mail to a requester failed: {e}"));
         let hash = hex::encode(Sha256::digest(key.as_bytes()));
         let _ = Keys { db: &state.db }.update(&hash, None, Some(false));
         return Err(ApiError::unavailable("mail_failed", "the trial key could not be sent; try again later", 300));

@@ -348,7 +348,7 @@ fn finish_callback(
         let log_state = state.clone();
         state.log.spawn_write(async move {
             if let Err(e) = log_state.log.record(event).await {
-                eprintln!("paramant-relay: logging a delivery failed: {}", e.code());
+                crate::DAEMON.log(format_args!("logging a delivery failed: {}", e.code()));
             }
         });
     }
