@@ -2,28 +2,52 @@
 //! deny unknown fields, so typos never pass silently), validate, and report what is wrong with
 //! the file and field named, so the operator knows the fix.
 #![forbid(unsafe_code)]
+#![deny(missing_docs)]
 
 use std::path::{Path, PathBuf};
 
 /// A configuration file that cannot be used, with the reason.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
+    /// The file cannot be read.
     #[error("cannot read {path}: {source}")]
-    Read { path: PathBuf, source: std::io::Error },
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why it cannot be read.
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML for the config type (including unknown fields).
     #[error("{path}: {source}")]
-    Parse { path: PathBuf, source: Box<toml::de::Error> },
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// The parser's message (it names line and column).
+        source: Box<toml::de::Error>,
+    },
+    /// The file parses but a field's value is not usable.
     #[error("{path}: {field}: {message}")]
-    Invalid { path: PathBuf, field: &'static str, message: String },
+    Invalid {
+        /// The file.
+        path: PathBuf,
+        /// The field, as written in the file (`table.key`).
+        field: &'static str,
+        /// What is wrong and how to fix it.
+        message: String,
+    },
 }
 
 /// A field that failed validation, and how to fix it.
 #[derive(Debug)]
 pub struct Invalid {
+    /// The field, as written in the file (`table.key`).
     pub field: &'static str,
+    /// What is wrong and how to fix it.
     pub message: String,
 }
 
 impl Invalid {
+    /// A validation failure of `field`.
     pub fn new(field: &'static str, message: impl Into<String>) -> Self {
         Self { field, message: message.into() }
     }

@@ -1,35 +1,31 @@
-//! Key material of paramant: the log's ML-DSA-65 (FIPS 204) signing key and its key file,
-//! signature verification, small helpers for secrets (constant-time compare, random tokens,
-//! systemd credentials), and [`pipe`]: a client device's keys and the ML-KEM-768 / HKDF /
-//! AES-256-GCM operations of SDK wire format v1.
+//! Key material of paramant that needs the operating system: the log signing key's file (and
+//! fresh seeds from the OS RNG) through [`KeyFile`], and small helpers for secrets
+//! (constant-time compare, random tokens, systemd credentials), the Ed25519 note key of C2SP
+//! checkpoints, and [`pipe`]: a client device's keys and the ML-KEM-768 / HKDF / AES-256-GCM
+//! operations of SDK wire format v1. The keys themselves — pure
+//! signing and verification — live in `logkey` and are re-exported here.
 //!
 //! Invariant: this is the only crate that touches private key bytes. Seeds never leave it except
 //! through the key file it writes; they are zeroized on drop and never appear in `Debug` output
 //! or error messages.
 #![forbid(unsafe_code)]
+#![deny(missing_docs)]
 
 mod keyfile;
 mod note;
 pub mod pipe;
 mod secret;
 mod signing;
-mod verifying;
 
+pub use logkey::{
+    Error as SignatureError, LogSigningKey, LogVerifyingKey, ML_DSA_65_PUBLIC_KEY_LEN, ML_DSA_65_SIGNATURE_LEN,
+    SEED_LEN,
+};
 pub use note::{ED25519_PUBLIC_KEY_LEN, ED25519_SIGNATURE_LEN, NoteSigningKey, ed25519_verify};
 pub use secret::{Secret, credential_path, ct_eq, random_token};
-pub use signing::{KeyOrigin, LogSigningKey};
-pub use verifying::LogVerifyingKey;
+pub use signing::{KeyFile, KeyOrigin};
 
 use std::path::PathBuf;
-
-/// Length in bytes of an encoded ML-DSA-65 signature (FIPS 204, Table 2).
-pub const ML_DSA_65_SIGNATURE_LEN: usize = 3309;
-
-/// Length in bytes of an encoded ML-DSA-65 public key (FIPS 204, Table 2).
-pub const ML_DSA_65_PUBLIC_KEY_LEN: usize = 1952;
-
-/// Length in bytes of an ML-DSA seed ξ, the stored form of a signing key.
-pub const SEED_LEN: usize = 32;
 
 /// Everything that can go wrong in this crate. Messages name paths and lengths, never key bytes.
 #[derive(Debug, thiserror::Error)]
@@ -68,22 +64,4 @@ pub enum Error {
         /// The offending path.
         path: PathBuf,
     },
-
-    /// An encoded public key has the wrong length.
-    #[error("ML-DSA-65 public key must be {ML_DSA_65_PUBLIC_KEY_LEN} bytes, got {len}")]
-    PublicKeyLength {
-        /// The length received.
-        len: usize,
-    },
-
-    /// An encoded signature has the wrong length.
-    #[error("ML-DSA-65 signature must be {ML_DSA_65_SIGNATURE_LEN} bytes, got {len}")]
-    SignatureLength {
-        /// The length received.
-        len: usize,
-    },
-
-    /// The signature is malformed or does not verify for this key and message.
-    #[error("ML-DSA-65 signature is invalid")]
-    BadSignature,
 }

@@ -3,7 +3,7 @@
 
 use std::os::unix::fs::PermissionsExt;
 
-use crypto::{Error, KeyOrigin, LogSigningKey};
+use crypto::{Error, KeyFile, KeyOrigin, LogSigningKey};
 
 #[test]
 fn missing_key_file_is_generated_with_mode_0600_and_reloaded_on_second_call() {

@@ -22,7 +22,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, ensure};
-use crypto::LogSigningKey;
+use crypto::{KeyFile, LogSigningKey};
 use ctlog::sequencer::{Sequencer, SequencerConfig};
 use ctlog::store::{LogStore, Snapshot};
 use tlog::{Hash, Sha3_256};

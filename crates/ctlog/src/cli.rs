@@ -17,7 +17,7 @@ pub fn main_with_args(args: &[String]) -> ExitCode {
     match dispatch(args) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("paramant-ctlog: {e:#}");
+            crate::DAEMON.log(format_args!("{e:#}"));
             ExitCode::FAILURE
         }
     }
@@ -40,7 +40,7 @@ fn dispatch(args: &[String]) -> anyhow::Result<()> {
         "run" => run(config, &config_path),
         "check-config" => check_config(&config, &config_path),
         "pubkey" => {
-            let key = crypto::LogSigningKey::load(&config.signing_key_path())?.verifying_key();
+            let key = <crypto::LogSigningKey as crypto::KeyFile>::load(&config.signing_key_path())?.verifying_key();
             println!("public_key {}", wire::b64(key.to_bytes()));
             println!("pk_hash {}", hex::encode(key.pk_hash()));
             Ok(())
@@ -74,7 +74,7 @@ fn check_config(config: &Config, config_path: &Path) -> anyhow::Result<()> {
 /// remain, so scripts and operators see it in the exit status.
 fn fsck(config: &Config, repair: bool) -> anyhow::Result<()> {
     use anyhow::Context;
-    let key = crypto::LogSigningKey::load(&config.signing_key_path())?.verifying_key();
+    let key = <crypto::LogSigningKey as crypto::KeyFile>::load(&config.signing_key_path())?.verifying_key();
     let path = config.state_dir.join(crate::DB_FILE);
     anyhow::ensure!(path.exists(), "{} does not exist", path.display());
     let store = crate::store::LogStore::open(&path)

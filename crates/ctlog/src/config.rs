@@ -76,6 +76,10 @@ pub struct GossipConfig {
     /// Peers known in advance: their key is pinned from configuration, not first sight.
     #[serde(default, rename = "peer")]
     pub peers: Vec<PeerConfig>,
+    /// Addresses of proxies (the sector's relay) whose `X-Real-IP` names the client for the
+    /// per-IP ingest limit. From any other caller, loopback included, the header is ignored.
+    #[serde(default)]
+    pub trusted_proxies: Vec<std::net::IpAddr>,
 }
 
 /// A configured gossip peer.
@@ -100,6 +104,7 @@ impl Default for GossipConfig {
             max_clock_skew_secs: default_skew_secs(),
             push_interval_secs: default_push_secs(),
             peers: Vec::new(),
+            trusted_proxies: Vec::new(),
         }
     }
 }
@@ -126,7 +131,9 @@ fn default_skew_secs() -> u64 {
 /// Where the internal API listens.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum InternalListen {
+    /// A Unix socket at this path.
     Unix(PathBuf),
+    /// A loopback TCP address.
     Tcp(SocketAddr),
 }
 

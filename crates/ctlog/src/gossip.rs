@@ -3,16 +3,23 @@
 //! newest STH to configured peers.
 //!
 //! The reference relay trusted self-supplied keys with no time window; here a key is pinned on
-//! first sight (or from configuration), timestamps must be within the configured skew, trees
-//! may not shrink, and a different root at the same size (or a failed consistency proof) is
-//! kept as evidence and refused.
+//! first sight (or from configuration) to one relay id and a relay id to one key, timestamps
+//! must be within the configured skew, and roots are compared as canonical lower-case hex.
+//! Evidence is recorded only for two heads the peer's key signed that cannot both be true: two
+//! roots for one size, or a smaller tree signed later than a larger one. An older head replayed
+//! (smaller and earlier) is refused as stale, and a failed consistency proof (unsigned bytes
+//! from the network) is refused without evidence.
+//!
+//! Configured peers always have a place. Unconfigured ones are bounded by `max_peers`, admitted
+//! at most [`NEW_PEERS_PER_MINUTE`] a minute, and the least recently heard one is evicted to
+//! make room; each peer keeps its newest [`MAX_HISTORY`] heads.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::Mutex;
 
 use crypto::LogVerifyingKey;
-use redb::{ReadableTable, ReadableTableMetadata};
+use redb::ReadableTable;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use wire::{SignedSth, SthBody};
@@ -25,22 +32,13 @@ use crate::store::{GossipTables, LogStore, StoreError};
 
 /// Most client IPs tracked by the ingest rate limiter before stale windows are dropped.
 const MAX_TRACKED_IPS: usize = 10_000;
+/// Most signed heads kept per peer (the newest); evidence copies the heads it needs.
+pub const MAX_HISTORY: u64 = 64;
+/// Most unconfigured peers admitted per minute (all sources together).
+pub const NEW_PEERS_PER_MINUTE: u32 = 10;
 
-/// A gossiped STH as peers send it: the signed body, its signature, and the signer's key.
-#[derive(Clone, Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct IngestRequest {
-    pub relay_id: String,
-    pub sha3_root: String,
-    pub timestamp: u64,
-    pub tree_size: u64,
-    pub version: u32,
-    pub signature: String,
-    pub public_key: String,
-    /// Optional; when present it must be the SHA3-256 of `public_key`.
-    #[serde(default)]
-    pub pk_hash: Option<String>,
-}
+/// A gossiped STH as peers send it (defined once in `wire`).
+pub use wire::log_api::GossipSth as IngestRequest;
 
 /// What we keep about a peer (served by `/v2/sth/peers`).
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -66,6 +64,8 @@ pub struct Gossip {
     own_pk_hash: [u8; 32],
     /// Per IP: (minute window, requests in it).
     limiter: Mutex<HashMap<IpAddr, (u64, u32)>>,
+    /// New unconfigured peers: (minute window, admitted in it).
+    admissions: Mutex<(u64, u32)>,
 }
 
 impl Gossip {
@@ -75,6 +75,7 @@ impl Gossip {
             own_relay_id: config.relay_id.clone(),
             own_pk_hash,
             limiter: Mutex::new(HashMap::new()),
+            admissions: Mutex::new((0, 0)),
         }
     }
 
@@ -82,7 +83,7 @@ impl Gossip {
     pub async fn ingest(&self, store: &LogStore, request: IngestRequest) -> ApiResult<String> {
         let (key, body) = parse(&request)?;
         let pk_hash = key.pk_hash();
-        self.check_identity(store, &body.relay_id, &pk_hash)?;
+        let configured = self.check_identity(store, &body.relay_id, &pk_hash)?;
         self.check_fresh(body.timestamp)?;
         let previous = match store.snapshot()?.peer(&pk_hash)? {
             Some(raw) => Some(decode_record(&raw)?),
@@ -90,7 +91,12 @@ impl Gossip {
         };
         let consistency = match &previous {
             Some(prev) => self.check_growth(store, prev, &request, &body).await?,
-            None => "first".to_string(),
+            None => {
+                if !configured {
+                    self.admit_new_peer()?;
+                }
+                "first".to_string()
+            }
         };
         let sth_json = serde_json::to_vec(&SignedSth {
             body: body.clone(),
@@ -100,8 +106,36 @@ impl Gossip {
         .map_err(|e| ApiError::internal("encode sth", &e))?;
         let max_peers = self.config.max_peers;
         let public_key = request.public_key.clone();
-        store.gossip_write(|t| archive(t, &pk_hash, &public_key, &body, &sth_json, &consistency, max_peers))??;
+        let is_configured = |pk: &[u8; 32]| self.configured_keys().contains(pk);
+        store.gossip_write(|t| {
+            archive(t, &pk_hash, &public_key, &body, &sth_json, &consistency, max_peers, configured, &is_configured)
+        })??;
         Ok(hex::encode(pk_hash))
+    }
+
+    /// Fingerprints of the configured peers' keys.
+    fn configured_keys(&self) -> Vec<[u8; 32]> {
+        self.config
+            .peers
+            .iter()
+            .filter_map(|p| wire::parse_b64(&p.public_key).ok())
+            .filter_map(|k| LogVerifyingKey::from_bytes(&k).ok())
+            .map(|k| k.pk_hash())
+            .collect()
+    }
+
+    /// Counts one admission of an unconfigured peer; refuses past [`NEW_PEERS_PER_MINUTE`].
+    fn admit_new_peer(&self) -> ApiResult<()> {
+        let minute = now_ms() / 60_000;
+        let mut window = self.admissions.lock().map_err(|_| ApiError::internal("admissions", &"poisoned"))?;
+        if window.0 != minute {
+            *window = (minute, 0);
+        }
+        if window.1 >= NEW_PEERS_PER_MINUTE {
+            return Err(ApiError::rate_limited("too many new peers; try again in a minute", 60));
+        }
+        window.1 += 1;
+        Ok(())
     }
 
     /// Counts one ingest request from `ip`; refuses past the configured rate per minute.
@@ -123,8 +157,27 @@ impl Gossip {
     }
 
     /// A relay id is bound to one key: our own id to our key, configured peers to theirs,
-    /// everyone else to the first key seen with that id.
-    fn check_identity(&self, store: &LogStore, relay_id: &str, pk_hash: &[u8; 32]) -> ApiResult<()> {
+    /// everyone else to the first key seen with that id; and a key signs for one relay id only.
+    /// Returns whether the relay id is a configured peer's.
+    fn check_identity(&self, store: &LogStore, relay_id: &str, pk_hash: &[u8; 32]) -> ApiResult<bool> {
+        let one_id = |other: &str| {
+            ApiError::conflict("key_mismatch", format!("this key signs for relay_id {other}, not {relay_id}"))
+        };
+        if *pk_hash == self.own_pk_hash && relay_id != self.own_relay_id {
+            return Err(one_id(&self.own_relay_id));
+        }
+        if let Some(peer) =
+            self.config.peers.iter().find(|p| p.relay_id != relay_id && self.key_of(p) == Some(*pk_hash))
+        {
+            return Err(one_id(&peer.relay_id));
+        }
+        if let Some(raw) = store.snapshot()?.peer(pk_hash)? {
+            let record = decode_record(&raw)?;
+            if record.relay_id != relay_id {
+                return Err(one_id(&record.relay_id));
+            }
+        }
+        let configured = self.config.peers.iter().any(|p| p.relay_id == relay_id);
         let pinned = if relay_id == self.own_relay_id {
             Some(self.own_pk_hash)
         } else if let Some(peer) = self.config.peers.iter().find(|p| p.relay_id == relay_id) {
@@ -140,8 +193,13 @@ impl Gossip {
             Some(p) if p != *pk_hash => {
                 Err(ApiError::conflict("key_mismatch", format!("relay_id {relay_id} is pinned to another key")))
             }
-            _ => Ok(()),
+            _ => Ok(configured),
         }
+    }
+
+    fn key_of(&self, peer: &crate::config::PeerConfig) -> Option<[u8; 32]> {
+        let key = wire::parse_b64(&peer.public_key).ok()?;
+        Some(LogVerifyingKey::from_bytes(&key).ok()?.pk_hash())
     }
 
     fn check_fresh(&self, timestamp: u64) -> ApiResult<()> {
@@ -155,8 +213,9 @@ impl Gossip {
         Ok(())
     }
 
-    /// Refuses shrinking trees, forks and (when the peer's URL is configured) growth without a
-    /// valid consistency proof; evidence of misbehaviour is stored before refusing.
+    /// Refuses contradictions, stale heads and (when the peer's URL is configured) growth
+    /// without a valid consistency proof. Evidence is stored only for two signed heads that
+    /// cannot both be true (M5): the same size with two roots, or a smaller tree signed later.
     async fn check_growth(
         &self,
         store: &LogStore,
@@ -164,27 +223,47 @@ impl Gossip {
         request: &IngestRequest,
         body: &SthBody,
     ) -> ApiResult<String> {
-        let evidence = |kind: &str, detail: String| {
-            json!({
+        let offending =
+            SignedSth { body: body.clone(), signature: request.signature.clone(), pk_hash: prev.relay_pk_hash.clone() };
+        let evidence = |kind: &str, detail: &str| -> ApiResult<serde_json::Value> {
+            let previous = store
+                .snapshot()?
+                .peer_sths(&parse_pk(&prev.relay_pk_hash)?, prev.sth_count.saturating_sub(1), 1)?
+                .pop()
+                .map(|raw| serde_json::from_slice::<serde_json::Value>(&raw))
+                .transpose()
+                .map_err(|e| ApiError::internal("stored peer sth", &e))?;
+            Ok(json!({
                 "kind": kind,
                 "relay_id": body.relay_id,
                 "relay_pk_hash": prev.relay_pk_hash,
+                "public_key": prev.public_key,
                 "detail": detail,
                 "detected_at": wire::iso8601_ms(now_ms()),
-                "previous": { "tree_size": prev.latest_tree_size, "sha3_root": prev.latest_root, "timestamp": prev.latest_timestamp },
-                "offending": { "tree_size": body.tree_size, "sha3_root": body.sha3_root, "timestamp": body.timestamp, "signature": request.signature },
-            })
+                "previous": previous,
+                "offending": offending,
+            }))
         };
-        if body.tree_size < prev.latest_tree_size {
-            record_fork(store, &prev.relay_pk_hash, evidence("shrink", "signed a smaller tree".into()))?;
-            return Err(ApiError::conflict("tree_shrank", "tree size is smaller than an earlier STH of this peer"));
-        }
+        // I1: the root is compared as canonical lower-case hex.
+        let same_root = body.sha3_root.eq_ignore_ascii_case(&prev.latest_root);
         if body.tree_size == prev.latest_tree_size {
-            if body.sha3_root != prev.latest_root {
-                record_fork(store, &prev.relay_pk_hash, evidence("fork", "two roots for one size".into()))?;
+            if !same_root {
+                record_fork(store, &prev.relay_pk_hash, evidence("fork", "two signed roots for one tree size")?)?;
                 return Err(ApiError::conflict("fork_detected", "different root for an already seen tree size"));
             }
             return Ok(prev.consistency.clone());
+        }
+        if body.tree_size < prev.latest_tree_size {
+            if body.timestamp > prev.latest_timestamp {
+                record_fork(
+                    store,
+                    &prev.relay_pk_hash,
+                    evidence("shrink", "a smaller tree signed after a larger one")?,
+                )?;
+                return Err(ApiError::conflict("tree_shrank", "tree size is smaller than an earlier STH of this peer"));
+            }
+            // An older head replayed: true once, and no contradiction; nothing to record.
+            return Err(ApiError::conflict("stale_sth", "a newer head of this peer is already known"));
         }
         if body.timestamp <= prev.latest_timestamp {
             return Err(ApiError::conflict("timestamp_regression", "a larger tree must carry a later timestamp"));
@@ -207,13 +286,12 @@ impl Gossip {
                     &new,
                 ) {
                     Ok(()) => Ok("verified".into()),
-                    Err(e) => {
-                        record_fork(store, &prev.relay_pk_hash, evidence("inconsistent", e.to_string()))?;
-                        Err(ApiError::conflict(
-                            "fork_detected",
-                            "the peer's tree is not an extension of its earlier tree",
-                        ))
-                    }
+                    // The proof is unsigned bytes from the network: a reason to refuse, not
+                    // evidence against the peer.
+                    Err(_) => Err(ApiError::conflict(
+                        "inconsistent",
+                        "the peer's consistency proof does not show this tree extends its earlier one",
+                    )),
                 }
             }
         }
@@ -261,8 +339,12 @@ fn decode_record(raw: &[u8]) -> ApiResult<PeerRecord> {
     serde_json::from_slice(raw).map_err(|e| ApiError::internal("peer record", &e))
 }
 
+fn parse_pk(pk_hash_hex: &str) -> ApiResult<[u8; 32]> {
+    wire::parse_hash_hex(pk_hash_hex).map_err(|_| ApiError::internal("pk hash", &"hex"))
+}
+
 fn record_fork(store: &LogStore, pk_hash_hex: &str, evidence: serde_json::Value) -> ApiResult<()> {
-    let key = wire::parse_hash_hex(pk_hash_hex).map_err(|_| ApiError::internal("pk hash", &"hex"))?;
+    let key = parse_pk(pk_hash_hex)?;
     let raw = serde_json::to_vec(&evidence).map_err(|e| ApiError::internal("evidence", &e))?;
     store.gossip_write(|t| {
         let next = t.forks.last()?.map(|(k, _)| k.value() + 1).unwrap_or(0);
@@ -280,7 +362,11 @@ fn record_fork(store: &LogStore, pk_hash_hex: &str, evidence: serde_json::Value)
     Ok(())
 }
 
-/// Stores the STH and updates the peer record, inside one write transaction.
+/// Stores the STH and updates the peer record, inside one write transaction. A new
+/// unconfigured peer beyond `max_peers` evicts the least recently heard unconfigured one;
+/// configured peers are never counted or evicted. Only the newest [`MAX_HISTORY`] heads of a
+/// peer are kept.
+#[allow(clippy::too_many_arguments)]
 fn archive(
     t: &mut GossipTables<'_>,
     pk_hash: &[u8; 32],
@@ -289,16 +375,18 @@ fn archive(
     sth_json: &[u8],
     consistency: &str,
     max_peers: usize,
+    configured: bool,
+    is_configured: &dyn Fn(&[u8; 32]) -> bool,
 ) -> Result<Result<(), ApiError>, StoreError> {
     let existing = t.peers.get(pk_hash)?.map(|v| v.value().to_vec());
     let mut record = match existing {
         Some(raw) => serde_json::from_slice::<PeerRecord>(&raw).map_err(|e| StoreError::Corrupt(e.to_string()))?,
         None => {
-            if t.peers.len()? as usize >= max_peers {
-                return Ok(Err(ApiError::rate_limited("peer limit reached; no new peers accepted", 3600)));
-            }
             if t.peer_ids.get(body.relay_id.as_str())?.is_some_and(|p| p.value() != *pk_hash) {
                 return Ok(Err(ApiError::conflict("key_mismatch", "relay_id is pinned to another key")));
+            }
+            if !configured && !make_room(t, max_peers, is_configured)? {
+                return Ok(Err(ApiError::rate_limited("peer limit reached; no new peers accepted", 3600)));
             }
             t.peer_ids.insert(body.relay_id.as_str(), pk_hash)?;
             PeerRecord {
@@ -322,6 +410,9 @@ fn archive(
         return Ok(Ok(()));
     }
     t.peer_sths.insert((*pk_hash, record.sth_count), sth_json)?;
+    if let Some(dropped) = record.sth_count.checked_sub(MAX_HISTORY) {
+        t.peer_sths.remove((*pk_hash, dropped))?;
+    }
     record.sth_count += 1;
     record.latest_root = body.sha3_root.to_ascii_lowercase();
     record.latest_tree_size = body.tree_size;
@@ -331,4 +422,36 @@ fn archive(
     let raw = serde_json::to_vec(&record).map_err(|e| StoreError::Corrupt(e.to_string()))?;
     t.peers.insert(pk_hash, raw.as_slice())?;
     Ok(Ok(()))
+}
+
+/// Makes room for one more unconfigured peer: evicts the least recently heard unconfigured
+/// peer (its record, pin and history) when `max_peers` unconfigured ones are stored. False if
+/// there is no room and nobody to evict.
+fn make_room(
+    t: &mut GossipTables<'_>,
+    max_peers: usize,
+    is_configured: &dyn Fn(&[u8; 32]) -> bool,
+) -> Result<bool, StoreError> {
+    let mut unconfigured: Vec<([u8; 32], PeerRecord)> = Vec::new();
+    for row in t.peers.iter()? {
+        let (k, v) = row?;
+        let key = k.value();
+        if !is_configured(&key) {
+            let record = serde_json::from_slice(v.value()).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+            unconfigured.push((key, record));
+        }
+    }
+    if unconfigured.len() < max_peers {
+        return Ok(true);
+    }
+    let Some((key, oldest)) = unconfigured.into_iter().min_by_key(|(_, r)| r.latest_timestamp) else {
+        return Ok(false);
+    };
+    t.peers.remove(&key)?;
+    t.peer_ids.remove(oldest.relay_id.as_str())?;
+    let kept = oldest.sth_count.saturating_sub(MAX_HISTORY);
+    for sequence in kept..oldest.sth_count {
+        t.peer_sths.remove((key, sequence))?;
+    }
+    Ok(true)
 }

@@ -11,9 +11,11 @@ use axum::response::Response;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
-use serde_json::{Value, json};
+use serde_json::Value;
 use std::collections::HashMap;
 use wire::LogEvent;
+use wire::log_api::{AppendAnswer, ProveAnswer, ReceiptAnswer, ReceiptRequest, RegistrationRequest};
+use wire::{RelayRegistration, SignedRegistration};
 
 use crate::error::{ApiError, ApiResult};
 use crate::receipt::{self, Delivery};
@@ -56,10 +58,11 @@ async fn require_auth(State(state): State<SharedState>, request: Request, next: 
     next.run(request).await
 }
 
+/// [`wire::log_api::AppendRequest`], parsed leniently: the event's timestamp may be absent
+/// (the sequencer stamps it either way).
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct AppendRequest {
-    /// The event without its timestamp (the sequencer stamps it).
     event: Value,
 }
 
@@ -76,39 +79,33 @@ fn parse_event(mut event: Value) -> ApiResult<LogEvent> {
 
 /// `POST /internal/append {"event":{...}}` → the leaf's index and inclusion proof against the
 /// signed STH of its batch — the `merkle_proof` of the API's inbound response.
-async fn append(State(state): State<SharedState>, body: Result<Bytes, BytesRejection>) -> ApiResult<Json<Value>> {
+async fn append(
+    State(state): State<SharedState>,
+    body: Result<Bytes, BytesRejection>,
+) -> ApiResult<Json<AppendAnswer>> {
     let request: AppendRequest = json_body(body)?;
     let appended = state.sequencer.append(parse_event(request.event)?).await?;
     let size = appended.sth.body.tree_size;
     let proof = inclusion_proof(&state.snapshot()?, appended.leaf_index, size)?;
-    Ok(Json(json!({
-        "ok": true,
-        "leaf_index": appended.leaf_index,
-        "leaf_hash": proof.leaf_hash,
-        "tree_size": size,
-        "audit_path": proof.audit_path,
-        "root": proof.root,
-        "sth": appended.sth,
-        "sth_signature": appended.sth.signature,
-    })))
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct ReceiptRequest {
-    /// Hash the receipt names (sha256 of the payload, or a drop's lookup id).
-    blob_hash: String,
-    sector: String,
-    /// Leaf hash of the transfer being delivered (from its append).
-    transfer_leaf_hash: String,
-    /// Whether this delivery destroys the blob.
-    burned: bool,
+    Ok(Json(AppendAnswer {
+        ok: true,
+        leaf_index: appended.leaf_index,
+        leaf_hash: proof.leaf_hash,
+        tree_size: size,
+        audit_path: proof.audit_path,
+        root: proof.root,
+        sth_signature: appended.sth.signature.clone(),
+        sth: appended.sth,
+    }))
 }
 
 /// `POST /internal/receipt` → the signed receipt proving the transfer leaf against the newest
 /// STH. The relay sends it in the response headers, before the body; it appends the delivery
 /// event itself once the body was completely sent.
-async fn receipt(State(state): State<SharedState>, body: Result<Bytes, BytesRejection>) -> ApiResult<Json<Value>> {
+async fn receipt(
+    State(state): State<SharedState>,
+    body: Result<Bytes, BytesRejection>,
+) -> ApiResult<Json<ReceiptAnswer>> {
     let request: ReceiptRequest = json_body(body)?;
     let leaf_hash = wire::parse_hash_hex(&request.transfer_leaf_hash)
         .map_err(|_| ApiError::bad_request("transfer_leaf_hash must be 64 hex characters"))?;
@@ -131,14 +128,14 @@ async fn receipt(State(state): State<SharedState>, body: Result<Bytes, BytesReje
     let receipt = tokio::task::spawn_blocking(move || receipt::issue(&worker, &leaf_hash, delivery, &sth))
         .await
         .map_err(|e| ApiError::internal("receipt task", &e))??;
-    Ok(Json(json!({ "ok": true, "receipt": receipt, "receipt_header": receipt.to_header() })))
+    Ok(Json(ReceiptAnswer { ok: true, receipt_header: receipt.to_header(), receipt }))
 }
 
 /// `GET /internal/prove?leaf_hash=HEX` → inclusion proof against the newest STH.
 async fn prove(
     State(state): State<SharedState>,
     Query(params): Query<HashMap<String, String>>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<ProveAnswer>> {
     let hash = params.get("leaf_hash").ok_or_else(|| ApiError::bad_request("leaf_hash is required"))?;
     let hash = wire::parse_hash_hex(hash).map_err(|_| ApiError::bad_request("leaf_hash must be 64 hex characters"))?;
     let snapshot = state.snapshot()?;
@@ -148,43 +145,24 @@ async fn prove(
         .filter(|&i| i < sth.body.tree_size)
         .ok_or_else(|| ApiError::not_found("no leaf with that hash"))?;
     let proof = inclusion_proof(&snapshot, index, sth.body.tree_size)?;
-    Ok(Json(json!({ "ok": true, "proof": proof, "sth": sth })))
+    Ok(Json(ProveAnswer { ok: true, proof, sth }))
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RegistrationRequest {
-    /// The relay's public URL.
-    url: String,
-    /// The relay's version.
-    version: String,
-}
-
-/// `POST /internal/sign-registration` → a registration for `/v2/relays/register`, signed with
-/// the log key: ML-DSA-65 over `url|sector|version|timestamp`. The log fixes the sector (its
-/// own) and the timestamp (now), so this can sign nothing but a current registration.
+/// `POST /internal/sign-registration` → the relay's registry entry
+/// ([`wire::SignedRegistration`]), signed with the log key. The log fixes the sector (its own)
+/// and the timestamp (now), so it signs nothing but a current registration of its sector.
 async fn sign_registration(
     State(state): State<SharedState>,
     body: Result<Bytes, BytesRejection>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<SignedRegistration>> {
     let request: RegistrationRequest = json_body(body)?;
-    let url_ok =
-        (request.url.starts_with("https://") || request.url.starts_with("http://")) && request.url.len() <= 2048;
-    let version_ok = !request.version.is_empty() && request.version.len() <= 32;
-    if !url_ok || !version_ok || request.url.contains('|') || request.version.contains('|') {
-        return Err(ApiError::bad_request(
-            "url must be an http(s) URL (≤ 2048) and version 1-32 characters, neither containing '|'",
-        ));
-    }
-    let timestamp = wire::iso8601_ms(now_ms());
-    let message = format!("{}|{}|{}|{}", request.url, state.config.sector, request.version, timestamp);
-    let signature = wire::b64(state.signing_key.sign(message.as_bytes()));
-    Ok(Json(json!({
-        "url": request.url,
-        "sector": state.config.sector,
-        "version": request.version,
-        "timestamp": timestamp,
-        "public_key": state.public_key_b64,
-        "signature": signature,
-    })))
+    let registration = RelayRegistration {
+        url: request.url,
+        sector: state.config.sector.clone(),
+        version: request.version,
+        edition: request.edition,
+        timestamp: wire::iso8601_ms(now_ms()),
+    };
+    registration.validate().map_err(|e| ApiError::bad_request(e.to_string()))?;
+    Ok(Json(registration.sign(&state.signing_key)))
 }

@@ -2,6 +2,7 @@
 //! log signing key; it signs STHs (group-committed) and delivery receipts, serves the public CT
 //! API, the `/ct/` UI and feeds, archives peers' STHs, and offers relays an internal API.
 #![forbid(unsafe_code)]
+#![deny(missing_docs)]
 
 pub mod backend;
 pub mod cli;
@@ -24,8 +25,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use crypto::{KeyOrigin, LogSigningKey, NoteSigningKey, Secret};
-use serde_json::json;
+use crypto::{KeyFile, KeyOrigin, LogSigningKey, NoteSigningKey, Secret};
 
 use config::{Config, InternalListen};
 use gossip::Gossip;
@@ -45,6 +45,7 @@ pub const DB_FILE: &str = "ctlog.redb";
 /// Keys, secrets and the database, opened (and generated on a first start) before the sandbox
 /// is applied: afterwards only the state directory is writable and nothing else is readable.
 pub struct Opened {
+    /// The service's configuration.
     pub config: Config,
     key: Arc<LogSigningKey>,
     note_key: NoteSigningKey,
@@ -204,15 +205,7 @@ fn spawn_timers(state: &SharedState) {
 /// Sends our newest STH (with our key) to every configured peer URL; failures are logged.
 async fn push_to_peers(state: &AppState) {
     let Ok(Some(sth)) = state.store.snapshot().and_then(|s| s.latest_sth()) else { return };
-    let payload = json!({
-        "relay_id": sth.body.relay_id,
-        "sha3_root": sth.body.sha3_root,
-        "timestamp": sth.body.timestamp,
-        "tree_size": sth.body.tree_size,
-        "version": sth.body.version,
-        "signature": sth.signature,
-        "public_key": state.public_key_b64,
-    });
+    let payload = wire::log_api::GossipSth::new(&sth, &state.public_key);
     for peer in &state.config.gossip.peers {
         if let Some(url) = &peer.url
             && let Err(e) = peer_client::push_sth(url, &payload).await

@@ -32,7 +32,7 @@ pub async fn consistency_proof(base: &str, from: u64, to: u64) -> Result<Vec<Has
 }
 
 /// `POST {base}/v2/sth/ingest` with our STH and key.
-pub async fn push_sth(base: &str, payload: &Value) -> Result<(), PeerError> {
+pub async fn push_sth(base: &str, payload: &wire::log_api::GossipSth) -> Result<(), PeerError> {
     let body = serde_json::to_vec(payload).map_err(|e| e.to_string())?;
     call(base, "POST", "/v2/sth/ingest", Some(body)).await.map(|_| ())
 }

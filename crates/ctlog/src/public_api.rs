@@ -186,17 +186,17 @@ async fn ingest(
     body: Result<Bytes, BytesRejection>,
 ) -> ApiResult<Json<Value>> {
     // Rate limit before any parsing or signature work: that work is what a flood costs us.
-    state.gossip.rate_limit(client_ip(peer, &headers))?;
+    state.gossip.rate_limit(client_ip(peer, &headers, &state.config.gossip.trusted_proxies))?;
     let request = json_body(body)?;
     let pk_hash = state.gossip.ingest(&state.store, request).await?;
     Ok(Json(json!({ "ok": true, "relay_pk_hash": pk_hash })))
 }
 
-/// The client's address: a relay on loopback forwards public requests and names the real
-/// client in `X-Real-IP`; from anywhere else the header is ignored (it could be forged).
-fn client_ip(peer: SocketAddr, headers: &axum::http::HeaderMap) -> std::net::IpAddr {
+/// The client's address: a configured proxy (the sector's relay) names the real client in
+/// `X-Real-IP`; from anyone else, loopback included, the header is ignored (it could be forged).
+fn client_ip(peer: SocketAddr, headers: &axum::http::HeaderMap, trusted: &[std::net::IpAddr]) -> std::net::IpAddr {
     let forwarded = || headers.get("x-real-ip")?.to_str().ok()?.parse().ok();
-    if peer.ip().is_loopback() { forwarded().unwrap_or(peer.ip()) } else { peer.ip() }
+    if trusted.contains(&peer.ip()) { forwarded().unwrap_or(peer.ip()) } else { peer.ip() }
 }
 
 async fn peers(State(state): State<SharedState>) -> ApiResult<Json<Value>> {

@@ -34,8 +34,7 @@ pub fn issue(state: &AppState, leaf_hash: &Hash, delivery: Delivery, sth: &Signe
         inclusion_proof: inclusion_proof(&snapshot, index, sth.body.tree_size)?,
         burn_confirmed: delivery.burn_confirmed,
     };
-    let signature = monitoring::timed_sign("receipt", || wire::b64(state.signing_key.sign(&body.signed_bytes())));
-    Ok(Receipt { body, signature })
+    Ok(monitoring::timed_sign("receipt", || body.sign(&state.signing_key)))
 }
 
 /// The verdict of `POST /v2/verify-receipt` for a receipt given as the header string

@@ -29,7 +29,9 @@ const QUEUE_DEPTH: usize = 8192;
 /// What an acknowledged append gets back.
 #[derive(Clone, Debug)]
 pub struct Appended {
+    /// Index of the new leaf.
     pub leaf_index: u64,
+    /// Its leaf hash.
     pub leaf_hash: Hash,
     /// The STH of the batch the leaf was committed in (its tree includes the leaf).
     pub sth: SignedSth,
@@ -38,10 +40,13 @@ pub struct Appended {
 /// Why an append was not acknowledged.
 #[derive(Debug, thiserror::Error)]
 pub enum AppendError {
+    /// The event was refused (the caller's fault).
     #[error("the event is not valid: {0}")]
     Invalid(String),
+    /// Storage failed.
     #[error("storage failed: {0}")]
     Storage(#[from] StoreError),
+    /// The sequencer is not running (stopped after a storage fault, or shut down).
     #[error("the sequencer has stopped")]
     Stopped,
 }
@@ -103,6 +108,7 @@ impl SequencerThread {
 
 /// Settings of the sequencer.
 pub struct SequencerConfig {
+    /// The log's relay id, signed into every STH.
     pub relay_id: String,
     /// A new STH is signed when the newest is older than this, even without appends, so
     /// gossip peers (±5 min window) always see a fresh head.
@@ -154,15 +160,24 @@ impl Sequencer {
 /// Why the log could not be opened.
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
+    /// Storage failed while opening or recovering.
     #[error(transparent)]
     Storage(#[from] StoreError),
     #[error(
         "the newest stored STH does not verify with this signing key: the key file was replaced \
          or the database belongs to another log ({0})"
     )]
+    /// The newest STH is not signed by this key.
     KeyMismatch(String),
     #[error("the newest STH (size {sth_size}) disagrees with the stored tree (size {tree_size})")]
-    TreeMismatch { sth_size: u64, tree_size: u64 },
+    /// The newest STH is not for the stored tree.
+    TreeMismatch {
+        /// The STH's size.
+        sth_size: u64,
+        /// The stored tree's size.
+        tree_size: u64,
+    },
+    /// The thread could not be started.
     #[error("cannot start the sequencer thread: {0}")]
     Thread(String),
 }
@@ -170,7 +185,6 @@ pub enum StartError {
 struct Core {
     store: Arc<dyn Backend>,
     key: Arc<LogSigningKey>,
-    pk_hash: String,
     config: SequencerConfig,
     compact: CompactRange<Sha3_256>,
     /// Tiles on the right edge of each tile level, kept so a batch never re-reads them.
@@ -189,19 +203,18 @@ impl Core {
         }
         let head = store.head()?;
         let compact = head.compact;
-        let pk_hash = hex::encode(key.verifying_key().pk_hash());
         let latest = match head.sth {
             Some(sth) => {
                 check_matches_tree(&key, &compact, &sth)?;
                 sth
             }
             None => {
-                let sth = sign_sth(&key, &pk_hash, &config.relay_id, &compact, now_ms());
+                let sth = sign_sth(&key, &config.relay_id, &compact, now_ms());
                 store.commit_sth(&sth)?;
                 sth
             }
         };
-        Ok(Core { store, key, pk_hash, config, compact, edge: BTreeMap::new(), latest: Arc::new(latest) })
+        Ok(Core { store, key, config, compact, edge: BTreeMap::new(), latest: Arc::new(latest) })
     }
 
     /// Serves requests until every handle is dropped (`Ok`) or storage fails (`Err`, the reason).
@@ -320,7 +333,7 @@ impl Core {
         compact: CompactRange<Sha3_256>,
         timestamp: u64,
     ) -> Result<(), StoreError> {
-        let sth = sign_sth(&self.key, &self.pk_hash, &self.config.relay_id, &compact, timestamp);
+        let sth = sign_sth(&self.key, &self.config.relay_id, &compact, timestamp);
         let batch = Batch { leaves, tiles: &tiles, compact: &compact, sth: &sth };
         self.store.commit_batch(first_index, &batch)?;
         self.compact = compact;
@@ -336,7 +349,7 @@ impl Core {
     }
 
     fn sign_sth(&self, timestamp: u64) -> SignedSth {
-        sign_sth(&self.key, &self.pk_hash, &self.config.relay_id, &self.compact, timestamp)
+        sign_sth(&self.key, &self.config.relay_id, &self.compact, timestamp)
     }
 
     /// STH timestamps strictly increase, so each STH has its own key and history is ordered.
@@ -345,22 +358,9 @@ impl Core {
     }
 }
 
-fn sign_sth(
-    key: &LogSigningKey,
-    pk_hash: &str,
-    relay_id: &str,
-    compact: &CompactRange<Sha3_256>,
-    timestamp: u64,
-) -> SignedSth {
-    let body = SthBody {
-        relay_id: relay_id.to_owned(),
-        sha3_root: hex::encode(compact.root()),
-        timestamp,
-        tree_size: compact.size(),
-        version: 1,
-    };
-    let signature = monitoring::timed_sign("sth", || wire::b64(key.sign(&body.signed_bytes())));
-    SignedSth { body, signature, pk_hash: pk_hash.to_owned() }
+/// The signed head of the tree `compact` at `timestamp` (through `wire`'s one STH builder).
+fn sign_sth(key: &LogSigningKey, relay_id: &str, compact: &CompactRange<Sha3_256>, timestamp: u64) -> SignedSth {
+    monitoring::timed_sign("sth", || SthBody::new(relay_id, &compact.root(), compact.size(), timestamp).sign(key))
 }
 
 /// The leaf hash and the stored JSON of an event (canonical, so auditors can recompute).

@@ -42,8 +42,10 @@ pub(crate) const COMPACT_KEY: &str = "compact_range";
 /// Storage failures. Every one is an operator problem (disk, corruption), never a client's.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
+    /// redb failed (IO, or a state it refuses to continue from).
     #[error("redb: {0}")]
     Redb(#[from] redb::Error),
+    /// Stored bytes do not decode.
     #[error("log storage is corrupt: {0}")]
     Corrupt(String),
 }
@@ -79,13 +81,17 @@ impl From<redb::SetDurabilityError> for StoreError {
     }
 }
 
+/// Results of storage calls.
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 
 /// One leaf as stored: its hash and the event JSON it commits to.
 #[derive(Clone, Debug)]
 pub struct StoredLeaf {
+    /// Its index.
     pub index: u64,
+    /// Its leaf hash.
     pub leaf_hash: Hash,
+    /// The canonical JSON of its event.
     pub event_json: Vec<u8>,
 }
 
@@ -387,9 +393,13 @@ pub(crate) fn decode_compact(raw: &[u8]) -> Result<CompactRange<Sha3_256>> {
 
 /// Gossip tables inside one write transaction.
 pub struct GossipTables<'t> {
+    /// `pk_hash -> PeerRecord JSON`.
     pub peers: redb::Table<'t, [u8; 32], &'static [u8]>,
+    /// `relay_id -> pinned pk_hash`.
     pub peer_ids: redb::Table<'t, &'static str, [u8; 32]>,
+    /// `(pk_hash, sequence) -> STH JSON`.
     pub peer_sths: redb::Table<'t, ([u8; 32], u64), &'static [u8]>,
+    /// `sequence -> fork evidence JSON`.
     pub forks: redb::Table<'t, u64, &'static [u8]>,
 }
 

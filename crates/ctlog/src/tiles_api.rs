@@ -35,6 +35,7 @@ const MUTABLE: &str = "no-cache";
 /// Tile levels a u64 tree can have (8 bits per level).
 const MAX_TILE_LEVEL: u64 = 63;
 
+/// The C2SP tlog-tiles read endpoints: `/checkpoint` and `/tile/…`.
 pub fn router() -> Router<SharedState> {
     Router::new().route("/checkpoint", get(checkpoint)).route("/tile/{*path}", get(tile))
 }
@@ -122,9 +123,21 @@ async fn checkpoint(State(state): State<SharedState>) -> ApiResult<impl IntoResp
 #[derive(Debug, PartialEq, Eq)]
 pub enum TilePath {
     /// Hash tile `(level, index)`; `width` is `None` for a full tile.
-    Hashes { level: u8, index: u64, width: Option<usize> },
+    Hashes {
+        /// Tile level (0 = leaf hashes).
+        level: u8,
+        /// Tile index within the level.
+        index: u64,
+        /// Hashes in a partial tile.
+        width: Option<usize>,
+    },
     /// Entry bundle `index`; `width` is `None` for a full bundle.
-    Entries { index: u64, width: Option<usize> },
+    Entries {
+        /// Bundle index.
+        index: u64,
+        /// Entries in a partial bundle.
+        width: Option<usize>,
+    },
 }
 
 /// Parses the part after `/tile/` strictly (tlog-tiles: no leading zeroes, 3-digit groups,

@@ -11,7 +11,7 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use crypto::LogSigningKey;
+use crypto::{KeyFile, LogSigningKey};
 use ctlog::backend::{Backend, Batch, Discarded, Head};
 use ctlog::fsck::{self, ProblemKind};
 use ctlog::sequencer::{Fatal, Sequencer, SequencerConfig, SequencerThread};

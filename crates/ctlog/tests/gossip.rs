@@ -7,7 +7,7 @@ mod common;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use common::*;
-use crypto::LogSigningKey;
+use crypto::{KeyFile, LogSigningKey};
 use serde_json::{Value, json};
 
 fn now_ms() -> u64 {
@@ -89,24 +89,99 @@ fn ingest_checks_signatures_windows_pins_and_records_forks() {
     assert_eq!(page["sths"][0]["tree_size"], 7);
 }
 
+/// M6: configured peers always have a place; strangers are bounded, the least recently heard
+/// is evicted, admissions are rate limited, and history per peer is bounded.
 #[test]
 fn peers_and_ingest_rate_are_bounded() {
     let dir = tempfile::tempdir().unwrap();
-    let log =
-        Log::configure(dir.path(), "relay.example", "[gossip]\nmax_peers = 2\ningest_per_ip_per_minute = 5\n").start();
+    let friend = LogSigningKey::generate().unwrap();
+    let extra = format!(
+        "[gossip]\nmax_peers = 2\ningest_per_ip_per_minute = 200\n[[gossip.peer]]\nrelay_id = \"friend.example\"\npublic_key = \"{}\"\n",
+        wire::b64(friend.verifying_key().to_bytes())
+    );
+    let log = Log::configure(dir.path(), "relay.example", &extra).start();
     let t = now_ms();
-    for n in 0..2u8 {
+    let strangers: Vec<LogSigningKey> = (0..3).map(|_| LogSigningKey::generate().unwrap()).collect();
+    for (n, key) in strangers.iter().enumerate() {
+        let (status, body) =
+            log.post("/v2/sth/ingest", &signed(key, &format!("p{n}.example"), 1, &root(n as u8), t + n as u64));
+        assert_eq!(status, 200, "stranger {n}: {body}");
+    }
+    let (_, peers) = log.get("/v2/sth/peers");
+    let ids: Vec<&str> = peers["peers"].as_array().unwrap().iter().map(|p| p["relay_id"].as_str().unwrap()).collect();
+    assert_eq!(peers["count"], 2, "{peers}");
+    assert!(!ids.contains(&"p0.example"), "the least recently heard stranger was evicted: {ids:?}");
+    // The configured peer gets in although strangers fill the table.
+    assert_eq!(log.post("/v2/sth/ingest", &signed(&friend, "friend.example", 1, &root(9), t)).0, 200);
+    assert_eq!(log.get("/v2/sth/peers").1["count"], 3);
+    // History per peer is bounded: the newest 64 heads are kept.
+    for n in 0..70u64 {
+        let (status, body) =
+            log.post("/v2/sth/ingest", &signed(&friend, "friend.example", 2 + n, &root(n as u8), t + 1 + n));
+        assert_eq!(status, 200, "{body}");
+    }
+    let pk = hex::encode(friend.verifying_key().pk_hash());
+    let (_, history) = log.get(&format!("/v2/sth/peers/{pk}?limit=500"));
+    assert_eq!(history["total"], 71);
+    assert_eq!(history["sths"].as_array().unwrap().len(), 64, "only the newest 64 heads are kept");
+    assert_eq!(history["sths"][63]["tree_size"], 71);
+    // New strangers are admitted at most 10 a minute (3 were admitted above). 21 more attempts
+    // within one test (under a minute, so at most two windows) put 12 or more in one window.
+    let mut refused = 0;
+    for n in 0..21u8 {
         let key = LogSigningKey::generate().unwrap();
-        assert_eq!(log.post("/v2/sth/ingest", &signed(&key, &format!("p{n}.example"), 1, &root(n), t)).0, 200);
+        let (status, _) = log.post("/v2/sth/ingest", &signed(&key, &format!("q{n}.example"), 1, &root(n), t));
+        refused += usize::from(status == 429);
     }
-    let third = LogSigningKey::generate().unwrap();
-    let (status, body) = log.post("/v2/sth/ingest", &signed(&third, "p3.example", 1, &root(3), t));
-    assert_eq!((status, body["error"].as_str().unwrap()), (429, "rate_limited"), "peer table is full: {body}");
+    assert!(refused >= 1, "more than 10 new peers in a minute are refused");
+}
+
+/// M5, L2, L3, I1: an older head replayed is no evidence; one key speaks for one relay id;
+/// X-Real-IP from loopback is not trusted; roots compare case-insensitively.
+#[test]
+fn evidence_needs_a_real_contradiction_and_identities_are_one_to_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = Log::configure(dir.path(), "relay.example", "[gossip]\ningest_per_ip_per_minute = 20\n").start();
+    let peer = LogSigningKey::generate().unwrap();
+    let t = now_ms();
+    let old = signed(&peer, "legal.example", 5, &root(5), t);
+    assert_eq!(log.post("/v2/sth/ingest", &old).0, 200);
+    assert_eq!(log.post("/v2/sth/ingest", &signed(&peer, "legal.example", 9, &root(9), t + 1)).0, 200);
+    // M5: replaying the peer's own older head is refused as stale and records nothing.
+    let (status, body) = log.post("/v2/sth/ingest", &old);
+    assert_eq!((status, body["error"].as_str().unwrap()), (409, "stale_sth"), "{body}");
+    assert_eq!(
+        log.get("/v2/sth/forks").1["forks"].as_array().unwrap().len(),
+        0,
+        "an honest peer has no evidence against it"
+    );
+    // I1: the same root in upper case is the same root, not a fork.
+    let upper = signed(&peer, "legal.example", 9, &root(9).to_uppercase(), t + 2);
+    assert_eq!(log.post("/v2/sth/ingest", &upper).0, 200);
+    assert_eq!(log.get("/v2/sth/forks").1["forks"].as_array().unwrap().len(), 0);
+    // A real contradiction keeps both signed heads.
+    let (status, _) = log.post("/v2/sth/ingest", &signed(&peer, "legal.example", 9, &root(99), t + 3));
+    assert_eq!(status, 409);
+    let forks = log.get("/v2/sth/forks").1;
+    let fork = &forks["forks"][0];
+    assert_eq!(fork["kind"], "fork");
+    assert!(fork["previous"]["signature"].is_string() && fork["offending"]["signature"].is_string(), "{fork}");
+    // L2: the same key may not sign for a second relay id.
+    let (status, body) = log.post("/v2/sth/ingest", &signed(&peer, "finance.example", 1, &root(1), t + 4));
+    assert_eq!((status, body["error"].as_str().unwrap()), (409, "key_mismatch"), "{body}");
+    // L3: a loopback caller cannot dodge the per-IP limit with X-Real-IP.
+    let agent = agent();
     let mut limited = false;
-    for _ in 0..5 {
-        limited |= log.post("/v2/sth/ingest", &json!({})).0 == 429;
+    // 51 requests within the test (at most two minute windows) put 26 or more in one window.
+    for n in 0..45 {
+        let response = agent
+            .post(&format!("{}/v2/sth/ingest", log.public))
+            .header("x-real-ip", &format!("203.0.113.{n}"))
+            .send_json(json!({}))
+            .unwrap();
+        limited |= response.status() == 429;
     }
-    assert!(limited, "more than 5 submissions a minute from one IP are refused");
+    assert!(limited, "X-Real-IP from an unconfigured loopback caller is ignored");
 }
 
 #[test]
@@ -146,16 +221,17 @@ fn growth_is_checked_with_the_peers_consistency_proof_and_heads_are_pushed() {
     assert_eq!(peers["peers"][0]["latest_tree_size"], 9);
 
     // B's key signs a head of size 11 whose root is not B's real tree: A asks B for the
-    // consistency proof 9 -> 11, it fails against the forged root, and A keeps the evidence.
+    // consistency proof 9 -> 11, it fails against the forged root, and A refuses the head. A
+    // failed proof is unsigned network bytes, not evidence against B (M5): nothing is recorded.
     for n in 9..13 {
         b.append_transfer(&blob_hash(n));
     }
     let b_signing = LogSigningKey::load(&dir_b.path().join("state/log-key")).unwrap();
     let forged = signed(&b_signing, "legal.example", 11, &root(11), now_ms());
     let (status, body) = a.post("/v2/sth/ingest", &forged);
-    assert_eq!((status, body["error"].as_str().unwrap()), (409, "fork_detected"), "{body}");
+    assert_eq!((status, body["error"].as_str().unwrap()), (409, "inconsistent"), "{body}");
     let (_, forks) = a.get("/v2/sth/forks");
-    assert_eq!(forks["forks"][0]["kind"], "inconsistent");
+    assert_eq!(forks["forks"].as_array().unwrap().len(), 0, "{forks}");
 
     // Now give B the push configuration: its heads arrive at A's peer table by themselves.
     b.stop();

@@ -20,6 +20,7 @@ pub struct Daemon {
 /// The hardening in force, as `/health` reports it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Hardening {
+    /// What the sandbox put in force.
     pub sandbox: SandboxReport,
     /// Every capability was dropped after binding ([`crate::drop_capabilities`] succeeded).
     pub capabilities_dropped: bool,
@@ -59,10 +60,12 @@ impl Hardening {
 }
 
 impl Daemon {
+    /// The daemon called `name` (its log prefix).
     pub const fn new(name: &'static str) -> Self {
         Self { name }
     }
 
+    /// Its name.
     pub fn name(&self) -> &'static str {
         self.name
     }

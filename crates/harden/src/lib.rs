@@ -14,6 +14,7 @@
 //! With [`Enforcement::Required`] (the default), [`apply`] fails with a message naming the
 //! cause when the kernel or a seccomp filter keeps the sandbox from being fully in force; with
 //! [`Enforcement::BestEffort`] it applies what it can and says what is missing.
+#![deny(missing_docs)]
 
 mod daemon;
 mod error;

@@ -99,6 +99,7 @@ impl Default for Drain {
 }
 
 impl Drain {
+    /// A drain not started yet.
     pub fn new() -> Self {
         Self::default()
     }

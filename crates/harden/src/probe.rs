@@ -10,13 +10,26 @@
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum LandlockSupport {
     /// The kernel answers with this ABI version (1 = Linux 5.13, 4 = 6.7 adds TCP rules).
-    Available { abi: u8 },
+    Available {
+        /// The ABI version.
+        abi: u8,
+    },
     /// `EOPNOTSUPP`: built into the kernel but not enabled at boot.
     DisabledAtBoot,
     /// `ENOSYS`: a kernel without landlock, or a seccomp filter answering ENOSYS.
-    Missing { seccomp_filters: u32, kernel: String },
+    Missing {
+        /// Seccomp filters on this process (`Seccomp_filters` in `/proc/self/status`).
+        seccomp_filters: u32,
+        /// The kernel release.
+        kernel: String,
+    },
     /// Any other errno (EPERM in practice): a seccomp filter blocks the system call.
-    Blocked { errno: i32, seccomp_filters: u32 },
+    Blocked {
+        /// The errno the system call returned.
+        errno: i32,
+        /// Seccomp filters on this process.
+        seccomp_filters: u32,
+    },
 }
 
 /// The three system calls a seccomp allow-list must contain for landlock to work.

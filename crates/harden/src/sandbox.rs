@@ -59,7 +59,10 @@ pub enum TcpConnect {
     Ports(Vec<u16>),
     /// Every port, for the operator-visible `reason` the policy gives (logged at start and
     /// printed by `check-config`). Binding stays restricted.
-    AnyPort { reason: String },
+    AnyPort {
+        /// Why every port is needed (the setting that asks for it).
+        reason: String,
+    },
 }
 
 impl Default for TcpConnect {
@@ -92,6 +95,7 @@ pub struct SandboxPolicy {
     pub bind_tcp: Vec<u16>,
     /// Where the process may connect over TCP.
     pub connect_tcp: TcpConnect,
+    /// Whether a sandbox not fully in force is an error or a warning.
     pub enforcement: Enforcement,
 }
 
@@ -127,11 +131,13 @@ impl std::fmt::Display for LandlockState {
 /// What [`apply`] did.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SandboxReport {
+    /// How much of the sandbox is in force.
     pub landlock: LandlockState,
     /// The kernel's landlock ABI (0: none).
     pub abi: u8,
     /// TCP bind/connect rules are in force.
     pub net_rules: bool,
+    /// `no_new_privs` is set.
     pub no_new_privs: bool,
     /// Policy paths that did not exist and so got no rule (they stay inaccessible).
     pub skipped: Vec<PathBuf>,
@@ -142,7 +148,9 @@ pub struct SandboxReport {
 /// What this machine can enforce, known without applying anything (`check-config` prints it).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Outlook {
+    /// What the kernel answers.
     pub support: LandlockSupport,
+    /// How much of the sandbox would be in force.
     pub landlock: LandlockState,
     /// Why the sandbox would not be fully enforced.
     pub shortfall: Option<String>,
@@ -159,6 +167,7 @@ impl Outlook {
         self.abi().min(TESTED_ABI)
     }
 
+    /// Whether TCP rules would be in force.
     pub fn net_rules(&self) -> bool {
         self.landlock == LandlockState::FullyEnforced
     }

@@ -3,6 +3,7 @@
 //! and parsers for bodies and query parameters that turn bad input into a 4xx, never a 5xx.
 //! Clients see the code and a short detail; internals go to the service log only.
 #![forbid(unsafe_code)]
+#![deny(missing_docs)]
 
 use std::collections::HashMap;
 

@@ -275,7 +275,7 @@ fn server(args: &[String]) -> anyhow::Result<()> {
         let path = PathBuf::from(a.one("config")?);
         let config: ServerConfig = configfile::load(&path, |_| Ok(()))?;
         if command == "public-key" {
-            let (key, _) = crypto::LogSigningKey::load_or_generate(&config.signing_key_file)?;
+            let (key, _) = <crypto::LogSigningKey as crypto::KeyFile>::load_or_generate(&config.signing_key_file)?;
             println!("{}", hex::encode(key.verifying_key().to_bytes()));
             return Ok(());
         }

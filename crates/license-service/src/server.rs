@@ -154,7 +154,7 @@ struct KxGroup(String);
 /// Unreadable certificate, key or seed; the port is taken.
 pub async fn run(config: ServerConfig) -> anyhow::Result<()> {
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
-    let (key, _) = crypto::LogSigningKey::load_or_generate(&config.signing_key_file)?;
+    let (key, _) = <crypto::LogSigningKey as crypto::KeyFile>::load_or_generate(&config.signing_key_file)?;
     eprintln!(
         "paramant-license server: signing capability sets with ML-DSA-65 key {} (public key hex for [license] ml_dsa_keys: `paramant license server public-key --config`)",
         hex::encode(key.verifying_key().pk_hash())

@@ -177,7 +177,7 @@ fn verify_sth_detects_bad_signatures_key_changes_and_forks() {
     let home = tempfile::tempdir().unwrap();
     let home = home.path();
     let log = FakeLog::start();
-    let key = crypto::LogSigningKey::generate().unwrap();
+    let key = <crypto::LogSigningKey as crypto::KeyFile>::generate().unwrap();
     let tree = Tree::new(1, 40);
     let honest = |size: u64, ts: u64| sth(&key, "fake.log", &tree.roots[size as usize], size, ts);
 
@@ -222,7 +222,7 @@ fn verify_sth_detects_bad_signatures_key_changes_and_forks() {
     assert_eq!(cli(home, &["verify-sth", "--relay", &log.url]).code, 5);
 
     // A changed key: exit 4, until --pubkey-hash names the new key; then it is pinned.
-    let new_key = crypto::LogSigningKey::generate().unwrap();
+    let new_key = <crypto::LogSigningKey as crypto::KeyFile>::generate().unwrap();
     let new_tree = Tree::new(3, 8);
     log.serve_head(&new_key, &sth(&new_key, "fake.log", &new_tree.roots[8], 8, 6000));
     let run = cli(home, &["--json", "verify-sth", "--relay", &log.url]);
@@ -250,7 +250,7 @@ fn monitor_archives_heads_and_alerts_on_forks_and_key_changes() {
     let archive = home.path().join("archive");
     let archive_arg = archive.to_str().unwrap();
     let log = FakeLog::start();
-    let key = crypto::LogSigningKey::generate().unwrap();
+    let key = <crypto::LogSigningKey as crypto::KeyFile>::generate().unwrap();
     let tree = Tree::new(7, 64);
     let honest = |size: u64, ts: u64| sth(&key, "fake.log", &tree.roots[size as usize], size, ts);
     let monitor =
@@ -283,7 +283,7 @@ fn monitor_archives_heads_and_alerts_on_forks_and_key_changes() {
     );
 
     // A key change: exit 4 and a message.
-    let new_key = crypto::LogSigningKey::generate().unwrap();
+    let new_key = <crypto::LogSigningKey as crypto::KeyFile>::generate().unwrap();
     log.serve_head(&new_key, &sth(&new_key, "fake.log", &tree.roots[16], 16, 500));
     let run = cli(home.path(), &["monitor", "--relay", &log.url, "--archive", archive_arg, "--once"]);
     assert_eq!(run.code, 4, "{}{}", run.stdout, run.stderr);
@@ -305,7 +305,7 @@ fn verify_peers_checks_signatures_pins_and_consistency() {
     let home = home.path();
     let log = FakeLog::start();
     let peer_log = FakeLog::start();
-    let peer_key = crypto::LogSigningKey::generate().unwrap();
+    let peer_key = <crypto::LogSigningKey as crypto::KeyFile>::generate().unwrap();
     let tree = Tree::new(5, 50);
     let heads: Vec<SignedSth> = [(3, 10), (3, 11), (12, 20), (40, 30)]
         .iter()
@@ -360,7 +360,7 @@ fn verify_peers_checks_signatures_pins_and_consistency() {
     assert_eq!(cli(home, &["verify-peers", "--relay", &log.url, "--peer", &peer_arg]).code, 5);
 
     // The peer's relay id now comes with another key: exit 4.
-    let new_key = crypto::LogSigningKey::generate().unwrap();
+    let new_key = <crypto::LogSigningKey as crypto::KeyFile>::generate().unwrap();
     let new_heads = vec![sth(&new_key, "peer.one", &tree.roots[3], 3, 10)];
     serve_peer(&new_key, &new_heads);
     let run = cli(home, &["--json", "verify-peers", "--relay", &log.url, "--peer", &peer_arg]);
@@ -537,7 +537,7 @@ fn send_checks_the_inclusion_proof_and_signed_head_of_its_upload() {
     let home = tempfile::tempdir().unwrap();
     let home = home.path();
     let relay = FakeLog::start();
-    let key = crypto::LogSigningKey::generate().unwrap();
+    let key = <crypto::LogSigningKey as crypto::KeyFile>::generate().unwrap();
     let receiver = crypto::pipe::DeviceKeys::generate().unwrap();
     // GET /v2/pubkey/bob is bob's device key; /v2/pubkey (GET, and the POST that registers the
     // sender) answers the log key.
@@ -594,7 +594,7 @@ fn send_checks_the_inclusion_proof_and_signed_head_of_its_upload() {
     relay.set("/v2/inbound", answer(honest_path.clone(), &forged));
     assert_eq!(send().code, 1, "a signed head whose signature does not verify");
 
-    let stranger = crypto::LogSigningKey::generate().unwrap();
+    let stranger = <crypto::LogSigningKey as crypto::KeyFile>::generate().unwrap();
     relay.set("/v2/inbound", answer(honest_path, &sth(&stranger, "fake.log", &tree.roots[10], 10, 1000)));
     assert_eq!(send().code, 1, "a head signed by a key that is not the log's");
 }

@@ -14,7 +14,7 @@ pub fn main_with_args(args: &[String]) -> ExitCode {
     match dispatch(args) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("paramant-relay: {e:#}");
+            crate::DAEMON.log(format_args!("{e:#}"));
             ExitCode::FAILURE
         }
     }

@@ -41,6 +41,11 @@ pub struct Config {
     /// the entry, and it is renewed every 10 minutes. None: not announced.
     #[serde(default)]
     pub registry_url: Option<String>,
+    /// Relays that may register in this relay's registry (`POST /v2/relays/register`), by the
+    /// fingerprint of their sector log's key (`pk_hash`, 64 hex, as `paramant ctlog pubkey`
+    /// prints it). Empty (the default): the registry accepts no registrations.
+    #[serde(default)]
+    pub registry_keys: Vec<String>,
     /// Trial key requests (`POST /v2/request-trial`).
     #[serde(default)]
     pub trial: TrialConfig,
@@ -259,6 +264,9 @@ impl Config {
             PeerUrl::parse(url, Scheme::AllowPlainHttp).map_err(|m| invalid("registry_url", m))?;
         }
         self.license.trust_roots().map_err(|e| invalid("license", &e.to_string()))?;
+        if self.registry_keys.iter().any(|k| wire::parse_hash_hex(k).is_err()) {
+            return Err(invalid("registry_keys", "each entry must be a log key's pk_hash: 64 hex characters"));
+        }
         Ok(())
     }
 

@@ -128,6 +128,9 @@ pub struct RelayRecord {
     pub last_seen: String,
     /// The log leaf of its newest changed registration.
     pub ct_index: u64,
+    /// When this entry last changed (and so appended to the log), Unix ms; not shown in listings.
+    #[serde(default)]
+    pub changed_ms: u64,
 }
 
 /// A limit that refused a write (nothing was written).

@@ -15,8 +15,10 @@ use hyper_util::rt::TokioExecutor;
 use jsonapi::ApiError;
 use serde::de::{DeserializeOwned, IgnoredAny};
 use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
+use serde_json::Value;
 use tokio::task::JoinSet;
+use wire::LogEvent;
+use wire::log_api::{AppendAnswer, AppendRequest, ReceiptRequest, RegistrationRequest};
 
 /// Longest a log call may take; an append waits for a durable, signed batch.
 const LOG_TIMEOUT: Duration = Duration::from_secs(30);
@@ -37,25 +39,8 @@ pub struct LogClient {
     background: Mutex<JoinSet<()>>,
 }
 
-/// `POST /internal/append` body.
-#[derive(Serialize)]
-struct AppendRequest<'a> {
-    event: &'a Value,
-}
-
-/// The fields of the log's append answer that go into the API's `merkle_proof`.
-#[derive(Deserialize)]
-struct AppendAnswer {
-    leaf_hash: String,
-    leaf_index: u64,
-    tree_size: Value,
-    audit_path: Value,
-    root: Value,
-    sth: Value,
-    sth_signature: Value,
-}
-
-/// The part of the log's receipt answer the relay sends on.
+/// The part of the log's receipt answer ([`wire::log_api::ReceiptAnswer`]) the relay sends
+/// on; the receipt object beside it is skipped, not built.
 #[derive(Deserialize)]
 struct ReceiptAnswer {
     receipt_header: String,
@@ -104,26 +89,21 @@ impl LogClient {
         while tasks.join_next().await.is_some() {}
     }
 
-    /// Appends an event (without timestamp; the log stamps it) and returns its proof.
-    pub async fn append(&self, event: Value) -> Result<Appended, ApiError> {
-        let answer: AppendAnswer = self.internal("/internal/append", &AppendRequest { event: &event }).await?;
-        let leaf_hash = answer.leaf_hash;
-        // Moved, not cloned: the STH signature alone is 4.4 KB, and this runs on every upload.
-        let merkle_proof = Value::Object(serde_json::Map::from_iter([
-            ("leaf_hash".to_owned(), Value::String(leaf_hash.clone())),
-            ("leaf_index".to_owned(), Value::from(answer.leaf_index)),
-            ("tree_size".to_owned(), answer.tree_size),
-            ("audit_path".to_owned(), answer.audit_path),
-            ("root".to_owned(), answer.root),
-            ("sth".to_owned(), answer.sth),
-            ("sth_signature".to_owned(), answer.sth_signature),
-        ]));
-        Ok(Appended { leaf_hash, leaf_index: answer.leaf_index, merkle_proof })
+    /// Appends an event (its timestamp is the log's to set) and returns its proof.
+    pub async fn append(&self, event: LogEvent) -> Result<Appended, ApiError> {
+        let answer: AppendAnswer = self.internal("/internal/append", &AppendRequest { event }).await?;
+        let (leaf_hash, leaf_index) = (answer.leaf_hash.clone(), answer.leaf_index);
+        // The API's `merkle_proof` is the log's answer without its `ok`.
+        let mut merkle_proof = serde_json::to_value(answer).map_err(|e| ApiError::internal("merkle proof", &e))?;
+        if let Value::Object(map) = &mut merkle_proof {
+            map.remove("ok");
+        }
+        Ok(Appended { leaf_hash, leaf_index, merkle_proof })
     }
 
     /// Appends an event whose proof nobody needs (deliveries): the answer is checked, not parsed.
-    pub async fn record(&self, event: Value) -> Result<(), ApiError> {
-        let _: IgnoredAny = self.internal("/internal/append", &AppendRequest { event: &event }).await?;
+    pub async fn record(&self, event: LogEvent) -> Result<(), ApiError> {
+        let _: IgnoredAny = self.internal("/internal/append", &AppendRequest { event }).await?;
         Ok(())
     }
 
@@ -135,23 +115,27 @@ impl LogClient {
         transfer_leaf_hash: &str,
         burned: bool,
     ) -> Result<String, ApiError> {
-        let body = json!({
-            "blob_hash": blob_hash,
-            "sector": sector,
-            "transfer_leaf_hash": transfer_leaf_hash,
-            "burned": burned,
-        });
+        let body = ReceiptRequest {
+            blob_hash: blob_hash.to_owned(),
+            sector: sector.to_owned(),
+            transfer_leaf_hash: transfer_leaf_hash.to_owned(),
+            burned,
+        };
         // Only the header form is used; the receipt object beside it is skipped, not built.
         let answer: ReceiptAnswer = self.internal("/internal/receipt", &body).await?;
         Ok(answer.receipt_header)
     }
 
-    /// The relay's registry entry, signed by the log (`url|sector|version|timestamp`).
-    pub async fn sign_registration(&self, url: &str, version: &str) -> Result<Value, ApiError> {
-        let mut signed: Value =
-            self.internal("/internal/sign-registration", &json!({ "url": url, "version": version })).await?;
-        signed["edition"] = json!("community");
-        Ok(signed)
+    /// The relay's registry entry, signed by the log ([`wire::SignedRegistration`]).
+    pub async fn sign_registration(
+        &self,
+        url: &str,
+        version: &str,
+        edition: &str,
+    ) -> Result<wire::SignedRegistration, ApiError> {
+        let request =
+            RegistrationRequest { url: url.to_owned(), version: version.to_owned(), edition: edition.to_owned() };
+        self.internal("/internal/sign-registration", &request).await
     }
 
     /// Calls the internal API; a success is parsed as `T` (a log answer that does not fit is
@@ -179,7 +163,7 @@ impl LogClient {
 
     async fn send(&self, request: Request<Full<Bytes>>) -> Result<(StatusCode, Bytes), ApiError> {
         let unavailable = |e: &dyn std::fmt::Display| {
-            eprintln!("paramant-relay: log call failed: {e}");
+            crate::DAEMON.log(format_args!("log call failed: {e}"));
             ApiError::unavailable("log_unavailable", "the transparency log is not answering", 5)
         };
         let response = tokio::time::timeout(LOG_TIMEOUT, self.client.request(request))

@@ -1,5 +1,5 @@
 //! Self-registration in the relay registry: when `registry_url` is configured, the relay asks
-//! its log to sign `url|sector|version|timestamp` with the log key (the sector's identity) and
+//! its log to sign its [`wire::RelayRegistration`] with the log key (the sector's identity) and
 //! posts it to the registry's `/v2/relays/register`, at start and every 10 minutes (the
 //! registry accepts a signature for ±5 minutes, and `last_seen` shows the relay is alive).
 
@@ -23,7 +23,7 @@ pub fn spawn(state: &SharedState) {
         loop {
             tick.tick().await;
             if let Err(e) = register(&state, &registry).await {
-                eprintln!("paramant-relay: registering at {registry} failed: {e}");
+                crate::DAEMON.log(format_args!("registering at {registry} failed: {e}"));
             }
         }
     });
@@ -32,7 +32,7 @@ pub fn spawn(state: &SharedState) {
 async fn register(state: &SharedState, registry: &str) -> Result<(), String> {
     let signed = state
         .log
-        .sign_registration(&state.config.public_url(), env!("CARGO_PKG_VERSION"))
+        .sign_registration(&state.config.public_url(), env!("CARGO_PKG_VERSION"), "community")
         .await
         .map_err(|e| format!("the log did not sign: {}", e.code()))?;
     let target = PeerUrl::parse(registry, Scheme::AllowPlainHttp)?.join("/v2/relays/register");

@@ -132,8 +132,8 @@ impl Webhooks {
                 let result = tokio::time::timeout(DELIVERY_TIMEOUT, sender.send(&hook, body)).await;
                 match result {
                     Ok(Ok(())) => {}
-                    Ok(Err(e)) => eprintln!("paramant-relay: webhook to {} failed: {e}", hook.target.host),
-                    Err(_) => eprintln!("paramant-relay: webhook to {} timed out", hook.target.host),
+                    Ok(Err(e)) => crate::DAEMON.log(format_args!("webhook to {} failed: {e}", hook.target.host)),
+                    Err(_) => crate::DAEMON.log(format_args!("webhook to {} timed out", hook.target.host)),
                 }
             });
         }

@@ -140,7 +140,7 @@ fn a_one_shot_attestation_with_a_fresh_challenge_is_accepted_once() {
     let sector = Sector::start();
     let key = sector.key("enterprise");
     let ecdh = device_key();
-    let dsa = crypto::LogSigningKey::generate().unwrap();
+    let dsa = <crypto::LogSigningKey as crypto::KeyFile>::generate().unwrap();
     let body = json!({ "device_id": "plc-1", "ecdh_pub": public_hex(&ecdh), "dsa_pub": hex::encode(dsa.verifying_key().to_bytes()) });
     assert_eq!(sector.post("/v2/did/register", Some(&key), &body).status, 200);
 
@@ -173,7 +173,7 @@ fn a_one_shot_attestation_with_a_fresh_challenge_is_accepted_once() {
         assert_eq!(attest(&sector, &key, "plc-1", "ml-dsa-65", &challenge, &signed)["valid"], false, "{what}");
     }
     let challenge = fresh_challenge(now_ms() + 3);
-    let other = crypto::LogSigningKey::generate().unwrap().sign(&message(&challenge, "plc-1"));
+    let other = <crypto::LogSigningKey as crypto::KeyFile>::generate().unwrap().sign(&message(&challenge, "plc-1"));
     assert_eq!(attest(&sector, &key, "plc-1", "ml-dsa-65", &challenge, &other)["valid"], false, "another key");
     let retry = dsa.sign(&message(&challenge, "plc-1"));
     assert_eq!(
@@ -202,7 +202,7 @@ fn signed_blob(sender: &crypto::LogSigningKey, seed: u64) -> Vec<u8> {
 fn sig_verified_is_true_only_for_a_valid_signature_of_a_registered_device() {
     let sector = Sector::start();
     let key = sector.key("enterprise");
-    let sender = crypto::LogSigningKey::generate().unwrap();
+    let sender = <crypto::LogSigningKey as crypto::KeyFile>::generate().unwrap();
     let device = json!({ "device_id": "sender-1", "ecdh_pub": hex::encode([3u8; 32]), "dsa_pub": hex::encode(sender.verifying_key().to_bytes()) });
     assert_eq!(sector.post("/v2/pubkey", Some(&key), &device).status, 200);
 
@@ -215,7 +215,7 @@ fn sig_verified_is_true_only_for_a_valid_signature_of_a_registered_device() {
     );
     assert_eq!(sector.status_of(&key, &sha256_hex(&blob)).json()["sig_valid"], true);
 
-    let stranger = crypto::LogSigningKey::generate().unwrap();
+    let stranger = <crypto::LogSigningKey as crypto::KeyFile>::generate().unwrap();
     let unknown = signed_blob(&stranger, 20);
     let reply = sector.upload(&key, &unknown, json!({}));
     assert_eq!(reply.json()["sig_verified"], false, "an unregistered signer cannot be vouched for");

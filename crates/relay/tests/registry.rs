@@ -5,6 +5,7 @@
 mod common;
 
 use common::*;
+use crypto::KeyFile;
 use serde_json::{Value, json};
 
 fn now_ms() -> u64 {
@@ -13,22 +14,35 @@ fn now_ms() -> u64 {
 
 /// A registration of `url` signed by `key` at `timestamp_ms`.
 fn registration(key: &crypto::LogSigningKey, url: &str, sector: &str, timestamp_ms: u64) -> Value {
-    let timestamp = wire::iso8601_ms(timestamp_ms);
-    let signature = key.sign(format!("{url}|{sector}|2.4.5|{timestamp}").as_bytes());
-    json!({
-        "url": url,
-        "sector": sector,
-        "version": "2.4.5",
-        "public_key": b64(&key.verifying_key().to_bytes()),
-        "signature": b64(&signature),
-        "timestamp": timestamp,
-    })
+    registration_of(key, url, sector, "2.4.5", timestamp_ms)
+}
+
+fn registration_of(key: &crypto::LogSigningKey, url: &str, sector: &str, version: &str, timestamp_ms: u64) -> Value {
+    let body = wire::RelayRegistration {
+        url: url.into(),
+        sector: sector.into(),
+        version: version.into(),
+        edition: "community".into(),
+        timestamp: wire::iso8601_ms(timestamp_ms),
+    };
+    serde_json::to_value(body.sign(key)).unwrap()
+}
+
+fn pk_hash(key: &crypto::LogSigningKey) -> String {
+    hex::encode(key.verifying_key().pk_hash())
+}
+
+/// A registry that allows exactly these relays' log keys.
+fn registry_allowing(keys: &[&crypto::LogSigningKey]) -> Sector {
+    let list: Vec<String> = keys.iter().map(|k| format!("\"{}\"", pk_hash(k))).collect();
+    Sector::with_config(&format!("registry_keys = [{}]\n", list.join(", ")))
 }
 
 #[test]
 fn a_relay_registers_with_a_signed_request_and_is_listed() {
-    let sector = Sector::start();
     let key = crypto::LogSigningKey::generate().unwrap();
+    let other_operator = crypto::LogSigningKey::generate().unwrap();
+    let sector = registry_allowing(&[&key, &other_operator]);
     let url = "https://legal.example.org";
 
     let reply = sector.post("/v2/relays/register", None, &registration(&key, url, "legal", now_ms()));
@@ -54,9 +68,8 @@ fn a_relay_registers_with_a_signed_request_and_is_listed() {
     sector.post("/v2/relays/register", None, &stale).assert_error(400, "bad_request");
     let future = registration(&key, url, "legal", now_ms() + 10 * 60 * 1000);
     sector.post("/v2/relays/register", None, &future).assert_error(400, "bad_request");
-    let usurper = crypto::LogSigningKey::generate().unwrap();
     sector
-        .post("/v2/relays/register", None, &registration(&usurper, url, "legal", now_ms()))
+        .post("/v2/relays/register", None, &registration(&other_operator, url, "legal", now_ms()))
         .assert_error(409, "key_mismatch");
     for (bad_url, bad_sector) in [
         ("https://10.1.2.3", "legal"),
@@ -79,6 +92,44 @@ fn a_relay_registers_with_a_signed_request_and_is_listed() {
     let listed = sector.get("/v2/relays", None).json();
     assert_eq!(listed["total"], 2, "refused registrations change nothing: {listed}");
     assert_eq!(listed["relays"][1]["pk_hash"], hex::encode(key.verifying_key().pk_hash()));
+}
+
+/// M4: strangers' self-made keys cannot register (nor lock a URL out, nor write to the log),
+/// and an allowed relay's version bumps append to the permanent log at most once per 10 min.
+#[test]
+fn only_allowed_relays_register_and_changes_are_rate_limited() {
+    let operator = crypto::LogSigningKey::generate().unwrap();
+    let sector = registry_allowing(&[&operator]);
+    let url = "https://health.example.org";
+    let logged = |sector: &Sector| {
+        sector
+            .log_entries()
+            .into_iter()
+            .filter(|e| e["type"] == "admin_action" && e["action"] == "relay_registered")
+            .count()
+    };
+    // A stranger gets there first, 40 times with 40 keys: every one is refused, nothing stored.
+    for n in 0..40 {
+        let stranger = crypto::LogSigningKey::generate().unwrap();
+        let version = format!("1.0.{n}");
+        sector
+            .post("/v2/relays/register", None, &registration_of(&stranger, url, "health", &version, now_ms()))
+            .assert_error(403, "forbidden");
+    }
+    assert_eq!(sector.get("/v2/relays", None).json()["total"], 0);
+    assert_eq!(logged(&sector), 0, "refused registrations write nothing to the log");
+    // The real operator is not locked out.
+    let first = sector.post("/v2/relays/register", None, &registration_of(&operator, url, "health", "1.0.0", now_ms()));
+    assert_eq!(first.status, 200, "{}", first.text());
+    // Renewals change nothing in the log; a version bump right after is refused (429).
+    for _ in 0..3 {
+        let renew = registration_of(&operator, url, "health", "1.0.0", now_ms());
+        assert_eq!(sector.post("/v2/relays/register", None, &renew).status, 200);
+    }
+    let bump = sector.post("/v2/relays/register", None, &registration_of(&operator, url, "health", "1.0.1", now_ms()));
+    assert_eq!((bump.status, bump.error()), (429, "rate_limited".into()), "{}", bump.text());
+    assert_eq!(logged(&sector), 1, "one registration, one leaf");
+    assert_eq!(sector.get("/v2/relays", None).json()["relays"][0]["version"], "1.0.0");
 }
 
 fn trial(sector: &Sector, email: &str) -> Reply {
@@ -173,8 +224,13 @@ fn concurrent_trial_requests_each_get_their_own_mail() {
 #[test]
 fn a_relay_announces_itself_in_the_configured_registry_signed_by_its_log() {
     // The registry accepts this loopback URL only because private targets are allowed here.
-    let registry = Sector::with_config("[webhook]\ndanger_allow_private_targets = true\n");
-    let announced = Sector::with_config(&format!("registry_url = \"{}\"\n", registry.url));
+    let seed = [0x5e; 32];
+    let announced_key = crypto::LogSigningKey::from_seed(&seed);
+    let registry = Sector::with_config(&format!(
+        "registry_keys = [\"{}\"]\n[webhook]\ndanger_allow_private_targets = true\n",
+        pk_hash(&announced_key)
+    ));
+    let announced = Sector::with_config_and_log_seed(&format!("registry_url = \"{}\"\n", registry.url), Some(&seed));
     let listed = wait_until("the relay to appear in the registry", || {
         let list = registry.get("/v2/relays", None).json();
         (list["total"] == 2).then_some(list)

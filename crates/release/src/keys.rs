@@ -10,7 +10,7 @@ use aws_lc_rs::rand::SystemRandom;
 use aws_lc_rs::signature::{
     ECDSA_P256_SHA256_ASN1, ECDSA_P256_SHA256_ASN1_SIGNING, EcdsaKeyPair, KeyPair, UnparsedPublicKey,
 };
-use crypto::{KeyOrigin, LogSigningKey, LogVerifyingKey};
+use crypto::{KeyFile, KeyOrigin, LogSigningKey, LogVerifyingKey};
 use zeroize::Zeroizing;
 
 use crate::pem::{self, KeyKind};

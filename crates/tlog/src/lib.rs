@@ -8,7 +8,7 @@
 //! only perfect nodes and says how to fold the ephemeral one ([`ProofNodes`]).
 
 #![forbid(unsafe_code)]
-#![warn(missing_docs)]
+#![deny(missing_docs)]
 
 mod compact;
 mod error;

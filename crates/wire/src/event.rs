@@ -115,6 +115,35 @@ pub enum LogEvent {
 }
 
 impl LogEvent {
+    /// A transfer to append; the log stamps the time.
+    #[must_use]
+    pub fn transfer(blob_hash: &str, sector: &str) -> Self {
+        LogEvent::Transfer { blob_hash: blob_hash.to_owned(), sector: sector.to_owned(), timestamp: String::new() }
+    }
+
+    /// A delivery to append; the log stamps the time.
+    #[must_use]
+    pub fn delivery(blob_hash: &str, sector: &str, burned: bool) -> Self {
+        LogEvent::Delivery {
+            blob_hash: blob_hash.to_owned(),
+            sector: sector.to_owned(),
+            burned,
+            timestamp: String::new(),
+        }
+    }
+
+    /// An administrative action to append; the log stamps the time.
+    #[must_use]
+    pub fn admin_action(action: &str, actor: &str, subject: &str, detail: &str) -> Self {
+        LogEvent::AdminAction {
+            action: action.to_owned(),
+            actor: actor.to_owned(),
+            subject: subject.to_owned(),
+            detail: detail.to_owned(),
+            timestamp: String::new(),
+        }
+    }
+
     /// The domain-separation byte that starts this entry's leaf preimage (`0x02`..=`0x07`;
     /// never `0x00`, the RFC 9162 leaf prefix, nor `0x01`, the inner-node prefix).
     #[must_use]

@@ -4,12 +4,15 @@
 //! Invariant: pure. No IO, no clock, no async; every function is a deterministic map from bytes
 //! to bytes, so clients, the log and auditors compute exactly the same signed bytes.
 #![forbid(unsafe_code)]
+#![deny(missing_docs)]
 
 mod encoding;
 mod event;
 mod json;
+pub mod log_api;
 mod proof;
 mod receipt;
+mod registration;
 mod sth;
 mod time;
 
@@ -18,6 +21,7 @@ pub use event::{LogEvent, MAX_FIELD_LEN};
 pub use json::{canonical_json, canonical_json_of};
 pub use proof::{AuditStep, InclusionProof, Side, audit_path, proof_from_audit_path};
 pub use receipt::{Receipt, ReceiptBody};
+pub use registration::{MAX_REGISTRATION_URL, REGISTRATION_PURPOSE, RelayRegistration, SignedRegistration};
 pub use sth::{STH_VERSION, SignedSth, SthBody};
 pub use time::{iso8601_ms, parse_iso8601_ms, rfc2822_date};
 
@@ -100,7 +104,7 @@ pub enum Error {
 
     /// A signature that does not verify (or is not a well-formed ML-DSA-65 signature).
     #[error("signature invalid: {0}")]
-    Signature(#[from] crypto::Error),
+    Signature(#[from] logkey::Error),
 
     /// A signed tree head of a format version this code does not know.
     #[error("unsupported STH version {0} (only version 1 is defined)")]

@@ -35,7 +35,7 @@ impl ReceiptBody {
 
     /// Signs the body with the log key (pure ML-DSA-65, empty context, deterministic).
     #[must_use]
-    pub fn sign(self, key: &crypto::LogSigningKey) -> Receipt {
+    pub fn sign(self, key: &logkey::LogSigningKey) -> Receipt {
         let signature = b64(key.sign(&self.signed_bytes()));
         Receipt { body: self, signature }
     }
@@ -105,7 +105,7 @@ impl Receipt {
     ///
     /// # Errors
     /// [`Error::Base64`] or [`Error::Signature`].
-    pub fn verify_signature(&self, key: &crypto::LogVerifyingKey) -> Result<(), Error> {
+    pub fn verify_signature(&self, key: &logkey::LogVerifyingKey) -> Result<(), Error> {
         let signature = parse_b64(&self.signature)?;
         key.verify(&self.body.signed_bytes(), &signature)?;
         Ok(())
@@ -117,7 +117,7 @@ impl Receipt {
     ///
     /// # Errors
     /// As [`Receipt::verify_signature`], then as [`InclusionProof::verify`].
-    pub fn verify(&self, key: &crypto::LogVerifyingKey) -> Result<(), Error> {
+    pub fn verify(&self, key: &logkey::LogVerifyingKey) -> Result<(), Error> {
         self.verify_signature(key)?;
         self.body.inclusion_proof.verify()
     }

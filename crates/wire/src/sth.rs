@@ -25,6 +25,18 @@ pub struct SthBody {
 }
 
 impl SthBody {
+    /// The body of a tree head of format [`STH_VERSION`]: the one way the log makes one.
+    #[must_use]
+    pub fn new(relay_id: &str, root: &tlog::Hash, tree_size: u64, timestamp_ms: u64) -> Self {
+        SthBody {
+            relay_id: relay_id.to_owned(),
+            sha3_root: hash_hex(root),
+            timestamp: timestamp_ms,
+            tree_size,
+            version: STH_VERSION,
+        }
+    }
+
     /// The bytes that are signed: canonical JSON
     /// `{"relay_id":…,"sha3_root":…,"timestamp":…,"tree_size":…,"version":1}`.
     #[must_use]
@@ -43,7 +55,7 @@ impl SthBody {
 
     /// Signs the body with the log key (pure ML-DSA-65, empty context, deterministic).
     #[must_use]
-    pub fn sign(self, key: &crypto::LogSigningKey) -> SignedSth {
+    pub fn sign(self, key: &logkey::LogSigningKey) -> SignedSth {
         let signature = b64(key.sign(&self.signed_bytes()));
         let pk_hash = hash_hex(&key.verifying_key().pk_hash());
         SignedSth { body: self, signature, pk_hash }
@@ -70,7 +82,7 @@ impl SignedSth {
     /// # Errors
     /// [`Error::UnsupportedVersion`], [`Error::HashHex`] / [`Error::PkHashMismatch`] for the
     /// fingerprint, [`Error::Base64`] / [`Error::Signature`] for the signature.
-    pub fn verify(&self, key: &crypto::LogVerifyingKey) -> Result<(), Error> {
+    pub fn verify(&self, key: &logkey::LogVerifyingKey) -> Result<(), Error> {
         if self.body.version != STH_VERSION {
             return Err(Error::UnsupportedVersion(self.body.version));
         }

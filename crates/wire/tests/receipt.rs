@@ -1,7 +1,7 @@
 //! Delivery receipts: header round trip (with and without padding), signature by the log key,
 //! tamper detection, strict parsing.
 
-use crypto::LogSigningKey;
+use logkey::LogSigningKey;
 use tlog::{Hash, Sha3_256, TreeHasher};
 use wire::{Error, InclusionProof, Receipt, ReceiptBody, canonical_json_of};
 

@@ -1,7 +1,7 @@
 //! Signed tree heads: exact signed bytes, sign/verify with the log key, and rejection of a wrong
 //! key, a wrong fingerprint, a changed field or an unknown version.
 
-use crypto::LogSigningKey;
+use logkey::LogSigningKey;
 use wire::{Error, SignedSth, SthBody};
 
 // Test-only key seed; not secret.

@@ -171,14 +171,14 @@ pub async fn register_pubkey(
     }
     let appended = state
         .log
-        .append(json!({
-            "type": "device_registered",
-            "device_id": request.device_id,
-            "ecdh_pub": request.ecdh_pub,
-            "kyber_pub": kyber,
-            "dsa_pub": request.dsa_pub,
-            "sector": state.config.sector,
-        }))
+        .append(wire::LogEvent::DeviceRegistered {
+            device_id: request.device_id.to_string(),
+            ecdh_pub: request.ecdh_pub.clone(),
+            kyber_pub: kyber.clone(),
+            dsa_pub: request.dsa_pub.clone(),
+            sector: state.config.sector.clone(),
+            timestamp: String::new(),
+        })
         .await?;
     let record = DeviceRecord {
         device_id: request.device_id,
@@ -335,14 +335,14 @@ pub async fn register_did(
     let device_leaf = if new_device {
         let appended = state
             .log
-            .append(json!({
-                "type": "device_registered",
-                "device_id": request.device_id,
-                "ecdh_pub": ecdh_hex,
-                "kyber_pub": kem_hex,
-                "dsa_pub": dsa_hex,
-                "sector": state.config.sector,
-            }))
+            .append(wire::LogEvent::DeviceRegistered {
+                device_id: request.device_id.to_string(),
+                ecdh_pub: ecdh_hex.clone(),
+                kyber_pub: kem_hex.clone(),
+                dsa_pub: dsa_hex.clone(),
+                sector: state.config.sector.clone(),
+                timestamp: String::new(),
+            })
             .await?;
         Some(appended.leaf_index)
     } else {
@@ -350,14 +350,14 @@ pub async fn register_did(
     };
     let appended = state
         .log
-        .append(json!({
-            "type": "did_registered",
-            "did": did,
-            "device_id": request.device_id,
-            "ecdh_pub": ecdh_hex,
-            "dsa_pub": dsa_hex,
-            "sector": state.config.sector,
-        }))
+        .append(wire::LogEvent::DidRegistered {
+            did: did.clone(),
+            device_id: request.device_id.to_string(),
+            ecdh_pub: ecdh_hex.clone(),
+            dsa_pub: dsa_hex.clone(),
+            sector: state.config.sector.clone(),
+            timestamp: String::new(),
+        })
         .await?;
     let created = wire::iso8601_ms(now_ms());
     let document = did_document(

@@ -30,83 +30,82 @@ const IP_WINDOW_MS: u64 = 24 * 3600 * 1000;
 const TRIALS_PER_EMAIL: usize = 1;
 const EMAIL_WINDOW_MS: u64 = 7 * 24 * 3600 * 1000;
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RegisterRelay {
-    url: String,
-    sector: String,
-    version: String,
-    #[serde(default)]
-    edition: Option<String>,
-    public_key: String,
-    signature: String,
-    /// ISO-8601 ms; the signed message is `url|sector|version|timestamp`.
-    timestamp: String,
-}
+/// Least time between two changes of one relay's entry: each change is a permanent log leaf.
+const MIN_CHANGE_INTERVAL_MS: u64 = 10 * 60 * 1000;
 
-/// `POST /v2/relays/register`.
+/// `POST /v2/relays/register`: a [`wire::SignedRegistration`]. Only relays whose log key the
+/// operator listed in `registry_keys` may register (a self-made key is refused before anything
+/// is stored); the log gets a leaf only when the entry changed, at most once per 10 minutes per
+/// relay; a renewal only updates `last_seen`.
 pub async fn register_relay(
     State(state): State<SharedState>,
     body: Result<Bytes, BytesRejection>,
 ) -> ApiResult<Json<Value>> {
-    let request: RegisterRelay = jsonapi::json_body(body)?;
+    let request: wire::SignedRegistration = jsonapi::json_body(body)?;
+    let reg = &request.body;
     let reach = state.webhooks.reach();
     let scheme = if reach == Reach::Any { Scheme::AllowPlainHttp } else { Scheme::HttpsOnly };
-    let url = PeerUrl::parse(&request.url, scheme).map_err(ApiError::bad_request)?;
+    let url = PeerUrl::parse(&reg.url, scheme).map_err(ApiError::bad_request)?;
     if reach == Reach::PublicOnly && url.target().ip_literal().is_some_and(|ip| !is_public(ip)) {
         return Err(ApiError::bad_request("url must be a public address"));
     }
-    if !SECTORS.contains(&request.sector.as_str()) || request.version.is_empty() || request.version.len() > 32 {
-        return Err(ApiError::bad_request("sector must be a known sector and version 1-32 characters"));
+    if !SECTORS.contains(&reg.sector.as_str()) {
+        return Err(ApiError::bad_request("sector must be a known sector"));
     }
-    let signed_at = wire::parse_iso8601_ms(&request.timestamp)
+    let signed_at = wire::parse_iso8601_ms(&reg.timestamp)
         .map_err(|_| ApiError::bad_request("timestamp must be ISO-8601 with milliseconds"))?;
     if now_ms().abs_diff(signed_at) > MAX_SKEW_MS {
         return Err(ApiError::bad_request("timestamp is more than 5 minutes from now"));
     }
-    let key = wire::parse_b64(&request.public_key)
-        .ok()
-        .and_then(|k| crypto::LogVerifyingKey::from_bytes(&k).ok())
-        .ok_or_else(|| ApiError::bad_request("public_key must be a base64 ML-DSA-65 public key"))?;
-    let signature =
-        wire::parse_b64(&request.signature).map_err(|_| ApiError::bad_request("signature must be base64"))?;
-    let message = format!("{}|{}|{}|{}", request.url, request.sector, request.version, request.timestamp);
-    key.verify(message.as_bytes(), &signature).map_err(|_| {
-        ApiError::new(axum::http::StatusCode::UNAUTHORIZED, "signature_invalid", "ML-DSA-65 signature does not verify")
+    let key = request.verify().map_err(|e| match e {
+        wire::Error::Signature(
+            crypto::SignatureError::BadSignature | crypto::SignatureError::SignatureLength { .. },
+        ) => ApiError::new(
+            axum::http::StatusCode::UNAUTHORIZED,
+            "signature_invalid",
+            "ML-DSA-65 signature does not verify",
+        ),
+        other => ApiError::bad_request(other.to_string()),
     })?;
     let pk_hash = hex::encode(key.pk_hash());
+    if !state.config.registry_keys.iter().any(|k| k.eq_ignore_ascii_case(&pk_hash)) {
+        return Err(ApiError::forbidden("this relay's log key is not one the registry's operator allows"));
+    }
     let existing = state.db.relay(url.as_str())?;
     if let Some(old) = &existing
         && old.pk_hash != pk_hash
     {
         return Err(ApiError::conflict("key_mismatch", "this URL is registered with another key"));
     }
-    let now = wire::iso8601_ms(now_ms());
-    let changed = existing.as_ref().is_none_or(|old| old.version != request.version || old.sector != request.sector);
-    let ct_index = if changed {
-        let appended = state
-            .log
-            .append(json!({
-                "type": "admin_action",
-                "action": "relay_registered",
-                "actor": pk_hash,
-                "subject": request.url,
-                "detail": format!("sector={} version={}", request.sector, request.version),
-            }))
-            .await?;
-        appended.leaf_index
-    } else {
-        existing.as_ref().map(|o| o.ct_index).unwrap_or_default()
+    let now_ms = now_ms();
+    let now = wire::iso8601_ms(now_ms);
+    let changed = existing
+        .as_ref()
+        .is_none_or(|old| old.version != reg.version || old.sector != reg.sector || old.edition != reg.edition);
+    let (ct_index, changed_ms) = match &existing {
+        Some(old) if !changed => (old.ct_index, old.changed_ms),
+        _ => {
+            if let Some(old) = &existing {
+                let wait = (old.changed_ms + MIN_CHANGE_INTERVAL_MS).saturating_sub(now_ms);
+                if wait > 0 {
+                    return Err(ApiError::rate_limited("this relay's entry changed recently", wait.div_ceil(1000)));
+                }
+            }
+            let detail = format!("sector={} version={} edition={}", reg.sector, reg.version, reg.edition);
+            let event = wire::LogEvent::admin_action("relay_registered", &pk_hash, &reg.url, &detail);
+            (state.log.append(event).await?.leaf_index, now_ms)
+        }
     };
     let record = RelayRecord {
-        url: request.url.clone(),
-        sector: request.sector,
-        version: request.version,
-        edition: request.edition.unwrap_or_else(|| "community".into()),
+        url: reg.url.clone(),
+        sector: reg.sector.clone(),
+        version: reg.version.clone(),
+        edition: reg.edition.clone(),
         pk_hash: pk_hash.clone(),
         verified_since: existing.map(|o| o.verified_since).unwrap_or_else(|| now.clone()),
         last_seen: now,
         ct_index,
+        changed_ms,
     };
     state.db.put_relay(&record)?;
     Ok(Json(json!({ "ok": true, "pk_hash": pk_hash, "ct_index": ct_index, "verified_since": record.verified_since })))
@@ -125,18 +124,27 @@ pub async fn list_relays(
     let registered_self = stored.iter().position(|r| r.url == me).map(|i| stored.remove(i));
     let mut all = vec![self_entry(&state, registered_self).await];
     for record in stored {
-        all.push(serde_json::to_value(record).map_err(|e| ApiError::internal("relays", &e))?);
+        all.push(listed(record));
     }
     let total = all.len();
     let relays: Vec<Value> = all.into_iter().skip(offset).take(limit).collect();
     Ok(Json(json!({ "ok": true, "total": total, "relays": relays, "limit": limit, "offset": offset })))
 }
 
+/// A registry record as `/v2/relays` lists it (without the rate-limit bookkeeping).
+fn listed(record: RelayRecord) -> Value {
+    let mut entry = serde_json::to_value(record).unwrap_or_default();
+    if let Value::Object(fields) = &mut entry {
+        fields.remove("changed_ms");
+    }
+    entry
+}
+
 /// The serving relay's own entry: its registry record if it registered itself here, else what
 /// it is now; `pk_hash` names its log's key (asked once from the log).
 async fn self_entry(state: &SharedState, registered: Option<RelayRecord>) -> Value {
     let mut entry = match registered {
-        Some(record) => serde_json::to_value(record).unwrap_or_default(),
+        Some(record) => listed(record),
         None => json!({
             "url": state.config.public_url(),
             "sector": state.config.sector,
@@ -234,7 +242,7 @@ pub async fn request_trial(
     };
     if let Err(e) = sent {
         // The key exists but did not reach the requester: deactivate it rather than leak it.
-        eprintln!("paramant-relay: trial mail to a requester failed: {e}");
+        crate::DAEMON.log(format_args!("trial mail to a requester failed: {e}"));
         let hash = hex::encode(Sha256::digest(key.as_bytes()));
         let _ = auth::update_key(&state.db, &state.license, &hash, None, Some(false));
         return Err(ApiError::unavailable("mail_failed", "the trial key could not be sent; try again later", 300));

@@ -229,8 +229,7 @@ async fn store_upload(
         Sender::Unverified => None,
     };
     let size = payload.len() as u64;
-    let appended =
-        state.log.append(json!({ "type": "transfer", "blob_hash": sha256_hex, "sector": state.config.sector })).await?;
+    let appended = state.log.append(wire::LogEvent::transfer(&sha256_hex, &state.config.sector)).await?;
     let expires_ms = now_ms() + upload.ttl_ms;
     let token = state.tokens.issue(&ids.key, expires_ms)?;
     let sig_verified = sender_device.is_some();
@@ -420,12 +419,11 @@ fn finish_callback(
             state.audit.record(owner, if burned { "outbound_burn" } else { "outbound_view" }, &hash, size, device);
         }
         // M7: the payload's SHA-256, never the store key (a drop's lookup id).
-        let event =
-            json!({ "type": "delivery", "blob_hash": payload_sha256, "sector": state.config.sector, "burned": burned });
+        let event = wire::LogEvent::delivery(&payload_sha256, &state.config.sector, burned);
         let log_state = state.clone();
         state.log.spawn_write(async move {
             if let Err(e) = log_state.log.record(event).await {
-                eprintln!("paramant-relay: logging a delivery failed: {}", e.code());
+                crate::DAEMON.log(format_args!("logging a delivery failed: {}", e.code()));
             }
         });
     }

@@ -52,12 +52,33 @@ impl Sector {
     /// A sector whose relay config gets `extra` TOML tables appended (`[limits]`, `[webhook]`,
     /// `[tls]`, …).
     pub fn with_config(extra: &str) -> Sector {
-        Sector::with_config_and_fd_limit(extra, None)
+        Sector::build(extra, None, None)
     }
 
-    /// `with_config`, the relay started under `prlimit --nofile=N:N` when `fd_limit` is given.
+    /// `with_config`, the relay started under `prlimit --nofile=N:N`.
     pub fn with_config_and_fd_limit(extra: &str, fd_limit: Option<u64>) -> Sector {
+        Sector::build(extra, fd_limit, None)
+    }
+
+    /// As [`Sector::with_config`], with the sector log's key made from `seed` (so a test knows
+    /// the log's identity before it starts).
+    pub fn with_config_and_log_seed(extra: &str, seed: Option<&[u8; 32]>) -> Sector {
+        Sector::build(extra, None, seed)
+    }
+
+    fn build(extra: &str, fd_limit: Option<u64>, seed: Option<&[u8; 32]>) -> Sector {
         let mut dir = tempfile::tempdir().unwrap();
+        if let Some(seed) = seed {
+            use std::os::unix::fs::OpenOptionsExt;
+            std::fs::create_dir_all(dir.path().join("ctlog-state")).unwrap();
+            let mut file = std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(dir.path().join("ctlog-state/log-key"))
+                .unwrap();
+            std::io::Write::write_all(&mut file, seed).unwrap();
+        }
         let (log, log_public, log_internal) = start_log(dir.path());
         // A port picked by `free_port` may be taken before the relay binds it: retry with
         // fresh ports (the relay exits at once, saying "cannot listen").

@@ -1,7 +1,7 @@
 //! FIPS 204 known-answer test: one published ML-DSA-65 key (seed -> public key) from the IETF
 //! LAMPS examples. Source recorded in `data/lamps-mldsa65-keygen.json`.
 
-use crypto::{LogSigningKey, LogVerifyingKey};
+use logkey::{LogSigningKey, LogVerifyingKey};
 
 #[derive(serde::Deserialize)]
 struct KeyGenVector {

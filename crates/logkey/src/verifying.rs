@@ -1,27 +1,24 @@
-//! The log's ML-DSA-65 public key: encoding, fingerprint (`pk_hash`) and signature verification.
+//! The log's ML-DSA-65 public key: encoding, fingerprint (`pk_hash`) and verification.
 
 use std::fmt;
 
-use ml_dsa::{EncodedSignature, EncodedVerifyingKey, MlDsa65, Signature, Verifier};
+use libcrux_ml_dsa::ml_dsa_65::{self, MLDSA65Signature, MLDSA65VerificationKey};
 use sha3::{Digest, Sha3_256};
 
-use crate::{Error, ML_DSA_65_SIGNATURE_LEN};
+use crate::{Error, ML_DSA_65_PUBLIC_KEY_LEN, ML_DSA_65_SIGNATURE_LEN};
 
-/// ML-DSA-65 public key of a log, with its encoding and fingerprint precomputed.
-/// `Debug` prints the fingerprint (`pk_hash`) only.
+/// ML-DSA-65 public key of a log, with its fingerprint precomputed. `Debug` prints the
+/// fingerprint (`pk_hash`) only.
 #[derive(Clone)]
 pub struct LogVerifyingKey {
-    key: ml_dsa::VerifyingKey<MlDsa65>,
-    encoded: Vec<u8>,
+    key: MLDSA65VerificationKey,
     pk_hash: [u8; 32],
 }
 
 impl LogVerifyingKey {
-    /// Wraps a decoded key (used by [`crate::LogSigningKey::verifying_key`]).
-    pub(crate) fn from_key(key: ml_dsa::VerifyingKey<MlDsa65>) -> Self {
-        let encoded = key.encode().to_vec();
-        let pk_hash = Sha3_256::digest(&encoded).into();
-        Self { key, encoded, pk_hash }
+    pub(crate) fn from_encoded(encoded: [u8; ML_DSA_65_PUBLIC_KEY_LEN]) -> Self {
+        let pk_hash = Sha3_256::digest(encoded).into();
+        Self { key: MLDSA65VerificationKey::new(encoded), pk_hash }
     }
 
     /// Decodes the 1952-byte FIPS 204 `pkEncode` form.
@@ -30,15 +27,15 @@ impl LogVerifyingKey {
     /// [`Error::PublicKeyLength`] when `encoded` is not exactly 1952 bytes. (Every 1952-byte
     /// string decodes to some key: `pkDecode` has no invalid inputs.)
     pub fn from_bytes(encoded: &[u8]) -> Result<Self, Error> {
-        let array = EncodedVerifyingKey::<MlDsa65>::try_from(encoded)
-            .map_err(|_| Error::PublicKeyLength { len: encoded.len() })?;
-        Ok(Self::from_key(ml_dsa::VerifyingKey::decode(&array)))
+        let array: [u8; ML_DSA_65_PUBLIC_KEY_LEN] =
+            encoded.try_into().map_err(|_| Error::PublicKeyLength { len: encoded.len() })?;
+        Ok(Self::from_encoded(array))
     }
 
     /// The 1952-byte FIPS 204 encoding (what `GET /v2/pubkey` serves, base64-encoded).
     #[must_use]
     pub fn to_bytes(&self) -> Vec<u8> {
-        self.encoded.clone()
+        self.key.as_slice().to_vec()
     }
 
     /// The key's fingerprint: SHA3-256 of its 1952-byte encoding.
@@ -53,18 +50,16 @@ impl LogVerifyingKey {
     /// [`Error::SignatureLength`] when `signature` is not 3309 bytes, [`Error::BadSignature`]
     /// when it is malformed or does not verify. Never panics.
     pub fn verify(&self, message: &[u8], signature: &[u8]) -> Result<(), Error> {
-        let encoded = EncodedSignature::<MlDsa65>::try_from(signature)
-            .map_err(|_| Error::SignatureLength { len: signature.len() })?;
-        debug_assert_eq!(encoded.len(), ML_DSA_65_SIGNATURE_LEN);
-        let signature = Signature::<MlDsa65>::decode(&encoded).ok_or(Error::BadSignature)?;
-        self.key.verify(message, &signature).map_err(|_| Error::BadSignature)
+        let array: [u8; ML_DSA_65_SIGNATURE_LEN] =
+            signature.try_into().map_err(|_| Error::SignatureLength { len: signature.len() })?;
+        ml_dsa_65::verify(&self.key, message, b"", &MLDSA65Signature::new(array)).map_err(|_| Error::BadSignature)
     }
 }
 
 impl PartialEq for LogVerifyingKey {
     /// Keys are equal when their encodings are (the encoding determines the key).
     fn eq(&self, other: &Self) -> bool {
-        self.encoded == other.encoded
+        self.key.as_slice() == other.key.as_slice()
     }
 }
 
