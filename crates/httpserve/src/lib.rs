@@ -237,7 +237,8 @@ impl Server {
         let idle = Duration::from_secs(self.limits.idle_timeout_secs);
         tokio::select! {
             _ = served => {}
-            () = idle_watchdog(&state, idle) => {}
+            // Reset, not closed: bytes still queued must not reach a client that stalled.
+            () = idle_watchdog(&state, idle) => state.abort(),
         }
     }
 }

@@ -17,6 +17,8 @@ mod registration;
 mod routes;
 mod state;
 mod tls;
+mod upload_json;
+mod uploads;
 mod webhook;
 pub mod wire_v1;
 
@@ -80,13 +82,18 @@ impl Opened {
         let Opened { config, internal_token, ctlog_token, db, tls } = self;
         let log = log_client::LogClient::new(&config.ctlog.internal_url, &config.ctlog.public_url, ctlog_token);
         let state = Arc::new(AppState {
-            blobs: blobs::BlobStore::new(config.limits.blob_budget_bytes),
+            blobs: blobs::BlobStore::new(
+                config.limits.blob_budget_bytes,
+                config.limits.blob_budget_bytes * u64::from(config.transfers.max_key_share_percent) / 100,
+            ),
+            uploads: Default::default(),
             per_ip: ratelimit::RateLimiter::new(60_000),
             per_key: ratelimit::RateLimiter::new(60_000),
             daily_uploads: ratelimit::RateLimiter::new(86_400_000),
             queues: Default::default(),
             audit: Default::default(),
             tokens: Default::default(),
+            burn_receipts: Default::default(),
             draining: Default::default(),
             webhooks: Default::default(),
             attest: Default::default(),
