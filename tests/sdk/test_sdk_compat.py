@@ -29,17 +29,26 @@ def test_send_status_receive_burn_and_verify_receipt(dev):
 
     data, receipt = gp.receive(blob_hash)
     assert data == payload
-    assert receipt["burn_confirmed"] is True
+    # Signed before the body was sent, the header receipt cannot confirm the burn: the blob is
+    # burned once the client's TCP stack acknowledged every byte (README, "Burn on read").
+    assert receipt["burn_confirmed"] is False
     assert receipt["blob_hash"] == blob_hash
     assert receipt["tree_size_at_retrieval"] >= proof["tree_size"]
 
     with pytest.raises(GhostPipeError):
-        gp.receive(blob_hash)  # burned: a second download finds nothing
-    assert gp.status(blob_hash)["available"] is False
-
+        gp.receive(blob_hash)  # burned (or its burn being confirmed): a second download fails
     verdict = gp.verify_receipt(receipt)
     assert verdict["valid"] is True
-    assert verdict["burn_confirmed"] is True
+    assert verdict["burn_confirmed"] is False
+
+    # The owner gets the receipt that confirms the burn from /v2/status.
+    for _ in range(500):
+        status = gp.status(blob_hash)
+        if status.get("burned"):
+            break
+    assert status["available"] is False and status["burned"] is True
+    confirmed = gp.verify_receipt(status["burn_receipt"])
+    assert confirmed["valid"] is True and confirmed["burn_confirmed"] is True
 
 
 def test_a_tampered_receipt_is_invalid(dev):
@@ -47,7 +56,8 @@ def test_a_tampered_receipt_is_invalid(dev):
     gp.receive_setup()
     blob_hash, _ = gp.send(b"tamper test", ttl=600)
     _, receipt = gp.receive(blob_hash)
-    for field, value in (("burn_confirmed", False), ("blob_hash", "0" * 64), ("tree_size_at_retrieval", 1)):
+    forged_burn = not receipt["burn_confirmed"]
+    for field, value in (("burn_confirmed", forged_burn), ("blob_hash", "0" * 64), ("tree_size_at_retrieval", 1)):
         forged = dict(receipt, **{field: value})
         with pytest.raises(GhostPipeError):
             gp.verify_receipt(forged)
@@ -67,7 +77,7 @@ def test_anonymous_sender_to_another_device(dev):
     assert receiver.status(blob_hash)["sig_valid"] is False  # unsigned: nothing to verify
     data, receipt = receiver.receive(blob_hash)
     assert data == b"from nobody in particular"
-    assert receipt["burn_confirmed"] is True
+    assert receipt["burn_confirmed"] is False  # signed before the body; see the first test
 
 
 def test_drop_and_pickup_by_mnemonic(dev):

@@ -70,7 +70,7 @@ impl ConnState {
     }
 
     /// Resets the connection (RST, unsent bytes discarded) and stops its IO.
-    fn abort(&self) {
+    pub(crate) fn abort(&self) {
         let mut fd = self.fd.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(raw) = *fd {
             let borrowed = borrow_fd(raw);
@@ -176,6 +176,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> AsyncWrite for TrackedI
     }
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        if self.state.waiters.load(Ordering::Acquire) > 0 {
+            // A delivery waits for its acknowledgement: no FIN yet, so the only way the socket
+            // reaches TCP_CLOSE meanwhile is a reset. The FIN goes out when the socket closes.
+            return Poll::Ready(Ok(()));
+        }
         Pin::new(self.io()).poll_shutdown(cx)
     }
 }

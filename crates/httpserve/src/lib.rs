@@ -86,6 +86,12 @@ impl Default for Limits {
 }
 
 impl Limits {
+    /// These limits without the per-address cap: for internal listeners, whose few callers
+    /// (the sector's relay, the admin service) are authenticated and share one address.
+    pub fn without_per_ip_cap(&self) -> Self {
+        Self { max_connections_per_ip: self.max_connections, ..self.clone() }
+    }
+
     /// What is wrong with these limits, in words for the config file's owner.
     pub fn check(&self) -> Result<(), &'static str> {
         if self.header_read_timeout_secs == 0 || self.idle_timeout_secs == 0 {
@@ -237,7 +243,8 @@ impl Server {
         let idle = Duration::from_secs(self.limits.idle_timeout_secs);
         tokio::select! {
             _ = served => {}
-            () = idle_watchdog(&state, idle) => {}
+            // Reset, not closed: bytes still queued must not reach a client that stalled.
+            () = idle_watchdog(&state, idle) => state.abort(),
         }
     }
 }

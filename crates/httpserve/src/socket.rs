@@ -8,9 +8,10 @@ use std::os::fd::{BorrowedFd, RawFd};
 pub(crate) struct SendQueue {
     /// Bytes written but not yet acknowledged by the peer (unsent + in flight).
     pub unacknowledged: usize,
-    /// The connection is established or the peer closed its side after reading (CLOSE_WAIT).
-    /// Anything else — reset, closed — means the kernel may have dropped unsent bytes, so an
-    /// empty queue proves nothing.
+    /// The connection was not reset: established, or closing in an orderly way. A reset
+    /// connection (TCP_CLOSE) has its queue purged, so an empty queue proves nothing there.
+    /// While a delivery is watched the server never starts closing (see `TrackedIo`), so
+    /// TCP_CLOSE cannot come from an orderly close on our side.
     pub open: bool,
 }
 
@@ -43,7 +44,8 @@ pub(crate) fn send_queue(fd: BorrowedFd<'_>) -> Option<SendQueue> {
     if outq != 0 || state != 0 || len < 1 {
         return None;
     }
-    // include/net/tcp_states.h: TCP_ESTABLISHED = 1, TCP_CLOSE_WAIT = 8.
-    let open = matches!(info.tcpi_state, 1 | 8);
+    // include/net/tcp_states.h: ESTABLISHED 1, FIN_WAIT1 4, FIN_WAIT2 5, TIME_WAIT 6,
+    // CLOSE 7, CLOSE_WAIT 8, LAST_ACK 9, CLOSING 11.
+    let open = matches!(info.tcpi_state, 1 | 4 | 5 | 6 | 8 | 9 | 11);
     Some(SendQueue { unacknowledged: usize::try_from(unacknowledged).unwrap_or(usize::MAX), open })
 }

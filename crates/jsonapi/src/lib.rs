@@ -9,7 +9,7 @@ use std::collections::HashMap;
 
 use axum::Json;
 use axum::body::Bytes;
-use axum::extract::rejection::BytesRejection;
+use axum::extract::rejection::{BytesRejection, FailedToBufferBody};
 use axum::extract::{FromRequestParts, Path};
 use axum::http::request::Parts;
 use axum::http::{HeaderValue, StatusCode};
@@ -115,7 +115,11 @@ pub fn json_body<T: serde::de::DeserializeOwned>(body: Result<Bytes, BytesReject
 /// The raw body, with an oversized body mapped to 413.
 pub fn body_bytes(body: Result<Bytes, BytesRejection>) -> ApiResult<Bytes> {
     body.map_err(|e| match e {
-        BytesRejection::FailedToBufferBody(_) => ApiError::too_large("request body too large"),
+        BytesRejection::FailedToBufferBody(FailedToBufferBody::LengthLimitError(_)) => {
+            ApiError::too_large("request body too large")
+        }
+        // A broken chunked encoding or a body cut short is malformed input, not a large one.
+        BytesRejection::FailedToBufferBody(_) => ApiError::bad_request("malformed or truncated request body"),
         other => ApiError::bad_request(other.body_text()),
     })
 }

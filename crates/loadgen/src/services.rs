@@ -85,6 +85,9 @@ fn write_configs(dir: &Path, ports: &Ports, budget_bytes: u64) -> anyhow::Result
          state_dir = {state:?}\n\
          public_listen = \"127.0.0.1:{public}\"\n\
          internal_listen = \"127.0.0.1:{internal}\"\n\
+         # The relay's forwarded CT reads all come from one address.\n\
+         [connections]\n\
+         max_connections_per_ip = 16384\n\
          [sandbox]\n\
          landlock = \"best-effort\"\n",
         state = ctlog_state.display().to_string(),
@@ -103,6 +106,14 @@ fn write_configs(dir: &Path, ports: &Ports, budget_bytes: u64) -> anyhow::Result
          token_file = {token:?}\n\
          [limits]\n\
          blob_budget_bytes = {budget_bytes}\n\
+         # One key and one address drive every client: no per-key or per-address caps here.\n\
+         [transfers]\n\
+         max_key_share_percent = 100\n\
+         concurrent_uploads = 4096\n\
+         concurrent_uploads_per_key = 4096\n\
+         concurrent_uploads_per_ip = 4096\n\
+         [connections]\n\
+         max_connections_per_ip = 16384\n\
          [sandbox]\n\
          landlock = \"best-effort\"\n",
         public = ports.relay_public,

@@ -5,6 +5,11 @@
 //! (a view is consumed only when a body was completely sent; the last view burns the blob) →
 //! gone. The TTL sweeper removes expired blobs that are not being delivered.
 //!
+//! Uploads in flight are counted too: an upload reserves its largest possible payload before
+//! its body is read (`reserve`), and `claim` turns the reservation into the blob's real size.
+//! Every API key may hold at most `key_share` bytes, stored and in flight, so one tenant cannot
+//! fill the budget alone.
+//!
 //! Lock discipline: one mutex over the map, held only for bookkeeping, never across IO.
 
 use std::collections::{BTreeSet, HashMap};
@@ -69,6 +74,8 @@ enum State {
 struct Entry {
     meta: BlobMeta,
     state: State,
+    /// The key whose share the bytes count against.
+    uploader: KeyHash,
 }
 
 struct Inner {
@@ -76,6 +83,29 @@ struct Inner {
     /// `(expires_ms, hash)` for the sweeper.
     expiry: BTreeSet<(u64, String)>,
     used_bytes: u64,
+    /// Bytes reserved by uploads whose bodies are arriving.
+    in_flight: u64,
+    /// Bytes stored and in flight per uploading key (absent: zero).
+    per_key: HashMap<KeyHash, u64>,
+}
+
+impl Inner {
+    fn key_bytes(&self, key: &KeyHash) -> u64 {
+        self.per_key.get(key).copied().unwrap_or(0)
+    }
+
+    fn add_key(&mut self, key: KeyHash, bytes: u64) {
+        *self.per_key.entry(key).or_insert(0) += bytes;
+    }
+
+    fn sub_key(&mut self, key: &KeyHash, bytes: u64) {
+        if let Some(held) = self.per_key.get_mut(key) {
+            *held = held.saturating_sub(bytes);
+            if *held == 0 {
+                self.per_key.remove(key);
+            }
+        }
+    }
 }
 
 /// Why a blob operation was refused.
@@ -85,6 +115,8 @@ pub enum BlobError {
     Duplicate,
     /// Not enough budget left for this payload.
     Full,
+    /// The uploading key holds its whole share of the budget.
+    KeyShareFull,
     /// No such blob (never stored, expired, or burned).
     NotFound,
     /// Someone else's blob.
@@ -123,14 +155,45 @@ pub struct Status {
 pub struct BlobStore {
     inner: Mutex<Inner>,
     budget: u64,
+    key_share: u64,
 }
 
 impl BlobStore {
-    pub fn new(budget_bytes: u64) -> Self {
+    /// A store of `budget_bytes`, of which one key may hold `key_share_bytes`.
+    pub fn new(budget_bytes: u64, key_share_bytes: u64) -> Self {
         Self {
-            inner: Mutex::new(Inner { blobs: HashMap::new(), expiry: BTreeSet::new(), used_bytes: 0 }),
+            inner: Mutex::new(Inner {
+                blobs: HashMap::new(),
+                expiry: BTreeSet::new(),
+                used_bytes: 0,
+                in_flight: 0,
+                per_key: HashMap::new(),
+            }),
             budget: budget_bytes,
+            key_share: key_share_bytes,
         }
+    }
+
+    /// Counts `bytes` of an upload whose body is about to be read against the budget and the
+    /// key's share. Must be followed by `claim` (which takes the reservation over) or `release`.
+    pub fn reserve(&self, key: &KeyHash, bytes: u64) -> Result<(), BlobError> {
+        let mut inner = self.lock();
+        if inner.used_bytes + inner.in_flight + bytes > self.budget {
+            return Err(BlobError::Full);
+        }
+        if inner.key_bytes(key) + bytes > self.key_share {
+            return Err(BlobError::KeyShareFull);
+        }
+        inner.in_flight += bytes;
+        inner.add_key(*key, bytes);
+        Ok(())
+    }
+
+    /// Gives back a reservation whose upload ended without a claim.
+    pub fn release(&self, key: &KeyHash, bytes: u64) {
+        let mut inner = self.lock();
+        inner.in_flight = inner.in_flight.saturating_sub(bytes);
+        inner.sub_key(key, bytes);
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
@@ -138,18 +201,26 @@ impl BlobStore {
         self.inner.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// Takes the hash and counts `meta.size` bytes against the budget, before the upload is
-    /// logged. Must be followed by `publish` or `abandon`.
-    pub fn claim(&self, hash: &str, meta: BlobMeta) -> Result<(), BlobError> {
+    /// Takes the hash and counts `meta.size` bytes against the budget and `uploader`'s share,
+    /// before the upload is logged; `reserved` bytes of `uploader`'s reservation are given back
+    /// in the same step (also when the claim is refused). Must be followed by `publish` or
+    /// `abandon`.
+    pub fn claim(&self, hash: &str, meta: BlobMeta, uploader: KeyHash, reserved: u64) -> Result<(), BlobError> {
         let mut inner = self.lock();
+        inner.in_flight = inner.in_flight.saturating_sub(reserved);
+        inner.sub_key(&uploader, reserved);
         if inner.blobs.contains_key(hash) {
             return Err(BlobError::Duplicate);
         }
-        if inner.used_bytes + meta.size > self.budget {
+        if inner.used_bytes + inner.in_flight + meta.size > self.budget {
             return Err(BlobError::Full);
         }
+        if inner.key_bytes(&uploader) + meta.size > self.key_share {
+            return Err(BlobError::KeyShareFull);
+        }
         inner.used_bytes += meta.size;
-        inner.blobs.insert(hash.to_owned(), Entry { meta, state: State::Pending });
+        inner.add_key(uploader, meta.size);
+        inner.blobs.insert(hash.to_owned(), Entry { meta, state: State::Pending, uploader });
         Ok(())
     }
 
@@ -177,6 +248,7 @@ impl BlobStore {
         let mut inner = self.lock();
         if let Some(entry) = inner.blobs.remove(hash) {
             inner.used_bytes -= entry.meta.size;
+            inner.sub_key(&entry.uploader, entry.meta.size);
         }
     }
 
@@ -281,6 +353,7 @@ impl BlobStore {
 fn remove(inner: &mut Inner, hash: &str) {
     if let Some(entry) = inner.blobs.remove(hash) {
         inner.used_bytes -= entry.meta.size;
+        inner.sub_key(&entry.uploader, entry.meta.size);
         inner.expiry.remove(&(entry.meta.expires_ms, hash.to_owned()));
     }
 }
@@ -302,13 +375,13 @@ mod tests {
     }
 
     fn stored(store: &BlobStore, hash: &str, owner: KeyHash) {
-        store.claim(hash, meta(3, Access::Owner(owner))).unwrap();
+        store.claim(hash, meta(3, Access::Owner(owner)), owner, 0).unwrap();
         store.publish(hash, payload_bytes(b"abc".to_vec()), [0; 32], "leaf".into(), false);
     }
 
     #[test]
     fn exactly_one_of_two_concurrent_downloads_gets_a_single_view_blob() {
-        let store = BlobStore::new(100);
+        let store = BlobStore::new(100, 100);
         stored(&store, "h", [1; 32]);
         let first = store.begin_delivery("h", Some(&[1; 32]), 0);
         let second = store.begin_delivery("h", Some(&[1; 32]), 0);
@@ -321,7 +394,7 @@ mod tests {
 
     #[test]
     fn an_aborted_download_leaves_the_blob_downloadable() {
-        let store = BlobStore::new(100);
+        let store = BlobStore::new(100, 100);
         stored(&store, "h", [1; 32]);
         store.begin_delivery("h", Some(&[1; 32]), 0).unwrap();
         assert_eq!(store.finish_delivery("h", false), Finished::Released);
@@ -330,28 +403,46 @@ mod tests {
 
     #[test]
     fn other_keys_are_forbidden_and_drops_need_no_key() {
-        let store = BlobStore::new(100);
+        let store = BlobStore::new(100, 100);
         stored(&store, "h", [1; 32]);
         assert_eq!(store.begin_delivery("h", Some(&[2; 32]), 0).err(), Some(BlobError::Forbidden));
         assert_eq!(store.begin_delivery("h", None, 0).err(), Some(BlobError::Forbidden));
-        store.claim("d", meta(3, Access::LookupId)).unwrap();
+        store.claim("d", meta(3, Access::LookupId), [9; 32], 0).unwrap();
         store.publish("d", payload_bytes(b"abc".to_vec()), [0; 32], "leaf".into(), false);
         assert!(store.begin_delivery("d", None, 0).is_ok());
     }
 
     #[test]
     fn the_budget_refuses_what_does_not_fit_and_duplicates_are_refused() {
-        let store = BlobStore::new(5);
-        store.claim("a", meta(3, Access::LookupId)).unwrap();
-        assert_eq!(store.claim("a", meta(1, Access::LookupId)).err(), Some(BlobError::Duplicate));
-        assert_eq!(store.claim("b", meta(3, Access::LookupId)).err(), Some(BlobError::Full));
+        let store = BlobStore::new(5, 5);
+        store.claim("a", meta(3, Access::LookupId), [1; 32], 0).unwrap();
+        assert_eq!(store.claim("a", meta(1, Access::LookupId), [1; 32], 0).err(), Some(BlobError::Duplicate));
+        assert_eq!(store.claim("b", meta(3, Access::LookupId), [1; 32], 0).err(), Some(BlobError::Full));
         store.abandon("a");
-        assert!(store.claim("b", meta(3, Access::LookupId)).is_ok());
+        assert!(store.claim("b", meta(3, Access::LookupId), [1; 32], 0).is_ok());
+    }
+
+    #[test]
+    fn reservations_count_against_the_budget_and_each_key_holds_at_most_its_share() {
+        let store = BlobStore::new(10, 6);
+        store.reserve(&[1; 32], 5).unwrap();
+        assert_eq!(store.reserve(&[1; 32], 2).err(), Some(BlobError::KeyShareFull));
+        assert_eq!(store.reserve(&[2; 32], 6).err(), Some(BlobError::Full), "5 in flight + 6 > 10");
+        store.reserve(&[2; 32], 5).unwrap();
+        // The claim takes the reservation over at the real size.
+        store.claim("a", meta(4, Access::LookupId), [1; 32], 5).unwrap();
+        store.release(&[2; 32], 5);
+        assert_eq!(store.claim("b", meta(3, Access::LookupId), [1; 32], 0).err(), Some(BlobError::KeyShareFull));
+        store.reserve(&[2; 32], 6).unwrap();
+        assert_eq!(store.usage().1, 4);
+        assert_eq!(store.finish_delivery("a", true), Finished::Released, "not published: nothing to consume");
+        store.abandon("a");
+        store.reserve(&[1; 32], 4).unwrap();
     }
 
     #[test]
     fn expired_blobs_are_swept_unless_in_flight() {
-        let store = BlobStore::new(100);
+        let store = BlobStore::new(100, 100);
         stored(&store, "a", [1; 32]);
         stored(&store, "b", [1; 32]);
         store.begin_delivery("b", Some(&[1; 32]), 0).unwrap();

@@ -77,6 +77,73 @@ pub struct Config {
     /// systemd credential `license-token` holds a valid token.
     #[serde(default)]
     pub license: license_gate::LicenseConfig,
+    /// Limits of uploads in flight and of download acknowledgement.
+    #[serde(default)]
+    pub transfers: Transfers,
+}
+
+/// Uploads in flight (counted against the blob budget while their bodies arrive) and how long
+/// a download may wait for the client's acknowledgement.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Transfers {
+    /// Share of `blob_budget_bytes` one API key may hold, stored and in flight, in percent.
+    #[serde(default = "default_key_share")]
+    pub max_key_share_percent: u8,
+    /// Uploads whose bodies are being received at once, in all / per API key / per client IP;
+    /// beyond: 503 (all) or 429 (key, IP) with Retry-After, before any body byte is read.
+    #[serde(default = "default_uploads_total")]
+    pub concurrent_uploads: u32,
+    /// Uploads in flight per API key.
+    #[serde(default = "default_uploads_each")]
+    pub concurrent_uploads_per_key: u32,
+    /// Uploads in flight per client IP.
+    #[serde(default = "default_uploads_each")]
+    pub concurrent_uploads_per_ip: u32,
+    /// Slowest upload accepted: the body must arrive within `body_grace_secs` plus its length
+    /// at this rate, else 408.
+    #[serde(default = "default_min_rate")]
+    pub min_upload_bytes_per_sec: u64,
+    /// Seconds every body gets on top of its length at `min_upload_bytes_per_sec`.
+    #[serde(default = "default_body_grace")]
+    pub body_grace_secs: u64,
+    /// Seconds a download waits for the client's TCP stack to acknowledge the whole body; a
+    /// view is consumed only then. Past it the connection is reset and the view stays.
+    #[serde(default = "default_ack_timeout")]
+    pub delivery_ack_timeout_secs: u64,
+}
+
+impl Default for Transfers {
+    fn default() -> Self {
+        Self {
+            max_key_share_percent: default_key_share(),
+            concurrent_uploads: default_uploads_total(),
+            concurrent_uploads_per_key: default_uploads_each(),
+            concurrent_uploads_per_ip: default_uploads_each(),
+            min_upload_bytes_per_sec: default_min_rate(),
+            body_grace_secs: default_body_grace(),
+            delivery_ack_timeout_secs: default_ack_timeout(),
+        }
+    }
+}
+
+fn default_key_share() -> u8 {
+    50
+}
+fn default_uploads_total() -> u32 {
+    64
+}
+fn default_uploads_each() -> u32 {
+    8
+}
+fn default_min_rate() -> u64 {
+    64 * 1024
+}
+fn default_body_grace() -> u64 {
+    10
+}
+fn default_ack_timeout() -> u64 {
+    30
 }
 
 /// Where the log is and how to authenticate to it.
@@ -248,6 +315,24 @@ impl Config {
             return Err(invalid("limits", "blob_budget_bytes must hold at least one max_blob_bytes blob"));
         }
         self.connections.check().map_err(|m| invalid("connections", m))?;
+        let t = &self.transfers;
+        if !(1..=100).contains(&t.max_key_share_percent)
+            || limits.blob_budget_bytes * u64::from(t.max_key_share_percent) / 100 < limits.max_blob_bytes as u64
+        {
+            return Err(invalid(
+                "transfers",
+                "max_key_share_percent of blob_budget_bytes must hold one max_blob_bytes blob",
+            ));
+        }
+        if t.concurrent_uploads == 0 || t.concurrent_uploads_per_key == 0 || t.concurrent_uploads_per_ip == 0 {
+            return Err(invalid("transfers", "concurrent upload caps must be at least 1"));
+        }
+        if t.min_upload_bytes_per_sec == 0 || t.delivery_ack_timeout_secs == 0 {
+            return Err(invalid(
+                "transfers",
+                "min_upload_bytes_per_sec and delivery_ack_timeout_secs must be at least 1",
+            ));
+        }
         if limits.requests_per_ip_per_minute == 0
             || limits.requests_per_key_per_minute == 0
             || limits.receiver_sessions_per_ip_per_hour == 0

@@ -1,8 +1,12 @@
-//! A response body that reports whether it was completely sent: the blob is burned only then.
-//! Completion is the moment hyper has taken every byte: it either polls past the last frame or,
-//! knowing the exact length, drops the body after writing it. A connection that dies earlier
-//! drops the body with bytes left, which reports an incomplete delivery and makes the view
-//! available again.
+//! A response body that reports how its delivery ended: the blob's view is consumed only when
+//! the client's TCP stack acknowledged every byte of it.
+//!
+//! The body ends in one of two ways. Incomplete: the connection died before hyper took every
+//! byte (the body is dropped with bytes left) — the view is released at once. Complete: hyper
+//! took the last byte (it polled past the last frame or, knowing the exact length, dropped the
+//! body after it) — the bytes may still be in hyper's buffer or the kernel's send queue, so
+//! the caller gets an [`httpserve::DeliveryWatch`] and consumes the view only if the client
+//! acknowledges everything before the deadline (see `httpserve::Connection::watch_delivery`).
 
 use std::convert::Infallible;
 use std::pin::Pin;
@@ -11,21 +15,43 @@ use std::task::{Context, Poll};
 use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
 
-/// Bytes handed to hyper per frame, so completion is observed only after most data was written.
+/// Bytes handed to hyper per frame.
 const CHUNK: usize = 256 * 1024;
 
-type OnDone = Box<dyn FnOnce(bool) + Send + Sync>;
+/// How a delivery body ended.
+pub enum Ending {
+    /// hyper took every byte; whether the client has them is for the watch to tell (None: no
+    /// connection to watch, which `httpserve` always provides).
+    Sent(Option<httpserve::DeliveryWatch>),
+    /// The connection ended first.
+    Incomplete,
+}
 
-/// The payload of a delivery and what to do when it ends (`true`: completely sent).
+type OnEnd = Box<dyn FnOnce(Ending) + Send + Sync>;
+
+/// The payload of a delivery and what to do when it ends.
 pub struct DeliveryBody {
     payload: Bytes,
     offset: usize,
-    on_done: Option<OnDone>,
+    connection: Option<httpserve::Connection>,
+    on_end: Option<OnEnd>,
 }
 
 impl DeliveryBody {
-    pub fn new(payload: Bytes, on_done: impl FnOnce(bool) + Send + Sync + 'static) -> Self {
-        Self { payload, offset: 0, on_done: Some(Box::new(on_done)) }
+    pub fn new(
+        payload: Bytes,
+        connection: Option<httpserve::Connection>,
+        on_end: impl FnOnce(Ending) + Send + Sync + 'static,
+    ) -> Self {
+        Self { payload, offset: 0, connection, on_end: Some(Box::new(on_end)) }
+    }
+
+    fn end(&mut self) {
+        let Some(on_end) = self.on_end.take() else { return };
+        if self.offset < self.payload.len() {
+            return on_end(Ending::Incomplete);
+        }
+        on_end(Ending::Sent(self.connection.as_ref().map(httpserve::Connection::watch_delivery)));
     }
 }
 
@@ -41,9 +67,7 @@ impl Body for DeliveryBody {
             self.offset = end;
             return Poll::Ready(Some(Ok(Frame::data(chunk))));
         }
-        if let Some(done) = self.on_done.take() {
-            done(true);
-        }
+        self.end();
         Poll::Ready(None)
     }
 
@@ -58,8 +82,6 @@ impl Body for DeliveryBody {
 
 impl Drop for DeliveryBody {
     fn drop(&mut self) {
-        if let Some(done) = self.on_done.take() {
-            done(self.offset >= self.payload.len());
-        }
+        self.end();
     }
 }

@@ -29,6 +29,8 @@ mod routes;
 mod sender;
 mod state;
 mod tls;
+mod upload_json;
+mod uploads;
 mod webhook;
 mod wire_v1;
 
@@ -97,7 +99,11 @@ impl Opened {
         let log = log_client::LogClient::new(&config.ctlog.internal_url, &config.ctlog.public_url, ctlog_token)
             .with_public_origin(&config.public_url());
         let state = Arc::new(AppState {
-            blobs: blobs::BlobStore::new(config.limits.blob_budget_bytes),
+            blobs: blobs::BlobStore::new(
+                config.limits.blob_budget_bytes,
+                config.limits.blob_budget_bytes * u64::from(config.transfers.max_key_share_percent) / 100,
+            ),
+            uploads: Default::default(),
             per_ip: ratelimit::AddressLimiter::new(60_000),
             per_key: ratelimit::RateLimiter::new(60_000),
             daily_uploads: ratelimit::RateLimiter::new(86_400_000),
@@ -106,6 +112,7 @@ impl Opened {
             queues: Default::default(),
             audit: Default::default(),
             tokens: Default::default(),
+            burn_receipts: Default::default(),
             draining: Default::default(),
             webhooks: webhook::Webhooks::new(if config.webhook.danger_allow_private_targets {
                 webhook::Reach::Any
@@ -155,7 +162,8 @@ pub async fn serve(opened: Opened, hardening: harden::Hardening, listeners: List
     let limits = state.config.connections.clone();
     let public_server = httpserve::Server { app: routes::router(state.clone()), limits: limits.clone(), tls };
     let public_task = tokio::spawn(public_server.serve(httpserve::Listener::Tcp(public), drain.started()));
-    let internal_server = httpserve::Server { app: internal_api::router(state.clone()), limits, tls: None };
+    let internal_server =
+        httpserve::Server { app: internal_api::router(state.clone()), limits: limits.without_per_ip_cap(), tls: None };
     let internal_task = tokio::spawn(internal_server.serve(httpserve::Listener::Tcp(internal), drain.started()));
     DAEMON.log(format_args!("{} on {} ({scheme})", status_line(&state), state.config.public_url()));
     DAEMON.ready(&status_line(&state));

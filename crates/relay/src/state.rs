@@ -32,6 +32,8 @@ pub struct AppState {
     pub db: RelayDb,
     /// Payloads in RAM.
     pub blobs: BlobStore,
+    /// Uploads whose bodies are being received.
+    pub uploads: crate::uploads::UploadGate,
     /// The sector's log.
     pub log: LogClient,
     /// `X-Internal-Auth` secret of our internal API.
@@ -42,6 +44,8 @@ pub struct AppState {
     pub audit: AuditTrail,
     /// One-time download links.
     pub tokens: DownloadTokens,
+    /// Signed receipts confirming recent burns, for `/v2/status/{hash}`.
+    pub burn_receipts: BurnReceipts,
     /// Requests of unauthenticated clients, per source address (a fixed-size table).
     pub per_ip: AddressLimiter,
     /// Requests per API key.
@@ -208,5 +212,45 @@ impl DownloadTokens {
     /// Consumes a token (after its download completed).
     pub fn consume(&self, token: &str) {
         self.tokens.lock().unwrap_or_else(|p| p.into_inner()).remove(token);
+    }
+}
+
+/// Burn receipts kept at most (each about 10 KB: ML-DSA signature and inclusion proof).
+const MAX_BURN_RECEIPTS: usize = 10_000;
+
+/// Receipts with `burn_confirmed: true`, signed after the client acknowledged the last view's
+/// every byte, for the blob's owner to fetch from `/v2/status/{hash}` (the receipt in the
+/// download's headers was signed before the body was sent and cannot confirm the burn). The
+/// oldest are forgotten first.
+#[derive(Default)]
+pub struct BurnReceipts {
+    inner: Mutex<(HashMap<String, KeptReceipt>, VecDeque<String>)>,
+}
+
+/// Who may read a kept receipt, and the receipt (header form).
+type KeptReceipt = (crate::blobs::Access, String);
+
+impl BurnReceipts {
+    pub fn insert(&self, hash: &str, access: crate::blobs::Access, receipt: String) {
+        let mut inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        let (map, order) = &mut *inner;
+        if map.insert(hash.to_owned(), (access, receipt)).is_none() {
+            order.push_back(hash.to_owned());
+        }
+        while order.len() > MAX_BURN_RECEIPTS {
+            if let Some(old) = order.pop_front() {
+                map.remove(&old);
+            }
+        }
+    }
+
+    /// The receipt of a burned blob, for its owner (anyone, for a drop).
+    pub fn for_owner(&self, hash: &str, caller: &KeyHash) -> Option<String> {
+        let inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        let (access, receipt) = inner.0.get(hash)?;
+        match access {
+            crate::blobs::Access::Owner(owner) if !crypto::ct_eq(owner, caller) => None,
+            _ => Some(receipt.clone()),
+        }
     }
 }

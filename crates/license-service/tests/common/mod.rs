@@ -92,7 +92,8 @@ impl Env {
 
     /// The client's config file (written with `extra` TOML appended) and its path.
     pub fn client_config(&self, extra: &str) -> (Config, PathBuf) {
-        let ml = <crypto::LogSigningKey as crypto::KeyFile>::load_or_generate(&self.path("server-signing-key")).unwrap().0;
+        let ml =
+            <crypto::LogSigningKey as crypto::KeyFile>::load_or_generate(&self.path("server-signing-key")).unwrap().0;
         let text = format!(
             "server_url = \"{server}/v1/license/check\"\nca_file = {ca:?}\nstate_dir = {state:?}\n\
              publish_file = {publish:?}\ntimeout_secs = 5\n{top}\n\
@@ -170,7 +171,9 @@ impl Env {
         assert_eq!(proof.leaf_hash, leaf_hash);
         proof.verify().unwrap();
         let sth: wire::SignedSth = serde_json::from_value(answer["sth"].clone()).unwrap();
-        let key = <crypto::LogSigningKey as crypto::KeyFile>::load(&self.path("ctlog-state/log-key")).unwrap().verifying_key();
+        let key = <crypto::LogSigningKey as crypto::KeyFile>::load(&self.path("ctlog-state/log-key"))
+            .unwrap()
+            .verifying_key();
         sth.verify(&key).unwrap();
         assert_eq!((sth.body.sha3_root.as_str(), sth.body.tree_size), (proof.root.as_str(), proof.tree_size));
     }

@@ -29,10 +29,8 @@ const SMALL_BODY: usize = 64 * 1024;
 
 /// The public API.
 pub fn router(state: SharedState) -> Router {
-    // base64 grows 4/3; JSON framing and meta add a little.
-    let inbound_limit = state.config.limits.max_blob_bytes.div_ceil(3) * 4 + 64 * 1024;
-    let uploads =
-        Router::new().route("/v2/inbound", post(transfer::inbound)).layer(DefaultBodyLimit::max(inbound_limit));
+    // The upload body is read by the handler itself, within its limits (see `uploads`).
+    let uploads = Router::new().route("/v2/inbound", post(transfer::inbound)).layer(DefaultBodyLimit::disable());
     let ct = Router::new()
         .route("/v2/sth", get(ct_proxy::forward))
         .route("/v2/sth/{*rest}", get(ct_proxy::forward).post(ct_proxy::forward))

@@ -1,81 +1,50 @@
 //! Uploads and downloads: `POST /v2/inbound`, `GET /v2/outbound/{hash}` (burn-on-read with a
 //! signed receipt), `GET /v2/status/{hash}`, and one-time download links `/v2/dl/{token}`.
 
-use std::borrow::Cow;
 use std::collections::HashMap;
+use std::net::SocketAddr;
 
 use axum::Json;
-use axum::body::{Body, Bytes};
-use axum::extract::rejection::BytesRejection;
-use axum::extract::{Query, State};
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::body::Body;
+use axum::extract::{ConnectInfo, Extension, Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
-use base64::Engine;
 use jsonapi::{ApiError, ApiResult};
-use serde::Deserialize;
 use serde_json::{Value, json};
-use sha2::{Digest, Sha256};
 
 use crate::auth::Caller;
 use crate::blobs::{Access, BlobError, BlobMeta, Finished, payload_bytes};
-use crate::delivery::DeliveryBody;
+use crate::delivery::{DeliveryBody, Ending};
 use crate::ids::{BlobId, DeviceId, DropId};
 use crate::keys::KeyHash;
 use crate::routes::PathParam;
 use crate::sender::{self, Sender};
 use crate::state::{SharedState, now_ms};
+use crate::uploads;
 use crate::wire_v1::{self, WireError};
 
 /// Payloads above this are decoded and hashed on the blocking pool, not an async worker.
-const INLINE_DECODE_LIMIT: usize = 64 * 1024;
 /// Default lifetime when the client gives none (then capped by the plan's retention).
 const DEFAULT_TTL_MS: u64 = 3_600_000;
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct InboundRequest<'a> {
-    #[serde(borrow)]
-    hash: Cow<'a, str>,
-    #[serde(borrow)]
-    payload: Cow<'a, str>,
-    #[serde(default)]
-    ttl_ms: Option<u64>,
-    #[serde(default)]
-    max_views: Option<u32>,
-    #[serde(default)]
-    meta: Option<InboundMeta>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct InboundMeta {
-    /// The sending device: the upload is announced on its `stream-next` queue and webhooks.
-    #[serde(default)]
-    device_id: Option<String>,
-    /// An anonymous drop: `hash` is a lookup id, not `sha256(payload)`.
-    #[serde(default)]
-    drop: bool,
-}
-
-/// `POST /v2/inbound`.
+/// `POST /v2/inbound`: authenticated (by the router) and admitted from the headers alone, then
+/// the body is parsed, decoded and hashed as it arrives (see `uploads`).
 pub async fn inbound(
     State(state): State<SharedState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     caller: Caller,
-    body: Result<Bytes, BytesRejection>,
+    headers: HeaderMap,
+    body: Body,
 ) -> ApiResult<Json<Value>> {
     if state.is_draining() {
         return Err(ApiError::unavailable("draining", "the relay is shutting down; retry shortly", 10));
     }
-    let body = jsonapi::body_bytes(body)?;
-    let request: InboundRequest = jsonapi::parse_json(&body)?;
-    let meta = request.meta.unwrap_or(InboundMeta { device_id: None, drop: false });
+    let mut admitted = uploads::admit(&state, *caller.key_hash(), peer.ip(), &headers)?;
+    let request = uploads::read(&state, body, &headers).await?;
+    let meta = request.meta.unwrap_or_default();
     let device = meta.device_id.as_deref().map(DeviceId::parse).transpose()?;
     let ids = UploadIds::parse(&request.hash, meta.drop, device.is_some())?;
     let upload = plan_upload(&state, &caller, request.ttl_ms, request.max_views)?;
-    let limits = &state.config.limits;
-    if base64_decoded_len(&request.payload) > limits.max_blob_bytes {
-        return Err(ApiError::too_large(format!("payload exceeds {} bytes", limits.max_blob_bytes)));
-    }
     let now = now_ms();
     if let Some(per_day) = caller.plan().uploads_per_day() {
         state.daily_uploads.check(caller.key_hash(), per_day, now).map_err(|l| {
@@ -84,24 +53,29 @@ pub async fn inbound(
     }
     let meta_record = BlobMeta {
         access: if meta.drop { Access::LookupId } else { Access::Owner(*caller.key_hash()) },
-        size: base64_decoded_len(&request.payload) as u64,
+        size: request.payload.len() as u64,
         expires_ms: now + upload.ttl_ms,
         max_views: upload.max_views,
         transfer_leaf_hash: String::new(),
         device_id: meta.device_id.clone(),
         sig_verified: false,
     };
-    let claim = Claim::new(&state, &ids.key, meta_record)
+    let reserved = admitted.hand_over_reservation();
+    let claim = Claim::new(&state, &ids.key, meta_record, *caller.key_hash(), reserved)
         .inspect_err(|_| state.daily_uploads.refund(caller.key_hash(), now))?;
-    // From here on only the payload text is needed: the rest of the body goes now, and the
-    // text itself as soon as it is decoded (before the log is waited for).
-    let payload_b64 = payload_text(&body, request.payload);
-    drop(body);
-    let result = store_upload(&state, &caller, &ids, payload_b64, meta.drop, &upload, device.as_ref(), claim).await;
+    drop(admitted);
+    let decoded = Decoded { payload: request.payload, sha256: request.sha256 };
+    let result = store_upload(&state, &caller, &ids, decoded, meta.drop, &upload, device.as_ref(), claim).await;
     if result.is_err() {
         state.daily_uploads.refund(caller.key_hash(), now);
     }
     result.map(Json)
+}
+
+/// A payload decoded and hashed while its body arrived.
+struct Decoded {
+    payload: Vec<u8>,
+    sha256: [u8; 32],
 }
 
 /// What an upload is called: `public`, as the client knows it (a content hash or a drop's
@@ -122,16 +96,6 @@ impl UploadIds {
         }
         let id = DropId::parse(hash)?;
         Ok(Self { public: id.as_str().to_owned(), key: id.storage_key() })
-    }
-}
-
-/// The payload's base64 text as a view into the request body, without copying it (serde
-/// borrowed it from `body` because the JSON string had no escapes); an unescaped copy is owned.
-fn payload_text(body: &Bytes, payload: Cow<'_, str>) -> Bytes {
-    match payload {
-        // `slice_ref` needs a subslice of `body`: a borrowed string was parsed out of it.
-        Cow::Borrowed(text) => body.slice_ref(text.as_bytes()),
-        Cow::Owned(text) => Bytes::from(text),
     }
 }
 
@@ -163,12 +127,6 @@ fn plan_upload(
     Ok(UploadPlan { ttl_ms, max_views })
 }
 
-/// Decoded size of standard base64 text (exact for well-formed input).
-fn base64_decoded_len(text: &str) -> usize {
-    let padding = text.bytes().rev().take(2).filter(|&b| b == b'=').count();
-    (text.len() / 4 * 3 + (text.len() % 4 * 3 / 4)).saturating_sub(padding)
-}
-
 /// A claimed hash that is released unless the upload completes (also on panic or cancel).
 struct Claim {
     state: SharedState,
@@ -177,11 +135,10 @@ struct Claim {
 }
 
 impl Claim {
-    fn new(state: &SharedState, hash: &str, meta: BlobMeta) -> ApiResult<Self> {
-        state.blobs.claim(hash, meta).map_err(|e| match e {
+    fn new(state: &SharedState, hash: &str, meta: BlobMeta, uploader: KeyHash, reserved: u64) -> ApiResult<Self> {
+        state.blobs.claim(hash, meta, uploader, reserved).map_err(|e| match e {
             BlobError::Duplicate => ApiError::conflict("duplicate", "a blob with this hash is already stored"),
-            BlobError::Full => ApiError::unavailable("relay_full", "the relay's blob memory is full; retry later", 30),
-            other => ApiError::internal("claim", &format!("{other:?}")),
+            other => uploads::budget_error(other),
         })?;
         Ok(Self { state: state.clone(), hash: hash.to_owned(), published: false })
     }
@@ -200,17 +157,13 @@ async fn store_upload(
     state: &SharedState,
     caller: &Caller,
     ids: &UploadIds,
-    payload_b64: Bytes,
+    decoded: Decoded,
     is_drop: bool,
     upload: &UploadPlan,
     device: Option<&DeviceId>,
     mut claim: Claim,
 ) -> ApiResult<Value> {
-    let decoded = decode_and_hash(payload_b64).await?;
-    let (payload, sha256) = decoded;
-    if payload.len() > state.config.limits.max_blob_bytes {
-        return Err(ApiError::too_large(format!("payload exceeds {} bytes", state.config.limits.max_blob_bytes)));
-    }
+    let Decoded { payload, sha256 } = decoded;
     let sha256_hex = hex::encode(sha256);
     if !is_drop && sha256_hex != ids.public {
         return Err(ApiError::new(StatusCode::BAD_REQUEST, "hash_mismatch", "hash is not the SHA-256 of the payload"));
@@ -280,26 +233,6 @@ async fn check_sender(state: &SharedState, key: &KeyHash, payload: Vec<u8>) -> A
     .map_err(|e| ApiError::internal("signature task", &e))?
 }
 
-/// Base64-decodes into an exactly sized buffer and hashes it, off the async workers when large.
-/// The text is dropped as soon as it is decoded.
-async fn decode_and_hash(payload_b64: Bytes) -> ApiResult<(Vec<u8>, [u8; 32])> {
-    fn work(text: &[u8]) -> Result<(Vec<u8>, [u8; 32]), base64::DecodeError> {
-        let mut out = Vec::with_capacity(text.len() / 4 * 3 + 3);
-        base64::engine::general_purpose::STANDARD.decode_vec(text, &mut out)?;
-        let digest: [u8; 32] = Sha256::digest(&out).into();
-        Ok((out, digest))
-    }
-    let bad = |_| ApiError::bad_request("payload is not valid standard base64");
-    if payload_b64.len() <= INLINE_DECODE_LIMIT {
-        return work(&payload_b64).map_err(bad);
-    }
-    // `Bytes` is owned and shares the request body: no copy of the text for the blocking pool.
-    tokio::task::spawn_blocking(move || work(&payload_b64))
-        .await
-        .map_err(|e| ApiError::internal("decode task", &e))?
-        .map_err(bad)
-}
-
 fn check_wire(payload: &[u8]) -> ApiResult<()> {
     wire_v1::check(payload).map_err(|e| match e {
         WireError::UnsupportedVersion(v) => ApiError::new(
@@ -322,12 +255,13 @@ fn check_wire(payload: &[u8]) -> ApiResult<()> {
 pub async fn outbound(
     State(state): State<SharedState>,
     caller: Option<Caller>,
+    connection: Option<Extension<httpserve::Connection>>,
     PathParam(raw): PathParam,
 ) -> ApiResult<Response> {
     let id = BlobId::parse(&raw)?;
     let caller = caller.as_ref().map(|c| *c.key_hash());
     let key = resolve(&state, &id, caller.as_ref());
-    deliver(&state, &key, caller, None).await
+    deliver(&state, &key, caller, None, connection.map(|c| c.0)).await
 }
 
 /// The store key a download of `id` means: the content blob `id` when this caller may read it,
@@ -350,6 +284,7 @@ async fn deliver(
     hash: &str,
     caller: Option<KeyHash>,
     token: Option<String>,
+    connection: Option<httpserve::Connection>,
 ) -> ApiResult<Response> {
     let delivery = state.blobs.begin_delivery(hash, caller.as_ref(), now_ms()).map_err(|e| match e {
         BlobError::NotFound => ApiError::not_found("not found: expired, burned, or never stored"),
@@ -359,13 +294,16 @@ async fn deliver(
         other => ApiError::internal("delivery", &format!("{other:?}")),
     })?;
     let meta = delivery.meta;
-    // This view burns the blob when it is the last one left.
+    // This view burns the blob when it is the last one left — once the client acknowledged
+    // every byte. The receipt is signed now, before the body: it cannot confirm a burn that
+    // has not happened, so its `burn_confirmed` is false; the confirmed receipt is kept for
+    // `/v2/status/{hash}` after the burn (see `BurnReceipts`).
     let burns = delivery.views_left <= 1;
     let payload_sha256 = hex::encode(delivery.payload_sha256);
     // The receipt and the delivery leaf name the payload's SHA-256 (what the transfer leaf
     // already published), never a drop's lookup id: the log is public, and the lookup id is
     // the drop's only credential.
-    let receipt = match state.log.receipt(&payload_sha256, &state.config.sector, &meta.transfer_leaf_hash, burns).await
+    let receipt = match state.log.receipt(&payload_sha256, &state.config.sector, &meta.transfer_leaf_hash, false).await
     {
         Ok(r) => r,
         Err(e) => {
@@ -373,16 +311,9 @@ async fn deliver(
             return Err(e);
         }
     };
-    let on_done = finish_callback(
-        state.clone(),
-        hash.to_owned(),
-        payload_sha256.clone(),
-        meta.access,
-        meta.size,
-        meta.device_id.clone(),
-        token,
-    );
-    let body = DeliveryBody::new(delivery.payload, on_done);
+    let ended =
+        Ended { state: state.clone(), hash: hash.to_owned(), payload_sha256: payload_sha256.clone(), meta, token };
+    let body = DeliveryBody::new(delivery.payload, connection, move |ending| ended.handle(ending));
     let mut response = Response::new(Body::new(body));
     let headers = response.headers_mut();
     headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/octet-stream"));
@@ -396,36 +327,62 @@ async fn deliver(
     Ok(response)
 }
 
-/// What happens when a delivery body ends: consume or release the view, log the burn.
-#[allow(clippy::too_many_arguments)]
-fn finish_callback(
+/// What happens when a delivery body ends: the view is released, or — once the client
+/// acknowledged every byte — consumed, and a burn is logged and its confirmed receipt kept.
+struct Ended {
     state: SharedState,
+    /// The store key.
     hash: String,
+    /// What the log and receipts name (M7: never a drop's lookup id).
     payload_sha256: String,
-    access: Access,
-    size: u64,
-    device: Option<String>,
+    meta: BlobMeta,
     token: Option<String>,
-) -> impl FnOnce(bool) + Send + Sync + 'static {
-    move |completed| {
-        let Finished::Consumed { burned } = state.blobs.finish_delivery(&hash, completed) else { return };
+}
+
+impl Ended {
+    fn handle(self, ending: Ending) {
+        let watch = match ending {
+            Ending::Incomplete => {
+                self.state.blobs.finish_delivery(&self.hash, false);
+                return;
+            }
+            Ending::Sent(watch) => watch,
+        };
+        let timeout = std::time::Duration::from_secs(self.state.config.transfers.delivery_ack_timeout_secs);
+        // A tracked write: a draining relay waits for it (and for the log entries after it).
+        let state = self.state.clone();
+        state.log.spawn_write(async move {
+            let delivered = match watch {
+                Some(watch) => watch.acknowledged(timeout).await == httpserve::Delivered::Acknowledged,
+                None => true,
+            };
+            self.consume(delivered).await;
+        });
+    }
+
+    async fn consume(self, delivered: bool) {
+        let Ended { state, hash, payload_sha256, meta, token } = self;
+        let Finished::Consumed { burned } = state.blobs.finish_delivery(&hash, delivered) else { return };
         if burned {
             monitoring::burned();
         }
         if let Some(token) = token {
             state.tokens.consume(&token);
         }
-        if let Access::Owner(owner) = access {
-            state.audit.record(owner, if burned { "outbound_burn" } else { "outbound_view" }, &hash, size, device);
+        if let Access::Owner(owner) = meta.access {
+            let event = if burned { "outbound_burn" } else { "outbound_view" };
+            state.audit.record(owner, event, &hash, meta.size, meta.device_id.clone());
         }
-        // M7: the payload's SHA-256, never the store key (a drop's lookup id).
         let event = wire::LogEvent::delivery(&payload_sha256, &state.config.sector, burned);
-        let log_state = state.clone();
-        state.log.spawn_write(async move {
-            if let Err(e) = log_state.log.record(event).await {
-                crate::DAEMON.log(format_args!("logging a delivery failed: {}", e.code()));
+        if let Err(e) = state.log.record(event).await {
+            crate::DAEMON.log(format_args!("logging a delivery failed: {}", e.code()));
+        }
+        if burned {
+            match state.log.receipt(&payload_sha256, &state.config.sector, &meta.transfer_leaf_hash, true).await {
+                Ok(receipt) => state.burn_receipts.insert(&hash, meta.access, receipt),
+                Err(e) => crate::DAEMON.log(format_args!("the confirmed burn receipt failed: {}", e.code())),
             }
-        });
+        }
     }
 }
 
@@ -447,9 +404,15 @@ pub async fn status(
             "views_left": s.views_left,
         }))
         .into_response()),
-        // The SDK reads the body whatever the status; the API reference says 404.
+        // The SDK reads the body whatever the status; the API reference says 404. After a burn
+        // the owner also gets the receipt that confirms it.
         Err(BlobError::NotFound) => {
-            Ok((StatusCode::NOT_FOUND, Json(json!({ "available": false, "error": "not_found" }))).into_response())
+            let mut answer = json!({ "available": false, "error": "not_found" });
+            if let Some(receipt) = state.burn_receipts.for_owner(&hash, caller.key_hash()) {
+                answer["burned"] = Value::Bool(true);
+                answer["burn_receipt"] = Value::String(receipt);
+            }
+            Ok((StatusCode::NOT_FOUND, Json(answer)).into_response())
         }
         Err(BlobError::Forbidden) => Err(ApiError::forbidden("this blob belongs to another API key")),
         Err(other) => Err(ApiError::internal("status", &format!("{other:?}"))),
@@ -476,7 +439,11 @@ pub async fn download_page(State(state): State<SharedState>, PathParam(raw): Pat
 }
 
 /// `GET /v2/dl/{token}/get`: the one-time download (no API key: the token is the credential).
-pub async fn download_get(State(state): State<SharedState>, PathParam(raw): PathParam) -> ApiResult<Response> {
+pub async fn download_get(
+    State(state): State<SharedState>,
+    connection: Option<Extension<httpserve::Connection>>,
+    PathParam(raw): PathParam,
+) -> ApiResult<Response> {
     let token = parse_token(&raw)?;
     let hash = state
         .tokens
@@ -486,7 +453,7 @@ pub async fn download_get(State(state): State<SharedState>, PathParam(raw): Path
         Some(Access::Owner(key)) => Some(key),
         _ => None,
     };
-    let mut response = deliver(&state, &hash, owner, Some(token)).await?;
+    let mut response = deliver(&state, &hash, owner, Some(token), connection.map(|c| c.0)).await?;
     response.headers_mut().insert(
         header::CONTENT_DISPOSITION,
         HeaderValue::from_static("attachment; filename=\"paramant-encrypted-payload\""),
