@@ -46,6 +46,7 @@ export TIMINGS_FILE="$work/logs/timings.txt"
 target_dir="$(cd "$REPO" && cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')"
 bins=(paramant-ctlog)
 [ "$relay" = no ] || ! grep -qs 'name = "paramant-relay"' "$REPO"/crates/relay/Cargo.toml || bins+=(paramant-relay)
+[ "$relay" = no ] || ! grep -qs 'name = "paramant-admin"' "$REPO"/crates/admin/Cargo.toml || bins+=(paramant-admin)
 if [ "$build" = yes ]; then
   timed "cargo build --release (${bins[*]})" \
     bash -c "cd '$REPO' && cargo build --release --locked $(printf -- '--bin %s ' "${bins[@]}")"
@@ -58,6 +59,8 @@ if [ "$relay" = no ]; then
   log "!!!!! SKIPPING RELAY: $relay_note"
 elif [ -x "$target_dir/release/paramant-relay" ]; then
   services=ctlog,relay
+  # The accounts panel rides along with the relays when it is built.
+  [ ! -x "$target_dir/release/paramant-admin" ] || services=ctlog,relay,admin
 else
   relay_note="paramant-relay is not built ($target_dir/release/paramant-relay missing): relay units, relay checks and the SDK round trip were NOT run"
   log "!!!!! SKIPPING RELAY: $relay_note"
@@ -88,6 +91,7 @@ stage() {
   rm -f "$root/.complete"
   install -m 0755 -t "$root/usr/local/bin" "$target_dir/release/paramant-ctlog"
   [ "$services" = ctlog ] || install -m 0755 -t "$root/usr/local/bin" "$target_dir/release/paramant-relay"
+  case "$services" in *admin*) install -m 0755 -t "$root/usr/local/bin" "$target_dir/release/paramant-admin" ;; esac
   (cd "$work/rendered" && cp -a etc usr "$root/")
   install -d "$root/usr/local/lib/paramant-harness"
   install -m 0644 "$work/rendered/units.json" "$root/usr/local/lib/paramant-harness/units.json"

@@ -149,8 +149,9 @@ async fn sign_in(
     }
     // Both factors are always checked, so timing and answer do not tell which one failed.
     let token_ok = state.admin_token.matches(fields.token.as_bytes());
-    let code_ok =
-        token_ok && accounts::check_code(&state, ADMIN_SUBJECT, &fields.code, OnValid::Nothing).unwrap_or(false);
+    // (A code is consumed only when valid, which a stranger without the authenticator cannot
+    // produce.)
+    let code_ok = accounts::check_code(&state, ADMIN_SUBJECT, &fields.code, OnValid::Nothing).unwrap_or(false);
     if !(token_ok && code_ok) {
         return refused(&state, &csrf);
     }
