@@ -236,7 +236,10 @@ impl CtlogLayout {
                  sector = \"relay\"\n\
                  state_dir = {state:?}\n\
                  public_listen = \"127.0.0.1:{public}\"\n\
-                 internal_listen = \"127.0.0.1:{internal}\"\n",
+                 internal_listen = \"127.0.0.1:{internal}\"\n\
+                 # The relay proxies the public CT endpoints: believe its X-Real-IP.\n\
+                 [gossip]\n\
+                 trusted_proxies = [\"127.0.0.1\"]\n",
                 state = dir.join("ctlog").display().to_string(),
                 public = free_port()?,
                 internal = free_port()?,
