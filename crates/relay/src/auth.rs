@@ -118,30 +118,24 @@ pub fn find(db: &RelayDb, raw: &str) -> Result<Option<Caller>, DbError> {
     }))
 }
 
+/// What a new key is: its plan, a label and an optional contact address.
+pub struct NewKey<'a> {
+    /// The key's tier.
+    pub plan: Plan,
+    /// A name for operators.
+    pub label: &'a str,
+    /// Where trial and account mail goes.
+    pub email: Option<&'a str>,
+}
+
 /// Mints a new `pgp_` key — a new user, so the license's user cap applies: the count and the
 /// insert are one write transaction, and a full appliance answers 402 `tier_limit_users`. The
 /// plaintext is returned once, only its hash is stored. (`plk_` keys are license tokens, issued
 /// by `paramant license issue`; the relay never mints them.)
-pub fn create_key(
-    db: &RelayDb,
-    license: &license_gate::Gate,
-    plan: Plan,
-    label: &str,
-    email: Option<&str>,
-    now_ms: u64,
-) -> Result<String, ApiError> {
+pub fn create_key(db: &RelayDb, license: &license_gate::Gate, new: NewKey, now_ms: u64) -> Result<String, ApiError> {
     let key = crypto::random_token("pgp_").map_err(|e| ApiError::internal("rng", &e))?;
     let key_hash: KeyHash = Sha256::digest(key.as_bytes()).into();
-    let record = KeyRecord {
-        plan,
-        label: label.to_owned(),
-        email: email.map(str::to_owned),
-        created_ms: now_ms,
-        active: true,
-        key_hash,
-    };
-    let admit = |users| license.check_new_user(users, now_ms).map_err(|l| crate::license::tier_limit(&l));
-    if !db.insert_key(&record, admit)? {
+    if insert_new_user(db, license, key_hash, new, now_ms)?.is_none() {
         // 256 random bits never collide; refuse rather than overwrite if they ever did.
         return Err(ApiError::internal("key", &"a freshly minted key already exists"));
     }
@@ -155,25 +149,33 @@ pub fn import_key(
     db: &RelayDb,
     license: &license_gate::Gate,
     key_hash_hex: &str,
-    plan: Plan,
-    label: &str,
-    email: Option<&str>,
+    new: NewKey,
     now_ms: u64,
 ) -> Result<KeyRecord, ApiError> {
     let key_hash = parse_key_hash(key_hash_hex)?;
+    insert_new_user(db, license, key_hash, new, now_ms)?
+        .ok_or_else(|| ApiError::conflict("key_exists", "a key with this hash exists"))
+}
+
+/// The one place a key (a user) is added: under the license's cap, counted in the insert's
+/// transaction. `None` when a key with this hash exists (nothing changed).
+fn insert_new_user(
+    db: &RelayDb,
+    license: &license_gate::Gate,
+    key_hash: KeyHash,
+    new: NewKey,
+    now_ms: u64,
+) -> Result<Option<KeyRecord>, ApiError> {
     let record = KeyRecord {
-        plan,
-        label: label.to_owned(),
-        email: email.map(str::to_owned),
+        plan: new.plan,
+        label: new.label.to_owned(),
+        email: new.email.map(str::to_owned),
         created_ms: now_ms,
         active: true,
         key_hash,
     };
     let admit = |users| license.check_new_user(users, now_ms).map_err(|l| crate::license::tier_limit(&l));
-    if !db.insert_key(&record, admit)? {
-        return Err(ApiError::conflict("key_exists", "a key with this hash exists"));
-    }
-    Ok(record)
+    Ok(db.insert_key(&record, admit)?.then_some(record))
 }
 
 /// Changes a key's plan or active flag, by the key's hash (hex).

@@ -80,19 +80,12 @@ async fn create_key(State(state): State<SharedState>, body: Result<Bytes, BytesR
     if request.label.len() > 200 {
         return Err(ApiError::bad_request("label must be at most 200 characters"));
     }
+    let new = auth::NewKey { plan, label: &request.label, email: request.email.as_deref() };
     if let Some(hash) = &request.key_hash {
-        let record = auth::import_key(
-            &state.db,
-            &state.license,
-            hash,
-            plan,
-            &request.label,
-            request.email.as_deref(),
-            now_ms(),
-        )?;
+        let record = auth::import_key(&state.db, &state.license, hash, new, now_ms())?;
         return Ok(Json(json!({ "ok": true, "key_hash": hash, "plan": record.plan })));
     }
-    let key = auth::create_key(&state.db, &state.license, plan, &request.label, request.email.as_deref(), now_ms())?;
+    let key = auth::create_key(&state.db, &state.license, new, now_ms())?;
     let key_hash = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(key.as_bytes()));
     Ok(Json(json!({ "ok": true, "key": key, "key_hash": key_hash, "plan": plan })))
 }

@@ -226,7 +226,8 @@ pub async fn request_trial(
             return Err(ApiError::rate_limited("at most 1 trial request per email address per 7 days", 24 * 3600));
         }
     }
-    let key = auth::create_key(&state.db, &state.license, Plan::Free, name, Some(&email), now)?;
+    let new = auth::NewKey { plan: Plan::Free, label: name, email: Some(&email) };
+    let key = auth::create_key(&state.db, &state.license, new, now)?;
     let body = format!(
         "Hello {name},\n\nyour paramant trial API key (Free plan: 10 uploads a day, 1 hour retention):\n\n    {key}\n\nRelay: {}\nSend it in the X-Api-Key header. Keep it secret.\n",
         state.config.public_url()
