@@ -143,6 +143,8 @@ let
         lib.hasInfix "[limits]\nblob_budget_bytes = 1073741824\n" t && lib.hasInfix "ports = [443, 8443]" t
         && lib.hasInfix "sector = \"health\"" t
         && lib.hasInfix "[[gossip.peer]]\npublic_key = \"AAAA\"\nrelay_id = \"health.peer.example\"\n" (ctlogToml c "health")))
+    (check "each log believes X-Real-IP only from its host's relay (gossip.trusted_proxies)"
+      (lib.all (s: lib.hasInfix "[gossip]\ntrusted_proxies = [\"127.0.0.1\"]\n" (ctlogToml harnessConfig s)) allSectors))
     (check "only the enabled sectors get instances and configs"
       (let c = eval [ (one "health" { }) { services.paramant.ctlog.legal.enable = false; } ]; in
         c.systemd.targets.paramant.unitConfig.Wants == [ "paramant-ctlog@health.service" "paramant-relay@health.service" ]
