@@ -20,16 +20,39 @@ let
 
   secretsScript = pkgs.writeShellScript "paramant-secrets" unitData.secretsScript;
 
-  unitData = import ./lib/units.nix {
+  # admin.nix and license.nix declare these; a machine importing only ctlog/relay has neither.
+  admin = cfg.admin or { enable = false; };
+  license = cfg.license or { enable = false; };
+  # The sector whose log records the check-ins: chosen, else the first enabled one.
+  licenseSector = if license.sector != null then license.sector
+    else if sectors != [ ] then lib.head sectors else lib.head knownSectors;
+  packageOf = m: if m.package != null then m.package else cfg.package;
+
+  unitData = import ./lib/units.nix ({
     inherit sectors;
-    services = [ "ctlog" "relay" ];
+    services = [ "ctlog" "relay" ] ++ lib.optional admin.enable "admin" ++ lib.optional license.enable "license";
     ctlogExe = "${cfg.package}/bin/paramant-ctlog";
     relayExe = "${cfg.package}/bin/paramant-relay";
     secretsExe = "${secretsScript}";
     inherit (cfg) domain landlock watchdogSec logKeyCredential ctlogAllowedIPs relayAllowedIPs;
     ctlogSettings = s: if cfg.ctlog ? ${s} then cfg.ctlog.${s}.finalSettings else { };
     relaySettings = s: if cfg.relays ? ${s} then cfg.relays.${s}.finalSettings else { };
-  };
+  } // lib.optionalAttrs admin.enable {
+    adminExe = "${packageOf admin}/bin/paramant-admin";
+    adminListen = "${admin.listenAddress}:${toString admin.port}";
+    adminInternalListen = "127.0.0.1:${toString admin.internalPort}";
+    adminPublicUrl = if admin.publicUrl != null then admin.publicUrl
+      else "http://${admin.listenAddress}:${toString admin.port}";
+    adminSettings = admin.settings;
+  } // lib.optionalAttrs license.enable {
+    licenseExe = "${packageOf license}/bin/paramant-license";
+    licenseServerUrl = license.serverUrl;
+    inherit licenseSector;
+    licenseTelemetry = license.telemetry;
+    licenseSettings = license.settings;
+  } // lib.optionalAttrs (license.enable && license.licenseFile != null) {
+    licenseTokenCredential = toString license.licenseFile;
+  });
 
   # Systemd credentials are handed to a unit under /run/credentials/<unit>/<id>.
   credentialPath = unit: id: "/run/credentials/${unit}/${id}";
@@ -149,7 +172,7 @@ in
   config = lib.mkMerge [
     {
       _module.args.paramant = {
-        inherit knownSectors defaultPorts settingsType secretOption secretAssertions credentialPath
+        inherit knownSectors defaultPorts licenseSector settingsType secretOption secretAssertions credentialPath
           overrideCredentials toTOML unitData;
         # The check derivation `system.checks` builds: the service's own `check-config` on the
         # rendered file. Landlock is judged on the builder, whose kernel is not the appliance's,
@@ -172,7 +195,9 @@ in
           Wants = lib.concatMap (s:
             lib.optional (lib.elem s ctlogSectors) "paramant-ctlog@${s}.service"
             ++ lib.optional (lib.elem s relaySectors) "paramant-relay@${s}.service") sectors
-            ++ cfg.extraTargetWants;
+            # admin and license in units.nix's order, whatever the order modules are imported in.
+            ++ lib.filter (u: lib.elem u cfg.extraTargetWants) unitData.instances
+            ++ lib.filter (u: !(lib.elem u unitData.instances)) cfg.extraTargetWants;
         };
         wantedBy = unitData.units."paramant.target".Install.WantedBy;
       };

@@ -5,6 +5,6 @@
   ctlog = { imports = [ ./common.nix ./ctlog.nix ]; };
   relay = { imports = [ ./common.nix ./ctlog.nix ./relay.nix ]; };
   admin = { imports = [ ./common.nix ./ctlog.nix ./relay.nix ./admin.nix ]; };
-  license = { imports = [ ./common.nix ./license.nix ]; };
+  license = { imports = [ ./common.nix ./ctlog.nix ./relay.nix ./license.nix ]; };
   paramantOS = { imports = [ ./common.nix ./ctlog.nix ./relay.nix ./admin.nix ./license.nix ./paramantOS.nix ]; };
 }

@@ -55,6 +55,7 @@ nix-instantiate --eval --strict --json nixos-modules/tests/eval.nix --arg lib "i
 
 step "the modules' units are the Debian harness's units (scripts/render-units.sh)"
 bash scripts/render-units.sh --no-score --out "$work/rendered" 2>/dev/null
+bash scripts/render-units.sh --no-score --services ctlog,relay,admin,license --out "$work/rendered-full" 2>/dev/null
 
 step "flake.lock"
 python3 - "$work" <<'PY'
@@ -74,17 +75,19 @@ for r in ev["results"]:
 
 # 2. The modules' units and files against the harness's (render-units.sh evaluates units.nix
 #    directly). The secrets script is a store file under NixOS, a file in the harness.
-harness = json.load(open(os.path.join(work, "rendered", "units.json")))
-mod = ev["harness"]
-for name in sorted(set(harness["units"]) | set(mod["units"])):
-    a, b = harness["units"].get(name), mod["units"].get(name)
-    report(a == b, f"units: {name} identical in the modules and the harness",
-           "only in the harness" if b is None else "only in the modules" if a is None
-           else json.dumps({s: {k: (a.get(s, {}).get(k), b.get(s, {}).get(k)) for k in set(a.get(s, {})) | set(b.get(s, {}))
-                                if a.get(s, {}).get(k) != b.get(s, {}).get(k)} for s in ("Unit", "Service", "Install")}))
-harness_files = {k: v for k, v in harness["files"].items() if not k.startswith("usr/")}
-report(harness_files == mod["files"], f"configs: the {len(mod['files'])} TOML files are identical",
-       str(sorted(set(harness_files) ^ set(mod["files"]))))
+#    Twice: the default services (ctlog, relay) and all four (admin and license enabled).
+for rendered, key, label in (("rendered", "harness", ""), ("rendered-full", "harnessFull", " (with admin, license)")):
+    harness = json.load(open(os.path.join(work, rendered, "units.json")))
+    mod = ev[key]
+    for name in sorted(set(harness["units"]) | set(mod["units"])):
+        a, b = harness["units"].get(name), mod["units"].get(name)
+        report(a == b, f"units{label}: {name} identical in the modules and the harness",
+               "only in the harness" if b is None else "only in the modules" if a is None
+               else json.dumps({s: {k: (a.get(s, {}).get(k), b.get(s, {}).get(k)) for k in set(a.get(s, {})) | set(b.get(s, {}))
+                                    if a.get(s, {}).get(k) != b.get(s, {}).get(k)} for s in ("Unit", "Service", "Timer", "Install")}))
+    harness_files = {k: v for k, v in harness["files"].items() if not k.startswith("usr/")}
+    report(harness_files == mod["files"], f"configs{label}: the {len(mod['files'])} TOML files are identical",
+           str(sorted(set(harness_files) ^ set(mod["files"])) or [k for k in mod["files"] if harness_files.get(k) != mod["files"][k]]))
 
 # 3. flake.lock: format 7, root inputs exactly flake.nix's, nixpkgs pinned to a released branch.
 lock = json.load(open("flake.lock"))

@@ -38,6 +38,7 @@ PARAMANT_BIN="$PWD/target/release/paramant" "$venv/bin/python" -m pytest -q test
 
 echo "== units: rendered from nixos-modules/lib with nix-instantiate, scored by systemd-analyze"
 bash scripts/render-units.sh --out target/rendered-units
+bash scripts/render-units.sh --services ctlog,relay,admin,license --out target/rendered-units-all
 
 echo "== the Debian systemd harness (nspawn and qemu TCG boots of the rendered units)"
 bash harness/debian-systemd/run.sh --no-build

@@ -28,7 +28,7 @@
 {
   # Which sectors get an instance of each service.
   sectors ? [ "relay" "health" "legal" "finance" "iot" ]
-  # Which services get instances: "ctlog", "relay", "admin".
+  # Which services get instances: "ctlog", "relay", "admin", "license".
 , services ? [ "ctlog" "relay" ]
 , ctlogExe ? "/usr/local/bin/paramant-ctlog"
 , relayExe ? "/usr/local/bin/paramant-relay"
@@ -54,12 +54,20 @@
 , adminListen ? "127.0.0.1:8400"
 , adminPublicUrl ? "http://127.0.0.1:8400"
 , adminSettings ? { }
+  # The panel's internal listener (/v2/user/* for the relays, loopback only).
+, adminInternalListen ? "127.0.0.1:8401"
   # paramant-license (when "license" is in `services`): the check-in endpoint, the sector whose
   # log records the check-ins and remote actions, and telemetry (off by default).
 , licenseExe ? "/usr/local/bin/paramant-license"
 , licenseServerUrl ? "https://license.paramant.app/v1/license/check"
 , licenseSector ? builtins.head sectors
 , licenseTelemetry ? false
+  # Extra settings merged into /etc/paramant/license.toml.
+, licenseSettings ? { }
+  # Where the offline `plk_` token comes from, for paramant-license and every relay: a name in
+  # the credential store (paramant-secrets leaves an empty one there: Community Edition), or an
+  # absolute path (agenix, sops-nix) that systemd reads at start.
+, licenseTokenCredential ? "paramant.license-token"
 }:
 let
   inherit (builtins) attrNames concatLists concatStringsSep elem filter genList
@@ -99,6 +107,9 @@ let
       state_dir = "/var/lib/paramant-ctlog-${sector}";
       public_listen = "127.0.0.1:${toString p.ctlogPublic}";
       internal_listen = "127.0.0.1:${toString p.ctlogInternal}";
+      # The relay on this host proxies the public CT endpoints to the log: its X-Real-IP names
+      # the client for the per-IP gossip ingest limit (from anyone else the header is ignored).
+      gossip.trusted_proxies = [ "127.0.0.1" ];
     } (ctlogSettings sector);
 
   relayConfig = sector:
@@ -123,7 +134,7 @@ let
     state_dir = "/var/lib/paramant-admin";
     public_listen = adminListen;
     public_url = adminPublicUrl;
-    internal_listen = "127.0.0.1:8401";
+    internal_listen = adminInternalListen;
     relays = map (s: {
       sector = s;
       internal_url = "http://127.0.0.1:${toString (portsOf s).relayInternal}";
@@ -207,7 +218,7 @@ let
       Wants = base.Unit.Wants ++ [ "paramant-license.service" ];
     };
     Service = base.Service // {
-      LoadCredential = base.Service.LoadCredential ++ [ "license-token:paramant.license-token" ];
+      LoadCredential = base.Service.LoadCredential ++ [ "license-token:${licenseTokenCredential}" ];
     };
   };
 
@@ -308,7 +319,7 @@ let
   # directory exists when the relay's landlock rules are made.
   withLicense = elem "license" services;
   licenseState = "/run/paramant-license/state.json";
-  licenseConfig = let p = portsOf licenseSector; in {
+  licenseConfig = let p = portsOf licenseSector; in merge {
     server_url = licenseServerUrl;
     state_dir = "/var/lib/paramant-license";
     publish_file = licenseState;
@@ -320,7 +331,7 @@ let
       public_url = "http://127.0.0.1:${toString p.ctlogPublic}";
     };
     relay.internal_url = "http://127.0.0.1:${toString p.relayInternal}";
-  };
+  } licenseSettings;
   licenseUnit = {
     Unit = {
       Description = "paramant license check-in (offline token, signed capability set)";
@@ -343,7 +354,7 @@ let
       # Outbound: the license server (any address, port 443 only by landlock) and loopback.
       IPAddressAllow = [ "any" ];
       LoadCredential = [
-        "license-token:paramant.license-token"
+        "license-token:${licenseTokenCredential}"
         "ctlog-internal-token:${credstoreName licenseSector "ctlog-internal-token"}"
         "relay-internal-token:${credstoreName licenseSector "relay-internal-token"}"
       ];
@@ -375,8 +386,8 @@ in
     "paramant-relay@.service" = relayUnit;
     "paramant-secrets.service" = secretsUnit;
     "paramant.target" = target;
-    "paramant-admin.service" = adminUnit;
-  } // (if withLicense then {
+  } // (if elem "admin" services then { "paramant-admin.service" = adminUnit; } else { })
+    // (if withLicense then {
     "paramant-license.service" = licenseUnit;
     "paramant-license.timer" = licenseTimer;
   } else { });
@@ -393,5 +404,6 @@ in
     ctlog = listToAttrs (map (s: { name = s; value = ctlogConfig s; }) sectors);
     relay = listToAttrs (map (s: { name = s; value = relayConfig s; }) sectors);
     admin = adminConfig;
+    license = licenseConfig;
   };
 }

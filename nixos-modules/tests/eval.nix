@@ -82,6 +82,9 @@ let
   filesOf = config: lib.mapAttrs' (n: f: lib.nameValuePair "etc/${n}" { inherit (f) text mode; }) config.environment.etc;
 
   harnessConfig = eval [ everySector ];
+  # The same with the accounts service and the license client (render-units.sh --services
+  # ctlog,relay,admin,license).
+  harnessFullConfig = eval [ everySector { services.paramant = { admin.enable = true; license.enable = true; }; } ];
 
   # --- the cases ---------------------------------------------------------------------------
   # check name value: ok when `value` evaluates (deeply) to true.
@@ -140,6 +143,8 @@ let
         lib.hasInfix "[limits]\nblob_budget_bytes = 1073741824\n" t && lib.hasInfix "ports = [443, 8443]" t
         && lib.hasInfix "sector = \"health\"" t
         && lib.hasInfix "[[gossip.peer]]\npublic_key = \"AAAA\"\nrelay_id = \"health.peer.example\"\n" (ctlogToml c "health")))
+    (check "each log believes X-Real-IP only from its host's relay (gossip.trusted_proxies)"
+      (lib.all (s: lib.hasInfix "[gossip]\ntrusted_proxies = [\"127.0.0.1\"]\n" (ctlogToml harnessConfig s)) allSectors))
     (check "only the enabled sectors get instances and configs"
       (let c = eval [ (one "health" { }) { services.paramant.ctlog.legal.enable = false; } ]; in
         c.systemd.targets.paramant.unitConfig.Wants == [ "paramant-ctlog@health.service" "paramant-relay@health.service" ]
@@ -170,16 +175,43 @@ let
     (check "the relay serves the configured release keys"
       (let c = eval [ (one "health" { services.paramant.relays.health.releasePublicKeys = "/etc/paramant/release.pub"; }) ]; in
         lib.hasInfix "release_public_keys_file = \"/etc/paramant/release.pub\"" (relayToml c "health")))
-    (check "admin (provisional unit): its unit, config listing every relay, wanted by the target"
-      (let c = eval [ (one "health" { services.paramant.admin.enable = true; }) ]; in
-        c.systemd.services.paramant-admin.serviceConfig.ExecStart == "/usr/local/bin/paramant admin run --config /etc/paramant/admin.toml"
-        && lib.hasInfix "[[relay]]\ninternal_url = \"http://127.0.0.1:8301\"\nsector = \"health\"" c.environment.etc."paramant/admin.toml".text
+    (check "admin: units.nix's unit and config, listing every relay, wanted by the target; relays point users at it"
+      (let c = eval [ (one "health" { services.paramant.admin.enable = true; }) ]; t = c.environment.etc."paramant/admin.toml".text; in
+        c.systemd.services.paramant-admin.serviceConfig.ExecStart == "/usr/local/bin/paramant-admin run --config /etc/paramant/admin.toml"
+        && lib.hasInfix "[[relays]]\ninternal_url = \"http://127.0.0.1:8301\"\nsector = \"health\"\ntoken_file = \"/run/credentials/paramant-admin.service/relay-health-token\"\n" t
+        && lib.hasInfix "public_listen = \"127.0.0.1:8400\"" t && lib.hasInfix "internal_listen = \"127.0.0.1:8401\"" t
+        && lib.hasInfix "[ctlog]\ninternal_url = \"http://127.0.0.1:8201\"" t
+        && lib.elem "relay-health-token:paramant-health.relay-internal-token" c.systemd.services.paramant-admin.serviceConfig.LoadCredential
+        && lib.hasInfix "user_accounts_url = \"http://127.0.0.1:8400\"" (relayToml c "health")
         && lib.elem "paramant-admin.service" c.systemd.targets.paramant.unitConfig.Wants && failing c == [ ]))
-    (check "license (provisional unit): a service, a 6-hourly timer, the token as a credential"
-      (let c = eval [ { services.paramant.license = { enable = true; licenseFile = "/run/agenix/license"; }; } ]; in
-        c.systemd.services.paramant-license.serviceConfig.LoadCredential == [ "license:/run/agenix/license" ]
+    (check "admin: ports, public URL and free-form settings reach its config"
+      (let c = eval [ (one "health" { services.paramant.admin = { enable = true; port = 9400; internalPort = 9401;
+             publicUrl = "https://accounts.example"; settings.mail.smtp = "127.0.0.1:25"; }; }) ];
+           t = c.environment.etc."paramant/admin.toml".text; in
+        lib.hasInfix "public_listen = \"127.0.0.1:9400\"" t && lib.hasInfix "internal_listen = \"127.0.0.1:9401\"" t
+        && lib.hasInfix "public_url = \"https://accounts.example\"" t && lib.hasInfix "[mail]\nsmtp = \"127.0.0.1:25\"\n" t
+        && lib.hasInfix "user_accounts_url = \"https://accounts.example\"" (relayToml c "health") && failing c == [ ]))
+    (check "license: units.nix's service and 6-hourly timer; the token file reaches the client and every relay"
+      (let c = eval [ (one "health" { services.paramant.license = { enable = true; licenseFile = "/run/agenix/license"; }; }) ];
+           t = c.environment.etc."paramant/license.toml".text; in
+        failing c == [ ]
+        && lib.elem "license-token:/run/agenix/license" c.systemd.services.paramant-license.serviceConfig.LoadCredential
+        && lib.elem "license-token:/run/agenix/license" c.systemd.services."paramant-relay@".serviceConfig.LoadCredential
         && c.systemd.timers.paramant-license.timerConfig.OnUnitActiveSec == "6h"
-        && lib.hasInfix "license_file = \"/run/credentials/paramant-license.service/license\"" c.environment.etc."paramant/license.toml".text))
+        && c.systemd.services.paramant-license.serviceConfig.ExecStart == "/usr/local/bin/paramant-license run --config /etc/paramant/license.toml"
+        && lib.hasInfix "server_url = \"https://license.paramant.app/v1/license/check\"" t
+        && lib.hasInfix "[ctlog]\ninternal_url = \"http://127.0.0.1:8201\"\npublic_url = \"http://127.0.0.1:8101\"\n" t
+        && lib.hasInfix "[license]\nstate_file = \"/run/paramant-license/state.json\"" (relayToml c "health")
+        && c.systemd.targets.paramant.unitConfig.Wants
+          == [ "paramant-ctlog@health.service" "paramant-relay@health.service" "paramant-license.service" "paramant-license.timer" ]))
+    (check "license: without a token file the credential store's (empty: Community Edition); telemetry and sector"
+      (let c = eval [ (one "legal" { services.paramant.license = { enable = true; telemetry = true; sector = "legal"; }; }) ];
+           t = c.environment.etc."paramant/license.toml".text; in
+        failing c == [ ]
+        && lib.elem "license-token:paramant.license-token" c.systemd.services.paramant-license.serviceConfig.LoadCredential
+        && lib.hasInfix "telemetry = true" t && lib.hasInfix "internal_url = \"http://127.0.0.1:8202\"" t))
+    (check "admin + license, every sector: the harness's units and configs (see harnessFull)"
+      (failing harnessFullConfig == [ ] && lib.length harnessFullConfig.systemd.targets.paramant.unitConfig.Wants == 13))
     (check "paramantOS: every sector, only the relays' ports open, no SSH, no password, persistent journal"
       (let c = evalOS [ ]; in
         failing c == [ ] && lib.sort lib.lessThan c.networking.firewall.allowedTCPPorts == [ 8000 8001 8002 8003 8004 ]
@@ -194,7 +226,7 @@ let
     (check "secrets/sops-nix.nix: the license token and log key reach the units from /run/secrets"
       (let c = eval [ secretToolOptions ../../secrets/sops-nix.nix ]; in
         failing c == [ ]
-        && c.systemd.services.paramant-license.serviceConfig.LoadCredential == [ "license:/run/secrets/paramant-license" ]
+        && lib.elem "license-token:/run/secrets/paramant-license" c.systemd.services.paramant-license.serviceConfig.LoadCredential
         && lib.elem "log-key:/run/secrets/paramant-ctlog-health-key" c.systemd.services."paramant-ctlog@health".serviceConfig.LoadCredential))
     (check "secrets/systemd-creds.nix: the log key is an encrypted credential"
       (let c = eval [ ../../secrets/systemd-creds.nix ]; in
@@ -229,7 +261,20 @@ let
       [ (one "health" { services.paramant.relays.health.settings.state_dir = "/srv/relay"; }) ])
     (fires "the admin panel without relays" "enable at least one" [ { services.paramant.admin.enable = true; } ])
     (fires "a plain-HTTP license server" "must be an https:// URL"
-      [ { services.paramant.license = { enable = true; serverUrl = "http://license.example"; }; } ])
+      [ (one "health" { services.paramant.license = { enable = true; serverUrl = "http://license.example"; }; }) ])
+    (fires "the license client without its sector's log" "records every check-in in the legal sector's log"
+      [ (one "health" { services.paramant.license = { enable = true; sector = "legal"; }; }) ])
+    (fires "moving the license client's state directory" "must stay /var/lib/paramant-license"
+      [ (one "health" { services.paramant.license = { enable = true; settings.state_dir = "/srv/license"; }; }) ])
+    (fires "the admin panel with a sector that has a log but no relay" "legal has a log and no relay"
+      [ (one "health" { services.paramant.admin.enable = true; services.paramant.ctlog.legal = { }; }) ])
+    (fires "moving the admin panel's state directory" "must stay /var/lib/paramant-admin"
+      [ (one "health" { services.paramant.admin = { enable = true; settings.state_dir = "/srv/admin"; }; }) ])
+    (fires "the admin panel's internal API off loopback" "must listen on loopback only"
+      [ (one "health" { services.paramant.admin = { enable = true; settings.internal_listen = "0.0.0.0:8401"; }; }) ])
+    (fires "the admin panel on a port a relay uses" "give each listener its own port"
+      [ (one "health" { services.paramant.admin = { enable = true; port = 8001; }; }) ])
+    (rejects "license.sector is one of the five sectors" [ (one "health" { services.paramant.license = { enable = true; sector = "mars"; }; }) ])
     (firesOS "paramantOS with a root password" "paramantOS ships no password"
       [ { users.users.root.hashedPassword = lib.mkForce "$6$x"; } ])
   ];
@@ -237,4 +282,5 @@ in
 {
   inherit results;
   harness = { units = unitsOf harnessConfig; files = filesOf harnessConfig; };
+  harnessFull = { units = unitsOf harnessFullConfig; files = filesOf harnessFullConfig; };
 }
