@@ -555,7 +555,13 @@ fn receive(ctx: &Ctx, a: ReceiveArgs) -> Result<u8, Error> {
     let (keys, _) = store.device_keys(&ctx.global.device)?;
     let download = relay.outbound(&hash, ctx.progress("download").as_ref())?;
     let (data, sender) = v1::open(&download.bytes, &keys, a.secret.as_deref())?;
-    let receipt = match &download.receipt {
+    // The receipt in the download's headers was signed before the body was sent, so it cannot
+    // confirm the burn; after a burning download the relay keeps one signed after the burn.
+    let confirmed = match download.burned {
+        Some(true) => confirmed_burn_receipt(&relay, &hash)?,
+        _ => None,
+    };
+    let receipt = match confirmed.as_ref().or(download.receipt.as_ref()) {
         Some(header) => {
             let parsed = audit::parse_receipt(header)?;
             let doc = serde_json::to_value(&parsed).unwrap_or(Value::Null);
@@ -590,6 +596,21 @@ fn receive(ctx: &Ctx, a: ReceiveArgs) -> Result<u8, Error> {
         eprintln!("received {} bytes from {who}; receipt kept: paramant receipt --hash {hash}", data.len());
     }
     Ok(exit::OK)
+}
+
+/// Asks the relay for the burn-confirming receipt for a few seconds: the relay consumes the view
+/// once our TCP stack acknowledged the body, which follows the end of the download closely.
+fn confirmed_burn_receipt(relay: &crate::relay::Relay, hash: &str) -> Result<Option<String>, Error> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        if let Some(receipt) = relay.burn_receipt(hash)? {
+            return Ok(Some(receipt));
+        }
+        if std::time::Instant::now() >= deadline {
+            return Ok(None);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
 }
 
 fn drop_cmd(ctx: &Ctx, a: DropArgs) -> Result<u8, Error> {

@@ -219,6 +219,27 @@ impl Relay {
         }
         Ok(Download { bytes, receipt, burned })
     }
+
+    /// The receipt confirming a burn, once the relay has consumed the view (it does so after
+    /// the client's TCP stack acknowledged the whole body, so shortly after a download ends):
+    /// `GET /v2/status/{hash}` answers the owner `burned: true` with `burn_receipt`. `None`
+    /// while the blob is still there or the relay kept no confirmed receipt.
+    ///
+    /// # Errors
+    /// Transport errors.
+    pub fn burn_receipt(&self, hash: &str) -> Result<Option<String>, Error> {
+        let path = format!("/v2/status/{}", hex_hash(hash)?);
+        let mut response = self
+            .agent
+            .get(format!("{}{path}", self.base))
+            .header("X-Api-Key", self.key()?)
+            .call()
+            .map_err(|e| self.transport(&path, &e))?;
+        let bytes =
+            response.body_mut().with_config().limit(MAX_JSON).read_to_vec().map_err(|e| self.transport(&path, &e))?;
+        let doc: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+        Ok(doc["burn_receipt"].as_str().filter(|_| doc["burned"] == Value::Bool(true)).map(str::to_owned))
+    }
 }
 
 /// The SDK's device fingerprint: SHA-256(kyber_pub ‖ ecdh_pub), first 20 hex, upper case, in
