@@ -151,10 +151,19 @@ pub async fn serve(state: SharedState, listeners: Listeners) -> anyhow::Result<(
     let drain = harden::Drain::new();
     let public_addr = public.local_addr()?;
     let limits = state.config.connections.clone();
-    let public_server = httpserve::Server { app: public_api::router(state.clone()), limits: limits.clone(), tls: None };
+    let public_server = httpserve::Server {
+        app: public_api::router(state.clone()),
+        limits: limits.clone(),
+        tls: None,
+        on_refused: || monitoring::connection_rejected("ctlog"),
+    };
     let public_task = tokio::spawn(public_server.serve(httpserve::Listener::Tcp(public), drain.started()));
-    let internal_server =
-        httpserve::Server { app: internal_api::router(state.clone()), limits: limits.without_per_ip_cap(), tls: None };
+    let internal_server = httpserve::Server {
+        app: internal_api::router(state.clone()),
+        limits: limits.without_per_ip_cap(),
+        tls: None,
+        on_refused: || monitoring::connection_rejected("ctlog"),
+    };
     let internal_task = tokio::spawn(internal_server.serve(internal, drain.started()));
     DAEMON.log(format_args!("{} on http://{public_addr} (key {})", status_line(&state), state.pk_hash));
     DAEMON.ready(&status_line(&state));

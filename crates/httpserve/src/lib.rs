@@ -116,6 +116,9 @@ pub struct Server {
     pub limits: Limits,
     /// TLS for a TCP listener.
     pub tls: Option<tokio_rustls::TlsAcceptor>,
+    /// Called once for every connection a cap refused (the service counts it in its metrics;
+    /// this crate stays free of them).
+    pub on_refused: fn(),
 }
 
 /// Connections the kernel queues for `accept` (capped by `net.core.somaxconn`): a burst of
@@ -169,6 +172,7 @@ impl Server {
                 }
             };
             let Ok(slot) = slots.admit(peer.map(|p| p.ip())) else {
+                (shared.on_refused)();
                 refuse(stream);
                 continue;
             };

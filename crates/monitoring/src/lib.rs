@@ -101,6 +101,11 @@ pub fn service_started(service: &'static str, sandbox_fully_enforced: bool) {
     metrics::counter!(REJECTED_CONNECTIONS, "service" => service).absolute(0);
 }
 
+/// Counts a connection a listener's connection cap refused.
+pub fn connection_rejected(service: &'static str) {
+    metrics::counter!(REJECTED_CONNECTIONS, "service" => service).increment(1);
+}
+
 /// Counts a response a service sent: a 429 is a rate-limit hit (whichever limit refused it).
 pub fn observe_response(service: &'static str, status: u16) {
     if status == 429 {

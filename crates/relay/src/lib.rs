@@ -160,10 +160,19 @@ pub async fn serve(opened: Opened, hardening: harden::Hardening, listeners: List
     let drain = harden::Drain::new();
     let scheme = if tls.is_some() { "TLS" } else { "plain HTTP" };
     let limits = state.config.connections.clone();
-    let public_server = httpserve::Server { app: routes::router(state.clone()), limits: limits.clone(), tls };
+    let public_server = httpserve::Server {
+        app: routes::router(state.clone()),
+        limits: limits.clone(),
+        tls,
+        on_refused: || monitoring::connection_rejected("relay"),
+    };
     let public_task = tokio::spawn(public_server.serve(httpserve::Listener::Tcp(public), drain.started()));
-    let internal_server =
-        httpserve::Server { app: internal_api::router(state.clone()), limits: limits.without_per_ip_cap(), tls: None };
+    let internal_server = httpserve::Server {
+        app: internal_api::router(state.clone()),
+        limits: limits.without_per_ip_cap(),
+        tls: None,
+        on_refused: || monitoring::connection_rejected("relay"),
+    };
     let internal_task = tokio::spawn(internal_server.serve(httpserve::Listener::Tcp(internal), drain.started()));
     DAEMON.log(format_args!("{} on {} ({scheme})", status_line(&state), state.config.public_url()));
     DAEMON.ready(&status_line(&state));

@@ -55,6 +55,15 @@ fn twenty_thousand_idle_connections_do_not_stop_health_and_the_excess_gets_503()
     assert!(answer.contains("too_many_connections"), "{answer:?}");
     drop(idle);
     assert_eq!(sector.get("/health", None).status, 200);
+
+    // Every refusal is counted where an operator looks (the internal listener's /metrics).
+    let scrape = call(&format!("{}/metrics", sector.internal), "GET", &[], None).unwrap().text();
+    let refused: f64 = scrape
+        .lines()
+        .find(|l| l.starts_with("paramant_rejected_connections_total{service=\"relay\"}"))
+        .and_then(|l| l.rsplit(' ').next()?.parse().ok())
+        .unwrap_or(0.0);
+    assert!(refused >= 1.0, "no refused connection counted:\n{scrape}");
 }
 
 /// Sends a request's headers one byte per `pace`; returns how long the relay let it go on.
