@@ -20,9 +20,14 @@ fn fixture_seed() -> [u8; 32] {
 /// A `[license]` table trusting the fixture key, with a token for `max_keys` users written into
 /// `dir`.
 fn license_table(dir: &std::path::Path, max_keys: u64) -> String {
+    license_table_until(dir, max_keys, "2099-01-01")
+}
+
+/// The same, for a token that expires at `expires_at`.
+fn license_table_until(dir: &std::path::Path, max_keys: u64, expires_at: &str) -> String {
     let payload = Payload {
         max_keys: UserLimit::Limited(max_keys),
-        expires_at: "2099-01-01".into(),
+        expires_at: expires_at.into(),
         issued_to: "Example BV".into(),
         issued_at: None,
     };
@@ -151,6 +156,28 @@ fn a_license_allowing_more_lets_the_sixth_user_in_and_shows_its_status() {
     assert_tier_limit(&admin_key(&panel, "eighth"), 7, 7);
     let (token, secret) = pending(&panel, "eighth@example.com");
     assert_tier_limit(&confirm(&panel, &token, &secret), 7, 7);
+}
+
+#[test]
+fn a_license_that_expires_while_the_panel_runs_is_community_at_once() {
+    let licenses = tempfile::tempdir().unwrap();
+    let now_ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as u64;
+    let expires = wire::iso8601_ms(now_ms + 2 * 86_400_000);
+    let licensed = license_table(licenses.path(), 50);
+    let panel = Panel::with_configs(&license_table_until(licenses.path(), 50, &expires), &licensed);
+    for i in 0..6 {
+        assert_eq!(admin_key(&panel, &format!("key {i}")).status, 200);
+    }
+    assert_eq!(status(&panel)["edition"], "licensed");
+    // Three days later (the panel's clock; no restart): Community Edition, the 7th is refused.
+    panel.advance(3 * 86_400);
+    let s = status(&panel);
+    assert_eq!(
+        (s["edition"].as_str(), s["max_users"].as_u64(), s["users"].as_u64()),
+        (Some("community"), Some(5), Some(6))
+    );
+    assert!(s["notice"].is_string(), "{s}");
+    assert_tier_limit(&admin_key(&panel, "seventh"), 6, 5);
 }
 
 #[test]
