@@ -281,5 +281,6 @@ fn the_license_page_shows_the_status_and_the_panels_key_form_gets_the_same_402()
     let refused =
         raw(&panel, "POST", "/admin/keys/create", &cookies, Some(format!("csrf={csrf}&label=sixth&plan=community")));
     assert_eq!(refused.status, 402, "{}", refused.text());
+    assert!(refused.text().contains("user limit is reached"), "{}", refused.text());
     assert_eq!(relay_key_count(&panel), before);
 }
