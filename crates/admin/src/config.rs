@@ -317,4 +317,17 @@ mod tests {
         assert_eq!(policy.connect_tcp, harden::TcpConnect::Ports(vec![8101, 8201]));
         assert_eq!(policy.bind_tcp, vec![8300, 8301]);
     }
+
+    #[test]
+    fn the_license_files_are_readable_in_the_sandbox_and_a_bad_key_is_refused() {
+        let text = format!(
+            "{MINIMAL}[license]\ntoken_file = \"/lic/token\"\nstate_file = \"/run/paramant-license/state.json\"\n"
+        );
+        let policy = parse(&text).unwrap().sandbox_policy(Path::new("/etc/admin.toml"));
+        assert!(policy.read_only.contains(&PathBuf::from("/lic/token")));
+        assert!(policy.read_only.contains(&PathBuf::from("/run/paramant-license")));
+        let bad = format!("{MINIMAL}[license]\ntrusted_ed25519_keys = [\"not hex\"]\n");
+        assert!(parse(&bad).unwrap_err().starts_with("license"));
+        assert!(parse(MINIMAL).unwrap().license.token_file.is_none(), "no table: Community");
+    }
 }
