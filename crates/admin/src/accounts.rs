@@ -501,24 +501,38 @@ pub struct Confirmed {
 
 /// `POST /api/user/auth/setup/:token/confirm`: the first valid code activates TOTP, consumes
 /// the setup link, creates the account's API key on every relay (first activation) and logs in.
+///
+/// A first activation adds a user: the license's cap is checked before the code (402
+/// `tier_limit_users`, nothing changed), and the key is created on the relays before the
+/// account is activated, so a relay's own refusal also leaves the account as it was (the code
+/// is used up; the link stays valid).
 pub async fn confirm(state: &AppState, token: &str, code: &str, client: &Client) -> ApiResult<Confirmed> {
     state.limit(&state.limits.setup_per_ip, &AppState::network(client.ip))?;
     let user = setup_user(state, token)?;
+    let new_user = user.key.is_none();
+    let _creating = if new_user { Some(state.user_creation.lock().await) } else { None };
     if totp_active(state, &user.user_id)? {
         return Err(already_configured());
     }
-    if !check_code(state, &user.user_id, code, OnValid::Activate)? {
+    if new_user {
+        crate::license_hook::admit_new_user(state).await?;
+    }
+    if !check_code(state, &user.user_id, code, OnValid::Nothing)? {
         return Err(invalid_code());
     }
+    let api_key = if new_user { Some(new_account_key(state, &user.user_id).await?) } else { None };
     let user_id = user.user_id.clone();
     state.db.write(|txn| {
+        let mut record = tx::totp(txn, &user_id)?.ok_or_else(invalid_token)?;
+        record.active = true;
+        record.sealed_codes = None;
+        tx::put_totp(txn, &user_id, &record)?;
         tx::revoke_setup_tokens(txn, &user_id)?;
         let mut user = tx::user(txn, &user_id)?.ok_or_else(invalid_token)?;
         user.status = AccountStatus::Active;
         tx::put_user(txn, &user)?;
         Ok::<_, ApiError>(())
     })?;
-    let api_key = if user.key.is_none() { Some(new_account_key(state, &user.user_id).await?) } else { None };
     let session_token = create_session(state, SessionKind::User, &user.user_id, client, "totp")?;
     crate::audit::note(state, "user_totp_activated", &user.user_id, "")?;
     Ok(Confirmed { session_token, email: user.email, api_key })
@@ -527,13 +541,30 @@ pub async fn confirm(state: &AppState, token: &str, code: &str, client: &Client)
 /// Mints the account's `pgp_` key, stores it on every relay (only its hash leaves this
 /// process), records it, and deactivates the previous key on every relay. Returns the key,
 /// shown once.
+///
+/// A rotation is not a new user: the previous key is switched off on the relays first (with
+/// [`AppState::user_creation`] held), so a relay at its user cap takes the new one; if the new
+/// one is refused, the previous one is switched on again.
 pub async fn new_account_key(state: &AppState, user_id: &str) -> ApiResult<String> {
     let user = state.db.user(user_id)?.ok_or_else(|| ApiError::not_found("no such account"))?;
     let key = random_id("pgp_")?;
     let hash = hex::encode(Sha256::digest(key.as_bytes()));
-    state.relays.create_key(&hash, &user.plan, user_id).await?;
+    let _rotating = match &user.key {
+        Some(old) => {
+            let guard = state.user_creation.lock().await;
+            state.relays.update_key(&old.key_hash, None, Some(false)).await?;
+            Some(guard)
+        }
+        None => None,
+    };
+    if let Err(e) = state.relays.create_key(&hash, &user.plan, user_id).await {
+        if let Some(old) = &user.key {
+            let _ = state.relays.update_key(&old.key_hash, None, Some(true)).await;
+        }
+        return Err(e.into());
+    }
     let masked = format!("{}…{}", &key[..8], &key[key.len() - 4..]);
-    let previous = state.db.write(|txn| {
+    state.db.write(|txn| {
         let mut user = tx::user(txn, user_id)?.ok_or_else(|| ApiError::not_found("no such account"))?;
         let previous = user.key.replace(AccountKey { key_hash: hash.clone(), masked, created_ms: state.now_ms() });
         tx::put_user(txn, &user)?;
@@ -542,11 +573,8 @@ pub async fn new_account_key(state: &AppState, user_id: &str) -> ApiResult<Strin
             owners.remove(key_hash_bytes(&old.key_hash)?).map_err(store::DbError::from)?;
         }
         owners.insert(key_hash_bytes(&hash)?, user_id).map_err(store::DbError::from)?;
-        Ok::<_, ApiError>(previous)
+        Ok::<_, ApiError>(())
     })?;
-    if let Some(old) = previous {
-        state.relays.update_key(&old.key_hash, None, Some(false)).await?;
-    }
     Ok(key)
 }
 

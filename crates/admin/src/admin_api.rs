@@ -165,5 +165,5 @@ async fn audit(
 
 async fn license(State(state): State<SharedState>, headers: HeaderMap) -> ApiResult<Json<Value>> {
     let admin = authenticate(&state, &headers)?;
-    Ok(Json(admin_ops::license(&admin)))
+    Ok(Json(admin_ops::license(&admin, &state).await))
 }

@@ -156,6 +156,9 @@ pub async fn create_key(_: &Admin, state: &AppState, label: &str, plan: &str) ->
     if label.len() > 200 || label.chars().any(char::is_control) {
         return Err(ApiError::bad_request("label must be at most 200 printable characters"));
     }
+    // A new key no account owns is a new user: the cap is checked before anything is logged.
+    let _creating = state.user_creation.lock().await;
+    crate::license_hook::admit_new_user(state).await?;
     let key = crypto::random_token("pgp_").map_err(|e| ApiError::internal("rng", &e))?;
     let hash = hex::encode(Sha256::digest(key.as_bytes()));
     audit::admin_action(state, "admin_key_created", &hash, &format!("plan={plan}")).await?;
@@ -258,15 +261,7 @@ pub async fn audit_view(_: &Admin, state: &AppState, limit: usize) -> ApiResult<
     Ok(json!({ "ok": true, "count": events.len(), "events": events }))
 }
 
-/// The license section. The license service (branch `license`) provides a library; until it is
-/// wired in through [`crate::license_hook::status`], this says where the status comes from.
-pub fn license(_: &Admin) -> Value {
-    match crate::license_hook::status() {
-        Some(status) => json!({ "ok": true, "available": true, "license": status }),
-        None => json!({
-            "ok": true,
-            "available": false,
-            "detail": "license status comes from the license service (paramant-license), which is not connected to this panel yet",
-        }),
-    }
+/// The license section: the verified status ([`crate::license_hook::status`]).
+pub async fn license(_: &Admin, state: &AppState) -> Value {
+    json!({ "ok": true, "available": true, "license": crate::license_hook::status(state).await })
 }

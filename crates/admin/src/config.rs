@@ -43,9 +43,14 @@ pub struct Config {
     /// production (`check-config` and the start-up log say so when it is set).
     #[serde(default)]
     pub danger_clock_offset_file: Option<PathBuf>,
+    /// The license (`license_gate`): the `plk_` token and the state `paramant-license`
+    /// publishes, re-verified here. Absent: Community Edition (5 users). The cap applies before
+    /// every user the panel creates (account activation, admin key creation).
+    #[serde(default)]
+    pub license: license_gate::LicenseConfig,
     /// How strictly the process sandbox is enforced (`landlock = "required"`, the default, or
     /// `"best-effort"`). It allows reading this file, `$CREDENTIALS_DIRECTORY`, the relays' and
-    /// the log's token files and the clock file; read-write `state_dir`; binding the two listen
+    /// the log's token files, the license files and the clock file; read-write `state_dir`; binding the two listen
     /// ports; connecting to the relays', the log's and the SMTP ports only.
     #[serde(default)]
     pub sandbox: harden::SandboxConfig,
@@ -210,6 +215,9 @@ impl Config {
         {
             return Err(invalid("limits", "every limit must be at least 1"));
         }
+        if let Err(e) = self.license.trust_roots() {
+            return Err(invalid("license", &e.to_string()));
+        }
         if let Some(url) = &self.public_url
             && !(url.starts_with("https://") || url.starts_with("http://"))
         {
@@ -239,6 +247,7 @@ impl Config {
         read_only.extend(self.relays.iter().map(|r| r.token_file.clone()));
         read_only.extend(self.ctlog.iter().map(|c| c.token_file.clone()));
         read_only.extend(self.danger_clock_offset_file.clone());
+        read_only.extend(self.license.read_paths());
         read_only.extend(harden::RESOLVER_FILES.iter().map(PathBuf::from));
         let mut ports: Vec<u16> = self.relays.iter().filter_map(|r| http_port(&r.internal_url)).collect();
         ports.extend(self.ctlog.iter().filter_map(|c| http_port(&c.internal_url)));
@@ -307,5 +316,18 @@ mod tests {
         let policy = parse(&text).unwrap().sandbox_policy(Path::new("/etc/admin.toml"));
         assert_eq!(policy.connect_tcp, harden::TcpConnect::Ports(vec![8101, 8201]));
         assert_eq!(policy.bind_tcp, vec![8300, 8301]);
+    }
+
+    #[test]
+    fn the_license_files_are_readable_in_the_sandbox_and_a_bad_key_is_refused() {
+        let text = format!(
+            "{MINIMAL}[license]\ntoken_file = \"/lic/token\"\nstate_file = \"/run/paramant-license/state.json\"\n"
+        );
+        let policy = parse(&text).unwrap().sandbox_policy(Path::new("/etc/admin.toml"));
+        assert!(policy.read_only.contains(&PathBuf::from("/lic/token")));
+        assert!(policy.read_only.contains(&PathBuf::from("/run/paramant-license")));
+        let bad = format!("{MINIMAL}[license]\ntrusted_ed25519_keys = [\"not hex\"]\n");
+        assert!(parse(&bad).unwrap_err().starts_with("license"));
+        assert!(parse(MINIMAL).unwrap().license.token_file.is_none(), "no table: Community");
     }
 }

@@ -60,6 +60,7 @@ const CSP: &str = "default-src 'none'; style-src 'self'; img-src 'self' data:; f
 pub struct Opened {
     pub config: Config,
     db: store::AdminDb,
+    license: license_gate::Gate,
     admin_token: crypto::Secret,
     internal_token: crypto::Secret,
     totp_key: crypto::Secret,
@@ -97,12 +98,14 @@ pub fn open(config: Config) -> anyhow::Result<Opened> {
         })
         .transpose()?;
     let db = store::AdminDb::open(&config.state_dir.join(DB_FILE)).context("cannot open the admin database")?;
-    Ok(Opened { config, db, admin_token, internal_token, totp_key, panel_key, relay_tokens, log_token })
+    let license = license_gate::Gate::new(config.license.clone()).context("invalid [license]")?;
+    Ok(Opened { config, db, license, admin_token, internal_token, totp_key, panel_key, relay_tokens, log_token })
 }
 
 impl Opened {
     fn start(self, hardening: harden::Hardening) -> SharedState {
-        let Opened { config, db, admin_token, internal_token, totp_key, panel_key, relay_tokens, log_token } = self;
+        let Opened { config, db, license, admin_token, internal_token, totp_key, panel_key, relay_tokens, log_token } =
+            self;
         let relays = upstream::Relays {
             relays: config
                 .relays
@@ -118,6 +121,8 @@ impl Opened {
             .map(|(c, token)| upstream::Upstream::new("log", &c.internal_url, token));
         Arc::new(AppState {
             limits: state::Limits::new(&config.limits),
+            license,
+            user_creation: tokio::sync::Mutex::new(()),
             clock: clock::Clock::new(config.danger_clock_offset_file.clone()),
             sealer: totp::Sealer::new(&totp_key),
             db,

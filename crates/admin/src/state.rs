@@ -65,6 +65,11 @@ pub struct AppState {
     pub relays: Relays,
     pub log: Option<Upstream>,
     pub limits: Limits,
+    /// The license: the user cap and the status the panel shows.
+    pub license: license_gate::Gate,
+    /// Held while a user is counted and created, so two creations cannot both take the last
+    /// free place (the relays check again in their own transaction).
+    pub user_creation: tokio::sync::Mutex<()>,
     pub hardening: harden::Hardening,
 }
 

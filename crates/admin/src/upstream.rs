@@ -39,6 +39,11 @@ impl UpstreamError {
 
 impl From<UpstreamError> for ApiError {
     fn from(e: UpstreamError) -> Self {
+        // A relay's own user cap (the final choke point) is the same 402 as ours, never a 5xx.
+        if let UpstreamError::Refused { status: 402, body, .. } = &e {
+            let detail = body["detail"].as_str().unwrap_or("user limit reached on a relay").to_owned();
+            return ApiError::new(hyper::StatusCode::PAYMENT_REQUIRED, "tier_limit_users", detail).with_fields(body);
+        }
         eprintln!("paramant-admin: {e}");
         ApiError::unavailable("upstream_unavailable", "a relay or the log did not complete the request", 30)
     }

@@ -311,9 +311,13 @@ fn the_relay_reports_user_totp_available_when_it_has_an_accounts_panel() {
 }
 
 #[test]
-fn the_license_section_says_where_the_status_comes_from() {
+fn the_license_section_is_the_verified_status() {
+    // No [license] table: Community Edition (tests/license.rs covers licenses and the cap).
     let panel = Panel::start();
     let license = panel.admin("GET", "/admin/api/admin/license", None).json();
-    assert_eq!(license["available"], false);
-    assert!(license["detail"].as_str().unwrap().contains("license service"));
+    assert_eq!(license["available"], true);
+    let status = &license["license"];
+    assert_eq!((status["edition"].as_str(), status["max_users"].as_u64()), (Some("community"), Some(5)), "{status}");
+    assert_eq!(status["users"].as_u64(), Some(0));
+    assert_eq!(panel.request("GET", "/admin/api/admin/license", &[], None).status, 401);
 }

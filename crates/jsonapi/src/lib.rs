@@ -23,6 +23,8 @@ pub struct ApiError {
     code: &'static str,
     detail: String,
     retry_after_secs: Option<u64>,
+    /// More fields of the body (e.g. `current_users`, `max_users` of a 402 `tier_limit_users`).
+    fields: Option<serde_json::Map<String, serde_json::Value>>,
 }
 
 /// Handler result.
@@ -31,7 +33,7 @@ pub type ApiResult<T> = Result<T, ApiError>;
 impl ApiError {
     /// Any status and code.
     pub fn new(status: StatusCode, code: &'static str, detail: impl Into<String>) -> Self {
-        Self { status, code, detail: detail.into(), retry_after_secs: None }
+        Self { status, code, detail: detail.into(), retry_after_secs: None, fields: None }
     }
     /// 400 `bad_request`: malformed body or missing/invalid field.
     pub fn bad_request(detail: impl Into<String>) -> Self {
@@ -65,6 +67,19 @@ impl ApiError {
     pub fn unavailable(code: &'static str, detail: impl Into<String>, retry_after_secs: u64) -> Self {
         Self::new(StatusCode::SERVICE_UNAVAILABLE, code, detail).retry_after(retry_after_secs)
     }
+    /// Adds the fields of `body` (a JSON object) to the answer's body, except `ok`, `error` and
+    /// `detail`, which stay this error's.
+    pub fn with_fields(mut self, body: &serde_json::Value) -> Self {
+        if let Some(object) = body.as_object() {
+            let extra = object
+                .iter()
+                .filter(|(k, _)| !matches!(k.as_str(), "ok" | "error" | "detail"))
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect();
+            self.fields = Some(extra);
+        }
+        self
+    }
     /// Adds a `Retry-After` header.
     pub fn retry_after(mut self, secs: u64) -> Self {
         self.retry_after_secs = Some(secs);
@@ -87,7 +102,10 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body = json!({ "ok": false, "error": self.code, "detail": self.detail });
+        let mut body = json!({ "ok": false, "error": self.code, "detail": self.detail });
+        if let (Some(fields), Some(object)) = (self.fields, body.as_object_mut()) {
+            object.extend(fields);
+        }
         let mut response = (self.status, Json(body)).into_response();
         if let Some(secs) = self.retry_after_secs {
             response.headers_mut().insert("retry-after", HeaderValue::from(secs));

@@ -74,28 +74,37 @@ pub fn load_state(path: &Path) -> LicenseState {
     }
 }
 
-/// Stores the state and publishes it (atomic replace, readable by the relay's user).
+/// Mode of the state file in `state_dir`: the owner only (under `paramant up` the relay and the
+/// panel run as the same user and read it there).
+pub const STATE_MODE: u32 = 0o600;
+/// Mode of the published copy: the owner and its group — the group the relay's and the admin
+/// panel's users share with this service (`SupplementaryGroups=` in their units), never others.
+pub const PUBLISH_MODE: u32 = 0o640;
+
+/// Stores the state and publishes it (atomic replace). Neither file is world-readable: a signed
+/// capability set echoes the `license_key` (the operator's `plk_` data-plane key).
 ///
 /// # Errors
 /// IO errors.
 pub fn save_state(config: &Config, state: &LicenseState) -> anyhow::Result<()> {
     let bytes = serde_json::to_vec_pretty(state)?;
-    write_atomically(&config.state_file(), &bytes)?;
+    write_atomically(&config.state_file(), &bytes, STATE_MODE)?;
     if let Some(publish) = &config.publish_file {
-        write_atomically(publish, &bytes)?;
+        write_atomically(publish, &bytes, PUBLISH_MODE)?;
     }
     Ok(())
 }
 
-fn write_atomically(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+fn write_atomically(path: &Path, bytes: &[u8], mode: u32) -> anyhow::Result<()> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
     let tmp = path.with_extension("tmp");
-    let mut file = std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o644).open(&tmp)?;
+    // A leftover temporary file may carry an older, wider mode: start from a fresh one.
+    let _ = std::fs::remove_file(&tmp);
+    let mut file = std::fs::OpenOptions::new().write(true).create_new(true).mode(mode & 0o600).open(&tmp)?;
+    // Exactly `mode` whatever the umask, set before a byte is written.
+    std::fs::set_permissions(&tmp, std::os::unix::fs::PermissionsExt::from_mode(mode))?;
     file.write_all(bytes)?;
-    // Readable by the relay's and the admin panel's users whatever the umask (systemd units run
-    // with UMask=0077); it holds nothing secret: the token itself is never in it.
-    std::fs::set_permissions(&tmp, std::os::unix::fs::PermissionsExt::from_mode(0o644))?;
     file.sync_all()?;
     std::fs::rename(&tmp, path)?;
     Ok(())

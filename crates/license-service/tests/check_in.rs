@@ -258,6 +258,13 @@ fn the_binary_checks_in_once_under_its_sandbox() {
     assert!(!stderr.contains(&env.token), "the journal never shows the license key");
     assert!(stderr.contains("check-in: active"), "{stderr}");
     assert_eq!(env.record().check_ins, 1);
+    // The state echoes the license key (the operator's plk_ data-plane key): never world-readable.
+    use std::os::unix::fs::PermissionsExt;
+    let mode = |p: &str| std::fs::metadata(env.path(p)).unwrap().permissions().mode() & 0o777;
+    let published = std::fs::read_to_string(env.path("published/state.json")).unwrap();
+    assert!(published.contains(&env.token), "the signed set echoes the license key");
+    assert_eq!(mode("published/state.json"), 0o640, "published state: owner and the readers' group only");
+    assert_eq!(mode("client-state/state.json"), 0o600, "private state: owner only");
     let status = std::process::Command::new(env!("CARGO_BIN_EXE_paramant-license"))
         .args(["status", "--config"])
         .arg(&path)

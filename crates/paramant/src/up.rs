@@ -386,10 +386,15 @@ impl AdminLayout {
                  [ctlog]\n\
                  internal_url = \"http://{ct_internal}\"\n\
                  token_file = {ct_token:?}\n\
+                 [license]\n\
+                 token_file = {license_token:?}\n\
+                 state_file = {license_state:?}\n\
                  [[relays]]\n\
                  sector = {sector:?}\n\
                  internal_url = \"http://{relay_internal}\"\n\
                  token_file = {relay_token:?}\n",
+                license_token = dir.join("license/license-token").display().to_string(),
+                license_state = dir.join("license/state.json").display().to_string(),
                 internal = free_port()?,
                 state = dir.join("admin").display().to_string(),
                 ct_internal = ctlog.internal_listen,

@@ -9,9 +9,11 @@ use serde_json::{Value, json};
 
 use crate::state::{AppState, now_ms};
 
-/// The 402 answer of a refused new user.
+/// The 402 answer of a refused new user (`license_gate::tier_limit_body`: with the count and
+/// the cap).
 pub fn tier_limit(limit: &license::state::TierLimit) -> ApiError {
     ApiError::new(StatusCode::PAYMENT_REQUIRED, license::state::TierLimit::CODE, limit.to_string())
+        .with_fields(&license_gate::tier_limit_body(limit))
 }
 
 /// What `/health` says about the license: the edition and the cap, never who holds it.

@@ -519,14 +519,39 @@ async fn totp_page(State(state): State<SharedState>, headers: HeaderMap) -> Resp
 async fn license_page(State(state): State<SharedState>, headers: HeaderMap) -> Response {
     let csrf = csrf_or_return!(headers);
     let Some(admin) = admin(&state, &headers) else { return redirect("/admin", None) };
-    let license = admin_ops::license(&admin);
-    let body = match license["license"].as_object() {
-        Some(_) => format!(
-            "<pre id=\"license\">{}</pre>",
-            esc(&serde_json::to_string_pretty(&license["license"]).unwrap_or_default())
-        ),
-        None => format!("<p class=\"notice\" id=\"license\">{}</p>", s(&license["detail"])),
+    let license = admin_ops::license(&admin, &state).await;
+    let l = &license["license"];
+    let text = |v: &serde_json::Value| match v {
+        serde_json::Value::Null => "—".to_owned(),
+        serde_json::Value::String(t) => t.clone(),
+        other => other.to_string(),
     };
+    let users = match l["users"].as_u64() {
+        Some(n) => n.to_string(),
+        None => text(&l["users_error"]),
+    };
+    let rows = [
+        ("Edition", text(&l["edition_name"])),
+        ("Users now", users),
+        ("User limit", text(&l["max_users"])),
+        ("Source", text(&l["source"])),
+        ("Valid until", text(&l["expires_at"])),
+        ("Issued to", text(&l["issued_to"])),
+        ("Tier", text(&l["tier"])),
+        ("Notice", text(&l["notice"])),
+    ];
+    let mut body = String::new();
+    if let Some(offer) = l["update_offer"].as_object() {
+        body.push_str(&format!(
+            "<p class=\"notice\" id=\"update-offer\">An update is offered: {} — it is installed only when you approve it.</p>",
+            esc(&text(offer.get("version").unwrap_or(&serde_json::Value::Null)))
+        ));
+    }
+    body.push_str("<table id=\"license\">");
+    for (name, value) in rows {
+        body.push_str(&format!("<tr><th>{name}</th><td>{}</td></tr>", esc(&value)));
+    }
+    body.push_str("</table>");
     html(StatusCode::OK, &csrf, page("License", NAV, &body))
 }
 

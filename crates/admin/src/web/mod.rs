@@ -144,6 +144,10 @@ pub fn explain(error: &ApiError) -> String {
         "unauthorized" => "Please log in.",
         "bad_request" => "Something in the form is missing or invalid.",
         "audit_log_unavailable" => "The sector log did not record the action, so nothing was done.",
+        "tier_limit_users" => {
+            "The license's user limit is reached (Community Edition: 5 users), so nothing was done. \
+             Free a place or install a license that allows more users."
+        }
         _ => "The request could not be completed.",
     };
     format!("{text} ({})", error.code())

@@ -67,19 +67,25 @@ impl Panel {
 
     /// A panel whose config gets `extra` TOML appended (`[limits]`, `[sessions]`, …).
     pub fn with_config(extra: &str) -> Panel {
-        Panel::build(extra, true)
+        Panel::build(extra, true, "")
     }
 
     /// A panel without a sector log (admin actions must be refused).
     pub fn without_log() -> Panel {
-        Panel::build("", false)
+        Panel::build("", false, "")
     }
 
-    fn build(extra: &str, with_log: bool) -> Panel {
+    /// A panel whose config gets `admin_extra` and whose relay's config gets `relay_extra`
+    /// (each a `[license]` table, say).
+    pub fn with_configs(admin_extra: &str, relay_extra: &str) -> Panel {
+        Panel::build(admin_extra, true, relay_extra)
+    }
+
+    fn build(extra: &str, with_log: bool, relay_extra: &str) -> Panel {
         let dir = tempfile::tempdir().unwrap();
         let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
         let (log_internal, log_public) = start_log(&runtime, dir.path());
-        let (relay_url, relay_internal) = start_relay(&runtime, dir.path(), &log_internal, &log_public);
+        let (relay_url, relay_internal) = start_relay(&runtime, dir.path(), &log_internal, &log_public, relay_extra);
         std::fs::write(dir.path().join("clock-offset"), "0").unwrap();
         let mut panel = Panel {
             url: String::new(),
@@ -353,13 +359,14 @@ fn start_relay(
     dir: &Path,
     log_internal: &str,
     log_public: &str,
+    extra: &str,
 ) -> (String, String) {
     for _ in 0..5 {
         let (public_port, internal_port) = (free_port(), free_port());
         let text = format!(
             "sector = \"relay\"\npublic_listen = \"127.0.0.1:{public_port}\"\ninternal_listen = \"127.0.0.1:{internal_port}\"\n\
              state_dir = \"{state}\"\nuser_accounts_url = \"http://127.0.0.1:1\"\n\
-             [ctlog]\ninternal_url = \"{log_internal}\"\npublic_url = \"{log_public}\"\ntoken_file = \"{token}\"\n",
+             [ctlog]\ninternal_url = \"{log_internal}\"\npublic_url = \"{log_public}\"\ntoken_file = \"{token}\"\n{extra}\n",
             state = dir.join("relay-state").display(),
             token = dir.join("ctlog-state/internal-token").display(),
         );
