@@ -64,6 +64,9 @@ in
       }
     ];
     services.paramant.extraTargetWants = [ "paramant-license.service" "paramant-license.timer" ];
+    # The published state (0640, the operator's token inside) is this static group's to read:
+    # paramant-license runs with Group= it, each relay and the admin with SupplementaryGroups=.
+    users.groups.paramant-license = { };
     systemd.services.paramant-license = {
       unitConfig = service.Unit;
       serviceConfig = service.Service;

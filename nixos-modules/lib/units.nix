@@ -144,7 +144,7 @@ let
       internal_url = "http://127.0.0.1:${toString (portsOf (builtins.head sectors)).ctlogInternal}";
       token_file = "${adminCredentials}/ctlog-token";
     };
-  } adminSettings;
+  } (merge (if withLicense then relayLicense else { }) adminSettings);
 
   # Settings shared by both long-running templates.
   serviceCommon = hardening // {
@@ -219,10 +219,11 @@ let
     };
     Service = base.Service // {
       LoadCredential = base.Service.LoadCredential ++ [ "license-token:${licenseTokenCredential}" ];
+      SupplementaryGroups = [ licenseGroup ];
     };
   };
 
-  adminUnit = {
+  adminUnit = let base = {
     Unit = unitCommon // {
       Description = "paramant accounts and admin panel";
       After = unitCommon.After ++ map (s: "paramant-relay@${s}.service") sectors;
@@ -241,6 +242,16 @@ let
       ] ++ map (s: "relay-${s}-token:${credstoreName s "relay-internal-token"}") sectors;
     };
     Install = { };
+  }; in if !withLicense then base else base // {
+    # As each relay: the offline token and the published state (group paramant-license).
+    Unit = base.Unit // {
+      After = base.Unit.After ++ [ "paramant-license.service" ];
+      Wants = base.Unit.Wants ++ [ "paramant-license.service" ];
+    };
+    Service = base.Service // {
+      LoadCredential = base.Service.LoadCredential ++ [ "license-token:${licenseTokenCredential}" ];
+      SupplementaryGroups = [ licenseGroup ];
+    };
   };
 
   # Shared secrets two dynamic users both need cannot live in either's private state
@@ -318,6 +329,9 @@ let
   # paramant.license-token; empty = Community Edition) and is ordered after it, so the
   # directory exists when the relay's landlock rules are made.
   withLicense = elem "license" services;
+  # The static group that may read the published state (it holds the operator's token): the
+  # NixOS module declares it (users.groups), the Debian rootfs gets it from sysusers.d below.
+  licenseGroup = "paramant-license";
   licenseState = "/run/paramant-license/state.json";
   licenseConfig = let p = portsOf licenseSector; in merge {
     server_url = licenseServerUrl;
@@ -343,11 +357,17 @@ let
     Service = hardening // {
       Type = "oneshot";
       ExecStart = "${licenseExe} run --config /etc/paramant/license.toml";
-      User = "paramant-license";
+      # Its dynamic user must not be named like the static group: systemd.exec(5) (DynamicUser=)
+      # requires a static user of that name then, and the unit would not start.
+      User = "paramant-license-client";
+      # A static group (it exists, so DynamicUser= uses it rather than allocating one): the
+      # directory (0750) and the published state (0640, set by the client whatever UMask=) are
+      # group paramant-license, which each relay and the admin have as a supplementary group.
+      Group = licenseGroup;
       StateDirectory = "paramant-license";
       StateDirectoryMode = "0700";
       RuntimeDirectory = "paramant-license";
-      RuntimeDirectoryMode = "0755";
+      RuntimeDirectoryMode = "0750";
       RuntimeDirectoryPreserve = true;
       # One check-in: connect, TLS, answer (timeout_secs 30) and the log appends.
       TimeoutStartSec = "120s";
@@ -375,7 +395,7 @@ let
     # paramant-license: an empty token file means Community Edition (the unit's credential must exist).
     [ -e /etc/credstore/paramant.license-token ] || : > /etc/credstore/paramant.license-token
   '';
-  # Each relay: the offline token and the published state.
+  # Each relay and the admin: the offline token and the published state.
   relayLicense = {
     license = { state_file = licenseState; };
   };
@@ -395,6 +415,10 @@ in
     ${stripSlash secretsExe} = { text = secretsScript; mode = "0755"; };
   } // (if withLicense then {
     "etc/paramant/license.toml" = { text = toTOML licenseConfig; mode = "0644"; };
+    "usr/lib/sysusers.d/paramant-license.conf" = {
+      text = "# The group that may read /run/paramant-license/state.json (rendered from units.nix).\ng ${licenseGroup} -\n";
+      mode = "0644";
+    };
   } else { });
   instances = instanceNames;
   ports = listToAttrs (map (s: { name = s; value = portsOf s; }) sectors);

@@ -210,6 +210,24 @@ let
         failing c == [ ]
         && lib.elem "license-token:paramant.license-token" c.systemd.services.paramant-license.serviceConfig.LoadCredential
         && lib.hasInfix "telemetry = true" t && lib.hasInfix "internal_url = \"http://127.0.0.1:8202\"" t))
+    (check "license: a static group reads the published state; the relays and the admin are in it, the admin gets the token and state too"
+      (let c = eval [ (one "health" { services.paramant = { admin.enable = true; license = { enable = true; licenseFile = "/run/agenix/license"; }; }; }) ];
+           lic = c.systemd.services.paramant-license.serviceConfig;
+           relay = c.systemd.services."paramant-relay@";
+           admin = c.systemd.services.paramant-admin; in
+        failing c == [ ] && c.users.groups ? paramant-license
+        && lic.Group == "paramant-license" && lic.User != "paramant-license" && lic.RuntimeDirectoryMode == "0750"
+        && relay.serviceConfig.SupplementaryGroups == [ "paramant-license" ]
+        && admin.serviceConfig.SupplementaryGroups == [ "paramant-license" ]
+        && lib.elem "license-token:/run/agenix/license" admin.serviceConfig.LoadCredential
+        && lib.elem "paramant-license.service" admin.unitConfig.After && lib.elem "paramant-license.service" admin.unitConfig.Wants
+        && lib.hasInfix "[license]\nstate_file = \"/run/paramant-license/state.json\"" c.environment.etc."paramant/admin.toml".text))
+    (check "license off: no group, no SupplementaryGroups, no [license] in the admin's config"
+      (let c = eval [ (one "health" { services.paramant.admin.enable = true; }) ]; in
+        failing c == [ ] && !(c.users.groups ? paramant-license)
+        && !(c.systemd.services."paramant-relay@".serviceConfig ? SupplementaryGroups)
+        && !(c.systemd.services.paramant-admin.serviceConfig ? SupplementaryGroups)
+        && !(lib.hasInfix "[license]" c.environment.etc."paramant/admin.toml".text)))
     (check "admin + license, every sector: the harness's units and configs (see harnessFull)"
       (failing harnessFullConfig == [ ] && lib.length harnessFullConfig.systemd.targets.paramant.unitConfig.Wants == 13))
     (check "paramantOS: every sector, only the relays' ports open, no SSH, no password, persistent journal"

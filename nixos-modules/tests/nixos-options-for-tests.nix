@@ -79,6 +79,11 @@ in
       default = { };
     };
 
+    users.groups = mkOption {
+      type = types.attrsOf (types.submodule { options.gid = mkOption { type = types.nullOr types.int; default = null; }; });
+      default = { };
+    };
+
     networking.firewall.enable = mkOption { type = types.bool; default = true; };
     networking.firewall.allowedTCPPorts = mkOption { type = types.listOf types.port; default = [ ]; };
     networking.firewall.allowedUDPPorts = mkOption { type = types.listOf types.port; default = [ ]; };
