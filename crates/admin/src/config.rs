@@ -54,10 +54,6 @@ pub struct Config {
     /// ports; connecting to the relays', the log's and the SMTP ports only.
     #[serde(default)]
     pub sandbox: harden::SandboxConfig,
-    /// Timeouts and connection caps of both listeners (`header_read_timeout_secs`,
-    /// `idle_timeout_secs`, `max_connections`, `max_connections_per_ip`), as the relay and the log.
-    #[serde(default)]
-    pub connections: httpserve::Limits,
 }
 
 /// One relay's internal API.
@@ -181,7 +177,6 @@ impl Config {
 
     fn validate(&self) -> Result<(), configfile::Invalid> {
         let invalid = |field, message: &str| configfile::Invalid::new(field, message);
-        self.connections.check().map_err(|m| invalid("connections", m))?;
         if !self.internal_listen.ip().is_loopback() {
             return Err(invalid("internal_listen", "the internal API must listen on loopback only"));
         }
