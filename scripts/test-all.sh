@@ -16,6 +16,14 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 echo "== cargo test"
 cargo test --workspace --locked
 
+# Everything after this point runs release binaries only. CI (.ci/run) sets this to give the
+# debug build's disk (10-30 GB) back before the release build, the harness image and repro-check.
+if [ -n "${PARAMANT_FREE_DEBUG_TARGET:-}" ]; then
+  echo "== freeing target/debug (PARAMANT_FREE_DEBUG_TARGET set)"
+  rm -rf target/debug
+  df -h . | sed 's/^/   /'
+fi
+
 echo "== release binaries"
 cargo build --release --locked --bins
 
@@ -43,6 +51,7 @@ bash scripts/render-units.sh --out target/rendered-units
 bash scripts/render-units.sh --services ctlog,relay,admin,license --out target/rendered-units-all
 
 echo "== the Debian systemd harness (nspawn and qemu TCG boots of the rendered units)"
+df -h . "${TMPDIR:-/tmp}" | sed 's/^/   /'
 bash harness/debian-systemd/run.sh --no-build
 
 echo "== Nix side: every .nix parses, deadnix, modules under lib.evalModules = harness units, flake.lock"
