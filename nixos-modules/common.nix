@@ -171,7 +171,7 @@ in
 
   config = lib.mkMerge [
     {
-      _module.args.paramant = {
+      _module.args.paramant = rec {
         inherit knownSectors defaultPorts licenseSector settingsType secretOption secretAssertions credentialPath
           overrideCredentials toTOML unitData;
         # The check derivation `system.checks` builds: the service's own `check-config` on the
@@ -181,6 +181,33 @@ in
           ${exe} check-config --config ${pkgs.writeText "${name}.toml"
             (toTOML (lib.recursiveUpdate settings { sandbox.landlock = "best-effort"; }))} > $out
         '';
+        # What a per-sector template module (ctlog, relay) configures for its enabled sectors:
+        # the template unit `paramant-<kind>@`, a drop-in for each instance that needs one, its
+        # /etc/paramant/<kind>/<sector>.toml, firewall ports and a check-config derivation each.
+        sectorUnits = { kind, cfg, sectors, template, dropIn, rendered, defaultPackage }: {
+          systemd.services = {
+            "paramant-${kind}@" = {
+              unitConfig = template.Unit;
+              serviceConfig = template.Service;
+            };
+          } // lib.listToAttrs (map (s: {
+            name = "paramant-${kind}@${s}";
+            value = { overrideStrategy = "asDropin"; serviceConfig = dropIn s; };
+          }) (lib.filter (s: dropIn s != { }) sectors));
+
+          environment.etc = lib.listToAttrs (map (s: {
+            name = "paramant/${kind}/${s}.toml";
+            value = { text = unitData.files."etc/paramant/${kind}/${s}.toml".text; mode = "0644"; };
+          }) sectors);
+
+          networking.firewall.allowedTCPPorts = map (s: cfg.${s}.port) (lib.filter (s: cfg.${s}.openFirewall) sectors);
+
+          system.checks = map (s: checkConfig {
+            name = "${kind}-${s}";
+            exe = "${if cfg.${s}.package != null then cfg.${s}.package else defaultPackage}/bin/paramant-${kind}";
+            settings = rendered s;
+          }) sectors;
+        };
       };
     }
     (lib.mkIf (sectors != [ ] || cfg.extraTargetWants != [ ]) {

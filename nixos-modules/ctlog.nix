@@ -110,30 +110,18 @@ in
     description = "Transparency logs, one per sector (relay, health, legal, finance, iot).";
   };
 
-  config = lib.mkIf (enabled != [ ]) {
-    assertions = lib.concatMap assertionsFor enabled;
-
-    systemd.services = {
-      "paramant-ctlog@" = {
-        unitConfig = template.Unit;
-        serviceConfig = template.Service;
+  # The names of the attributes set here stay literal: the module system reads them before
+  # `paramant` (a module argument) can be evaluated.
+  config = lib.mkIf (enabled != [ ]) (
+    let
+      units = paramant.sectorUnits {
+        kind = "ctlog";
+        inherit cfg sectors template dropIn rendered;
+        defaultPackage = top.package;
       };
-    } // lib.listToAttrs (map (s: {
-      name = "paramant-ctlog@${s}";
-      value = { overrideStrategy = "asDropin"; serviceConfig = dropIn s; };
-    }) (lib.filter (s: dropIn s != { }) sectors));
-
-    environment.etc = lib.listToAttrs (map (s: {
-      name = "paramant/ctlog/${s}.toml";
-      value = { text = paramant.unitData.files."etc/paramant/ctlog/${s}.toml".text; mode = "0644"; };
-    }) sectors);
-
-    networking.firewall.allowedTCPPorts = map (s: cfg.${s}.port) (lib.filter (s: cfg.${s}.openFirewall) sectors);
-
-    system.checks = map (s: paramant.checkConfig {
-      name = "ctlog-${s}";
-      exe = "${if cfg.${s}.package != null then cfg.${s}.package else top.package}/bin/paramant-ctlog";
-      settings = rendered s;
-    }) sectors;
-  };
+    in
+    {
+      assertions = lib.concatMap assertionsFor enabled;
+      inherit (units) systemd environment networking system;
+    });
 }

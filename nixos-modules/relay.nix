@@ -136,30 +136,18 @@ in
     description = "Relays, one per sector (relay, health, legal, finance, iot); each needs its sector's log.";
   };
 
-  config = lib.mkIf (enabled != [ ]) {
-    assertions = lib.concatMap assertionsFor enabled;
-
-    systemd.services = {
-      "paramant-relay@" = {
-        unitConfig = template.Unit;
-        serviceConfig = template.Service;
+  # The names of the attributes set here stay literal: the module system reads them before
+  # `paramant` (a module argument) can be evaluated.
+  config = lib.mkIf (enabled != [ ]) (
+    let
+      units = paramant.sectorUnits {
+        kind = "relay";
+        inherit cfg sectors template dropIn rendered;
+        defaultPackage = top.package;
       };
-    } // lib.listToAttrs (map (s: {
-      name = "paramant-relay@${s}";
-      value = { overrideStrategy = "asDropin"; serviceConfig = dropIn s; };
-    }) (lib.filter (s: dropIn s != { }) sectors));
-
-    environment.etc = lib.listToAttrs (map (s: {
-      name = "paramant/relay/${s}.toml";
-      value = { text = paramant.unitData.files."etc/paramant/relay/${s}.toml".text; mode = "0644"; };
-    }) sectors);
-
-    networking.firewall.allowedTCPPorts = map (s: cfg.${s}.port) (lib.filter (s: cfg.${s}.openFirewall) sectors);
-
-    system.checks = map (s: paramant.checkConfig {
-      name = "relay-${s}";
-      exe = "${if cfg.${s}.package != null then cfg.${s}.package else top.package}/bin/paramant-relay";
-      settings = rendered s;
-    }) sectors;
-  };
+    in
+    {
+      assertions = lib.concatMap assertionsFor enabled;
+      inherit (units) systemd environment networking system;
+    });
 }
