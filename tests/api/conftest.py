@@ -1,38 +1,23 @@
 """Starts `paramant up` in a fresh data directory with its output (both services' logs) captured
 to a file, hands the tests its dev.json, and stops it at the end of the session. HOME is
 private because the SDK keeps device keys under $HOME/.paramant."""
-import json
 import os
-import signal
-import subprocess
-import time
+import sys
 from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
-
-
-def paramant_binary() -> Path:
-    explicit = os.environ.get("PARAMANT_BIN")
-    if explicit:
-        return Path(explicit)
-    for profile in ("release", "debug"):
-        candidate = REPO / "target" / profile / "paramant"
-        if candidate.exists():
-            return candidate
-    raise RuntimeError("build it first: cargo build --bin paramant")
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import paramant_up  # noqa: E402  (tests/paramant_up.py, shared by the Python suites)
 
 
 class Up:
-    def __init__(self, data: Path, log: Path, proc: subprocess.Popen, dev: dict):
+    def __init__(self, data: Path, log: Path, proc, dev: dict):
         self.data, self.log, self.proc, self.dev = data, log, proc, dev
 
     def stop(self) -> str:
         """SIGTERM, wait, and return everything both services wrote."""
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            assert self.proc.wait(timeout=60) == 0, "paramant up stops cleanly on SIGTERM"
+        paramant_up.stop(self.proc)
         return self.log.read_text(errors="replace")
 
 
@@ -43,17 +28,11 @@ def up(tmp_path_factory):
     os.environ["HOME"] = str(home)
     log = tmp_path_factory.mktemp("logs") / "up.log"
     with open(log, "wb") as out:
-        proc = subprocess.Popen([str(paramant_binary()), "up", "--data", str(data)], stdout=out, stderr=subprocess.STDOUT)
-    dev_json = data / "dev.json"
-    deadline = time.monotonic() + 120
-    while not dev_json.exists():
-        if proc.poll() is not None:
-            raise RuntimeError(f"paramant up exited with {proc.returncode}: {log.read_text()}")
-        if time.monotonic() > deadline:
-            proc.kill()
-            raise RuntimeError("paramant up did not write dev.json within 120 s")
-        time.sleep(0.1)
-    instance = Up(data, log, proc, json.loads(dev_json.read_text()))
+        try:
+            proc, dev = paramant_up.start(data, output=out)
+        except RuntimeError as e:
+            raise RuntimeError(f"{e}: {log.read_text()}") from None
+    instance = Up(data, log, proc, dev)
     yield instance
     instance.stop()
 

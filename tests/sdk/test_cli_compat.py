@@ -8,7 +8,7 @@ import os
 import subprocess
 
 import pytest
-from conftest import paramant_binary
+from paramant_up import paramant_binary
 from paramant_sdk import GhostPipe
 
 
