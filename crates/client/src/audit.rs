@@ -417,6 +417,17 @@ pub fn receipt_path(hash: &str) -> String {
     format!("receipts/{hash}.json")
 }
 
+/// Whether a peer's history was fully checked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PeerStatus {
+    /// Every mirrored head's signature and every consistency proof between them verified.
+    Valid,
+    /// The signatures verified and nothing was found wrong, but the peer's own log could not
+    /// be reached for (some) consistency proofs: its history is not checked.
+    Unchecked,
+}
+
 /// What `verify-peers` found about one peer.
 #[derive(Debug, Serialize)]
 pub struct PeerReport {
@@ -426,22 +437,31 @@ pub struct PeerReport {
     pub relay_pk_hash: String,
     /// How its key compared with the pin.
     pub pin: Pin,
+    /// Valid, or unchecked (its log unreachable).
+    pub status: PeerStatus,
     /// Mirrored heads whose signatures verified.
     pub sths_verified: usize,
     /// Successive pairs checked with the peer's consistency proof.
     pub consistency_verified: usize,
     /// Successive pairs of equal size and root.
     pub same: usize,
+    /// Successive pairs whose consistency proof could not be fetched from the peer's log.
+    pub consistency_unchecked: usize,
+    /// Why they could not be fetched (the first failure).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub unchecked_reason: Option<String>,
     /// The origin asked for consistency proofs.
     pub log_url: String,
 }
 
 /// `verify-peers`: for every peer the log mirrors, the key pin (per relay id), every mirrored
 /// head's signature, and consistency between successive heads — proved by the peer's own
-/// log at `peer_urls[relay_id]` (default `https://RELAY_ID`).
+/// log at `peer_urls[relay_id]` (default `https://RELAY_ID`). A peer whose log cannot be reached
+/// (or answers an error) is reported [`PeerStatus::Unchecked`], not invalid: every check that
+/// needs no proof (signatures, a shrink, two roots for one size) is still made.
 ///
 /// # Errors
-/// The first failure, by precedence: transport, key change, invalid signature, fork.
+/// This log unreachable; the first failure, by precedence: key change, invalid signature, fork.
 pub fn verify_peers(
     log: &Relay,
     store: &Store,
@@ -473,24 +493,30 @@ pub fn verify_peers(
         let peer_log = Relay::new(&url, None)?;
         let mut ordered = sths.clone();
         ordered.sort_by_key(|s| (s.body.timestamp, s.body.tree_size));
-        let (mut verified, mut same) = (0, 0);
+        let (mut verified, mut same, mut unchecked, mut reason) = (0, 0, 0, None);
         for pair in ordered.windows(2) {
-            match check_consistency(&peer_log, &pair[0].body, &pair[1].body).map_err(|e| match e {
-                Error::Fork(d) => Error::Fork(format!("peer {relay_id}: {d}")),
-                other => other,
-            })? {
-                Consistency::Verified => verified += 1,
-                Consistency::Same => same += 1,
-                Consistency::FromEmpty => {}
+            match check_consistency(&peer_log, &pair[0].body, &pair[1].body) {
+                Ok(Consistency::Verified) => verified += 1,
+                Ok(Consistency::Same) => same += 1,
+                Ok(Consistency::FromEmpty) => {}
+                Err(Error::Fork(d)) => return Err(Error::Fork(format!("peer {relay_id}: {d}"))),
+                Err(e @ (Error::Transport(_) | Error::Status { .. })) => {
+                    unchecked += 1;
+                    reason.get_or_insert_with(|| e.to_string());
+                }
+                Err(other) => return Err(other),
             }
         }
         reports.push(PeerReport {
             relay_id,
             relay_pk_hash: pk_hash,
             pin,
+            status: if unchecked == 0 { PeerStatus::Valid } else { PeerStatus::Unchecked },
             sths_verified: sths.len(),
             consistency_verified: verified,
             same,
+            consistency_unchecked: unchecked,
+            unchecked_reason: reason,
             log_url: url,
         });
     }

@@ -26,6 +26,8 @@ Exit codes:
   3  unavailable: the relay or log could not be reached or answered an error; a file failed
   4  key changed: the log's signing key is not the pinned key (see --pubkey-hash)
   5  fork: two signed tree heads of one log are inconsistent
+  6  unchecked: nothing checked was invalid, but a peer's own log could not be reached, so its
+     history is not checked (verify-peers)
 
 Credentials: --relay/--api-key, else PARAMANT_RELAY/PARAMANT_API_KEY, else the dev.json named by
 --dev or PARAMANT_DEV (what `paramant up` writes). Keys, pins and receipts are kept in
@@ -262,6 +264,7 @@ pub fn command(services: &[(&'static str, &'static str)]) -> clap::Command {
 /// pass-through subcommands the caller handles itself (only listed here).
 #[must_use]
 pub fn main_as(forced: Option<&'static str>, services: &[(&'static str, &'static str)]) -> ExitCode {
+    die_quietly_on_closed_stdout();
     let forced = forced.or_else(alias_of_argv0);
     let mut args: Vec<OsString> = std::env::args_os().collect();
     let mut cmd = command(services);
@@ -305,6 +308,19 @@ pub fn main_as(forced: Option<&'static str>, services: &[(&'static str, &'static
             ExitCode::from(e.exit_code())
         }
     }
+}
+
+/// Makes a write to a closed pipe (`paramant … | head -1`) end the process silently, as it does
+/// for every Unix filter, instead of `println!` panicking on EPIPE. Rust ignores SIGPIPE by
+/// default; a command-line run restores the default action. Not for the long-running services:
+/// they must survive a closed stdout (the journal restarting), so only short-lived commands and
+/// this CLI call it. Sockets are unaffected: std and tokio send with MSG_NOSIGNAL.
+#[allow(unsafe_code)]
+pub fn die_quietly_on_closed_stdout() {
+    use nix::sys::signal::{SigHandler, Signal, signal};
+    // SAFETY: SIG_DFL installs no Rust handler, so no code runs in signal context; this runs at
+    // the start of `main`, before any thread that could race on the disposition is started.
+    let _ = unsafe { signal(Signal::SIGPIPE, SigHandler::SigDfl) };
 }
 
 struct Ctx {
@@ -438,28 +454,30 @@ fn run(cli: Cli, services: &[(&'static str, &'static str)]) -> Result<u8, Error>
             let relay = ctx.relay(false)?;
             let urls: BTreeMap<String, String> = a.peers.into_iter().collect();
             let reports = audit::verify_peers(&relay, &Store::from_env()?, &urls)?;
+            let unchecked: Vec<&str> = reports
+                .iter()
+                .filter(|r| r.status == audit::PeerStatus::Unchecked)
+                .map(|r| r.relay_id.as_str())
+                .collect();
             let text = if reports.is_empty() {
                 "no peers mirrored by this log".to_owned()
             } else {
-                reports
-                    .iter()
-                    .map(|r| {
-                        format!(
-                            "valid: {} ({}): {} heads signed, {} consistency proofs verified, {} repeats",
-                            r.relay_id, r.relay_pk_hash, r.sths_verified, r.consistency_verified, r.same
-                        )
-                    })
-                    .collect::<Vec<_>>()
-                    .join("\n")
+                reports.iter().map(peer_line).collect::<Vec<_>>().join("\n")
             };
-            print(json, &json!({ "ok": true, "valid": true, "peers": reports }), &text);
-            Ok(exit::OK)
+            let all_valid = unchecked.is_empty();
+            let code = if all_valid { exit::OK } else { exit::UNCHECKED };
+            let doc = json!({ "ok": all_valid, "valid": all_valid, "unchecked": unchecked, "peers": reports, "exit_code": code });
+            print(json, &doc, &text);
+            Ok(code)
         }
         Command::Receipt(a) => receipt(&ctx, a),
         Command::Monitor(a) => monitor(&ctx, a),
         Command::Completions { shell } => {
+            // Into a buffer: clap_complete panics when its writer fails.
             let mut cmd = command(services);
-            clap_complete::generate(shell, &mut cmd, "paramant", &mut std::io::stdout());
+            let mut script = Vec::new();
+            clap_complete::generate(shell, &mut cmd, "paramant", &mut script);
+            write_output(None, &script)?;
             Ok(exit::OK)
         }
         Command::Man { dir } => {
@@ -469,6 +487,24 @@ fn run(cli: Cli, services: &[(&'static str, &'static str)]) -> Result<u8, Error>
             print(json, &json!({ "ok": true, "dir": dir }), &format!("man pages written to {}", dir.display()));
             Ok(exit::OK)
         }
+    }
+}
+
+fn peer_line(r: &audit::PeerReport) -> String {
+    let checked = format!(
+        "{} ({}): {} heads signed, {} consistency proofs verified, {} repeats",
+        r.relay_id, r.relay_pk_hash, r.sths_verified, r.consistency_verified, r.same
+    );
+    match r.status {
+        audit::PeerStatus::Valid => format!("valid: {checked}"),
+        audit::PeerStatus::Unchecked => format!(
+            "UNCHECKED: {checked}; {} consistency proofs could not be fetched from {} ({}): its history is not \
+             verified (pass --peer {}=URL if its log answers elsewhere)",
+            r.consistency_unchecked,
+            r.log_url,
+            r.unchecked_reason.as_deref().unwrap_or("unreachable"),
+            r.relay_id
+        ),
     }
 }
 

@@ -90,6 +90,9 @@ pub mod exit {
     pub const KEY_CHANGED: u8 = 4;
     /// Two signed tree heads of one log are inconsistent: a fork.
     pub const FORK: u8 = 5;
+    /// Unchecked: nothing checked was invalid, but something could not be checked (a peer's
+    /// own log could not be reached for its consistency proofs).
+    pub const UNCHECKED: u8 = 6;
 }
 
 impl Error {

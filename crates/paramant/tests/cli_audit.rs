@@ -338,12 +338,35 @@ fn verify_peers_checks_signatures_pins_and_consistency() {
     assert_eq!(doc["peers"][0]["sths_verified"], 4);
     assert_eq!(doc["peers"][0]["consistency_verified"], 2);
     assert_eq!(doc["peers"][0]["relay_pk_hash"], pk_hash);
+    assert_eq!((doc["peers"][0]["status"].clone(), doc["valid"].clone()), (json!("valid"), json!(true)));
 
-    // A mirrored head whose signature was tampered with: exit 1.
+    // The peer's own log cannot be reached: unchecked (exit 6), not valid and not invalid.
+    let closed = TcpListener::bind("127.0.0.1:0").unwrap();
+    let unreachable = format!("peer.one=http://{}", closed.local_addr().unwrap());
+    drop(closed);
+    let run = cli(home, &["--json", "verify-peers", "--relay", &log.url, "--peer", &unreachable]);
+    assert_eq!(run.code, 6, "{}{}", run.stdout, run.stderr);
+    let doc = run.json();
+    assert_eq!(
+        (doc["ok"].clone(), doc["valid"].clone(), doc["unchecked"].clone()),
+        (json!(false), json!(false), json!(["peer.one"]))
+    );
+    assert_eq!(doc["peers"][0]["status"], "unchecked");
+    assert_eq!(doc["peers"][0]["sths_verified"], 4, "signatures are still checked");
+    assert_eq!(doc["peers"][0]["consistency_unchecked"], 2);
+    let run = cli(home, &["verify-peers", "--relay", &log.url, "--peer", &unreachable]);
+    assert_eq!(run.code, 6, "{}{}", run.stdout, run.stderr);
+    assert!(run.stdout.contains("UNCHECKED: peer.one"), "{}", run.stdout);
+    // A log answering an error for the proofs is unchecked too.
+    let run = cli(home, &["--json", "verify-peers", "--relay", &log.url, "--peer", &format!("peer.one={}", log.url)]);
+    assert_eq!((run.code, run.json()["peers"][0]["status"].clone()), (6, json!("unchecked")), "{}", run.stdout);
+
+    // A mirrored head whose signature was tampered with: exit 1, whether or not the log answers.
     let mut tampered = heads.clone();
     tampered[2].body.timestamp += 1;
     serve_peer(&peer_key, &tampered);
     assert_eq!(cli(home, &["verify-peers", "--relay", &log.url, "--peer", &peer_arg]).code, 1);
+    assert_eq!(cli(home, &["verify-peers", "--relay", &log.url, "--peer", &unreachable]).code, 1);
 
     // Growth whose proof from the peer's own log does not verify (a rewritten history): exit 5.
     let other = Tree::new(6, 50);
@@ -358,6 +381,7 @@ fn verify_peers_checks_signatures_pins_and_consistency() {
     split[1] = sth(&peer_key, "peer.one", &other.roots[3], 3, 11);
     serve_peer(&peer_key, &split);
     assert_eq!(cli(home, &["verify-peers", "--relay", &log.url, "--peer", &peer_arg]).code, 5);
+    assert_eq!(cli(home, &["verify-peers", "--relay", &log.url, "--peer", &unreachable]).code, 5, "needs no proof");
 
     // The peer's relay id now comes with another key: exit 4.
     let new_key = <crypto::LogSigningKey as crypto::KeyFile>::generate().unwrap();
@@ -597,4 +621,70 @@ fn send_checks_the_inclusion_proof_and_signed_head_of_its_upload() {
     let stranger = <crypto::LogSigningKey as crypto::KeyFile>::generate().unwrap();
     relay.set("/v2/inbound", answer(honest_path, &sth(&stranger, "fake.log", &tree.roots[10], 10, 1000)));
     assert_eq!(send().code, 1, "a head signed by a key that is not the log's");
+}
+
+// ---------------------------------------------------------------- a closed stdout
+
+/// `paramant … | head -1`: the reader is gone. Each subcommand writing to a closed pipe ends
+/// quietly (the default SIGPIPE action, like every Unix filter), never with a panic.
+#[test]
+fn every_subcommand_ends_quietly_on_a_closed_stdout() {
+    use std::os::unix::process::ExitStatusExt;
+    let home = tempfile::tempdir().unwrap();
+    let home = home.path();
+    let log = FakeLog::start();
+    let key = <crypto::LogSigningKey as crypto::KeyFile>::generate().unwrap();
+    let tree = Tree::new(4, 8);
+    log.serve_head(&key, &sth(&key, "fake.log", &tree.roots[8], 8, 1000));
+    log.set("/v2/sth/peers", json!({ "ok": true, "count": 0, "peers": [] }));
+    let man = home.join("man");
+    let archive = home.join("archive");
+    let (man, archive) = (man.to_str().unwrap(), archive.to_str().unwrap());
+    let url = log.url.as_str();
+    let no_receipt = "0".repeat(64);
+    let commands: Vec<Vec<&str>> = vec![
+        vec!["--help"],
+        vec!["--version"],
+        vec!["send", "--help"],
+        vec!["completions", "bash"],
+        vec!["completions", "zsh"],
+        vec!["man", man],
+        vec!["verify-sth", "--relay", url],
+        vec!["--json", "verify-sth", "--relay", url, "-v"],
+        vec!["verify-peers", "--relay", url],
+        vec!["--json", "verify-peers", "--relay", url],
+        vec!["monitor", "--relay", url, "--archive", archive, "--count", "3", "--interval", "0"],
+        vec!["--json", "monitor", "--relay", url, "--archive", archive, "--count", "3", "--interval", "0"],
+        vec!["--json", "receipt", "--hash", &no_receipt],
+        vec!["up", "--help"],
+        vec!["ctlog", "--help"],
+        vec!["relay", "--help"],
+        vec!["admin", "--help"],
+        vec!["release"],
+    ];
+    for args in &commands {
+        let (reader, writer) = std::io::pipe().unwrap();
+        drop(reader);
+        let out = Command::new(BIN)
+            .args(args)
+            .env("PARAMANT_HOME", home)
+            .env_remove("PARAMANT_RELAY")
+            .env_remove("PARAMANT_DEV")
+            .stdin(Stdio::null())
+            .stdout(Stdio::from(writer))
+            .stderr(Stdio::piped())
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!stderr.contains("panicked"), "{args:?} panicked: {stderr}");
+        assert!(
+            out.status.signal() == Some(libc_sigpipe()) || out.status.code().is_some_and(|c| c != 101),
+            "{args:?}: {:?} {stderr}",
+            out.status
+        );
+    }
+}
+
+fn libc_sigpipe() -> i32 {
+    nix::sys::signal::Signal::SIGPIPE as i32
 }
