@@ -183,19 +183,20 @@ struct VerifyPeersArgs {
 #[derive(Args, Debug)]
 #[command(group(clap::ArgGroup::new("what").required(true).args(["verify", "hash"])))]
 struct ReceiptArgs {
-    /// Verify a receipt: a file (JSON or base64url) or the base64url text itself
+    /// Verify a receipt: a file or the base64url text itself. A bundle (what --save writes) is
+    /// checked with no network at all; a bare receipt takes the key and a signed head from --relay
     #[arg(long, value_name = "FILE|BASE64")]
     verify: Option<String>,
-    /// Ask the relay (POST /v2/verify-receipt) instead of checking here
+    /// Ask the relay (POST /v2/verify-receipt; default: the bundle's log) instead of checking here
     #[arg(long, requires = "verify")]
     online: bool,
-    /// The log key's SHA3-256 you expect (offline check)
+    /// The log key's SHA3-256 you expect (needed offline when no key is pinned for the log here)
     #[arg(long, value_name = "HEX", requires = "verify")]
     pubkey_hash: Option<String>,
     /// Show the receipt kept when this blob was received
     #[arg(long, value_name = "HASH")]
     hash: Option<String>,
-    /// With --hash: write the receipt to FILE
+    /// With --hash: write the receipt bundle (receipt, log key, signed head, consistency proof) to FILE
     #[arg(long, value_name = "FILE", requires = "hash")]
     save: Option<PathBuf>,
 }
@@ -597,20 +598,33 @@ fn receive(ctx: &Ctx, a: ReceiveArgs) -> Result<u8, Error> {
         Some(true) => confirmed_burn_receipt(&relay, &hash)?,
         _ => None,
     };
-    let receipt = match confirmed.as_ref().or(download.receipt.as_ref()) {
-        Some(header) => {
-            let parsed = audit::parse_receipt(header)?;
-            let doc = serde_json::to_value(&parsed).unwrap_or(Value::Null);
-            let path = store.write_json(&audit::receipt_path(&hash), &doc)?;
-            Some((doc, path))
-        }
-        None => None,
-    };
     if let Some(out) = &a.output {
         write_output(Some(out), &data)?;
     } else if !ctx.global.json {
         write_output(None, &data)?;
     }
+    // The receipt is checked now (key pin, signature, audit path, tied to a signed head) and
+    // kept as a bundle that `receipt --verify` checks later without the network.
+    let mut receipt_check = Value::Null;
+    let receipt = match confirmed.as_ref().or(download.receipt.as_ref()) {
+        Some(header) => {
+            let parsed = audit::parse_receipt(header)?;
+            let kept = match audit::bundle_receipt(&parsed, &relay, &store) {
+                Ok(bundle) => {
+                    receipt_check = json!("verified");
+                    serde_json::to_value(&bundle).unwrap_or(Value::Null)
+                }
+                Err(e @ (Error::Transport(_) | Error::Status { .. })) => {
+                    receipt_check = json!(format!("not verified, kept without its signed head: {e}"));
+                    serde_json::to_value(&parsed).unwrap_or(Value::Null)
+                }
+                Err(e) => return Err(e),
+            };
+            let path = store.write_json(&audit::receipt_path(&hash), &kept)?;
+            Some((serde_json::to_value(&parsed).unwrap_or(Value::Null), path))
+        }
+        None => None,
+    };
     let sender_doc = match &sender {
         v1::Sender::Anonymous => json!({ "anonymous": true }),
         v1::Sender::Signed { key_hash } => json!({ "anonymous": false, "signature_valid": true, "key_hash": key_hash }),
@@ -618,6 +632,7 @@ fn receive(ctx: &Ctx, a: ReceiveArgs) -> Result<u8, Error> {
     let mut doc = json!({
         "ok": true, "hash": hash, "bytes": data.len(), "sender": sender_doc, "burned": download.burned,
         "receipt": receipt.as_ref().map(|r| r.0.clone()), "receipt_file": receipt.as_ref().map(|r| r.1.clone()),
+        "receipt_check": receipt_check,
     });
     if a.output.is_none() {
         doc["data_base64"] = json!(base64::engine::general_purpose::STANDARD.encode(&data[..]));
@@ -706,10 +721,15 @@ fn receipt(ctx: &Ctx, a: ReceiptArgs) -> Result<u8, Error> {
         Err(_) if !Path::new(&input).exists() => input.clone(),
         Err(e) => return Err(Error::Io(format!("{input}: {e}"))),
     };
-    let parsed = audit::parse_receipt(&text)?;
-    let relay = ctx.relay(false)?;
+    let input = audit::parse_receipt_input(&text)?;
     if a.online {
-        let answer = relay.post_json("/v2/verify-receipt", &json!({ "receipt": parsed.to_header() }), false)?;
+        let relay = match (&input, ctx.relay(false)) {
+            (_, Ok(relay)) => relay,
+            (audit::ReceiptInput::Bundle(b), Err(_)) => Relay::new(&b.log, None)?,
+            (audit::ReceiptInput::Bare(_), Err(e)) => return Err(e),
+        };
+        let header = input.receipt().to_header();
+        let answer = relay.post_json("/v2/verify-receipt", &json!({ "receipt": header }), false)?;
         let valid = answer.get("valid").and_then(Value::as_bool) == Some(true);
         let reason = answer.get("reason").and_then(Value::as_str).unwrap_or("");
         print(
@@ -719,17 +739,31 @@ fn receipt(ctx: &Ctx, a: ReceiptArgs) -> Result<u8, Error> {
         );
         return Ok(if valid { exit::OK } else { exit::INVALID });
     }
-    let report = audit::verify_receipt_offline(&parsed, &relay, &Store::from_env()?, a.pubkey_hash.as_deref())?;
+    let store = Store::from_env()?;
+    let report = match &input {
+        audit::ReceiptInput::Bundle(bundle) => audit::verify_bundle(bundle, &store, a.pubkey_hash.as_deref())?,
+        audit::ReceiptInput::Bare(receipt) => {
+            let relay = ctx.relay(false).map_err(|_| {
+                Error::Usage(
+                    "a bare receipt is checked against the log: pass --relay URL (or keep the bundle `paramant \
+                     receipt --hash H --save FILE` writes, which is checked offline)"
+                        .into(),
+                )
+            })?;
+            audit::verify_receipt_with_log(receipt, &relay, &store, a.pubkey_hash.as_deref())?
+        }
+    };
     let text = format!(
         "valid: receipt for {} (burn confirmed: {}); signature by key {}; leaf in tree {} with root {}, tied to the \
-         signed head of size {} ({})",
+         signed head of size {} ({}); {}",
         report.blob_hash,
         report.burn_confirmed,
         report.pk_hash,
         report.tree_size,
         report.root,
         report.signed_head_size,
-        report.tied_by
+        report.tied_by,
+        if report.offline { "checked offline from the bundle" } else { "key and signed head fetched from the log" }
     );
     let mut doc = serde_json::to_value(&report).unwrap_or(Value::Null);
     doc["ok"] = json!(true);

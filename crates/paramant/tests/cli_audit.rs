@@ -465,37 +465,66 @@ fn round_trip_and_receipts_against_paramant_up() {
     let again = cli(home, &["--dev", dev, "--device", "alice", "receive", &hash]);
     assert_eq!(again.code, 3, "burned: {}", again.stderr);
 
-    // The receipt: kept, saved, verified offline and online.
+    // The receipt: kept, saved as a bundle, verified offline (no relay at all) and online.
+    assert_eq!(got["receipt_check"], "verified", "receive checks the receipt against a signed head");
     let saved = home.join("receipt.json");
     let run = cli(home, &["--json", "receipt", "--hash", &hash, "--save", saved.to_str().unwrap()]);
     assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
-    let run = cli(home, &["--json", "--dev", dev, "receipt", "--verify", saved.to_str().unwrap()]);
+    let offline = |home: &Path, path: &Path, extra: &[&str]| {
+        let mut args = vec!["--json", "receipt", "--verify", path.to_str().unwrap()];
+        args.extend_from_slice(extra);
+        cli(home, &args)
+    };
+    let run = offline(home, &saved, &[]);
     assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
-    assert_eq!(run.json()["valid"], true);
+    assert_eq!((run.json()["valid"].clone(), run.json()["offline"].clone()), (json!(true), json!(true)));
     let run = cli(home, &["--json", "--dev", dev, "receipt", "--verify", saved.to_str().unwrap(), "--online"]);
     assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
-    let receipt: Value = serde_json::from_slice(&std::fs::read(&saved).unwrap()).unwrap();
+    let bundle: Value = serde_json::from_slice(&std::fs::read(&saved).unwrap()).unwrap();
+    let pk_hash = bundle["log_pk_hash"].as_str().unwrap().to_owned();
+    let receipt = bundle["receipt"].clone();
     let header = wire::b64url(serde_json::to_vec(&receipt).unwrap());
-    assert_eq!(cli(home, &["--dev", dev, "receipt", "--verify", &header]).code, 0, "the base64url form");
+    let run = cli(home, &["--json", "--dev", dev, "receipt", "--verify", &header]);
+    assert_eq!((run.code, run.json()["offline"].clone()), (0, json!(false)), "a bare receipt, checked with the log");
+    assert_eq!(cli(home, &["receipt", "--verify", &header]).code, 2, "a bare receipt needs --relay");
 
-    // Tampered receipts are invalid (exit 1), offline and online.
+    // Another machine: nothing pinned, so the key hash must be named; the wrong one is a key change.
+    let elsewhere = tempfile::tempdir().unwrap();
+    assert_eq!(offline(elsewhere.path(), &saved, &[]).code, 2);
+    assert_eq!(offline(elsewhere.path(), &saved, &["--pubkey-hash", &pk_hash]).code, 0);
+    assert_eq!(offline(elsewhere.path(), &saved, &["--pubkey-hash", &"ab".repeat(32)]).code, 4);
+
+    // Tampered bundles and receipts are invalid (exit 1), offline and online.
     let tamper = |edit: &dyn Fn(&mut Value)| {
-        let mut r = receipt.clone();
-        edit(&mut r);
+        let mut b = bundle.clone();
+        edit(&mut b);
         let path = home.join("tampered.json");
-        std::fs::write(&path, serde_json::to_vec(&r).unwrap()).unwrap();
-        let offline = cli(home, &["--json", "--dev", dev, "receipt", "--verify", path.to_str().unwrap()]);
+        std::fs::write(&path, serde_json::to_vec(&b).unwrap()).unwrap();
+        let run = offline(home, &path, &[]);
         let online = cli(home, &["--dev", dev, "receipt", "--verify", path.to_str().unwrap(), "--online"]);
-        (offline.code, offline.json()["error"].clone(), online.code)
+        (run.code, run.json()["error"].clone(), online.code)
     };
-    assert_eq!(tamper(&|r| r["burn_confirmed"] = json!(false)), (1, json!("invalid"), 1));
-    assert_eq!(tamper(&|r| r["blob_hash"] = json!("0".repeat(64))), (1, json!("invalid"), 1));
+    assert_eq!(tamper(&|b| b["receipt"]["burn_confirmed"] = json!(false)), (1, json!("invalid"), 1));
+    assert_eq!(tamper(&|b| b["receipt"]["blob_hash"] = json!("0".repeat(64))), (1, json!("invalid"), 1));
     let flip = |s: &Value| {
         let s = s.as_str().unwrap();
         format!("{}{}", if s.starts_with('0') { '1' } else { '0' }, &s[1..])
     };
-    assert_eq!(tamper(&|r| r["inclusion_proof"]["root"] = json!(flip(&r["inclusion_proof"]["root"]))).0, 1);
-    assert_eq!(tamper(&|r| r["inclusion_proof"]["leaf_hash"] = json!(flip(&r["inclusion_proof"]["leaf_hash"]))).0, 1);
+    let root_flipped =
+        tamper(&|b| b["receipt"]["inclusion_proof"]["root"] = json!(flip(&b["receipt"]["inclusion_proof"]["root"])));
+    assert_eq!(root_flipped.0, 1);
+    let leaf_flipped = tamper(&|b| {
+        b["receipt"]["inclusion_proof"]["leaf_hash"] = json!(flip(&b["receipt"]["inclusion_proof"]["leaf_hash"]))
+    });
+    assert_eq!(leaf_flipped.0, 1);
+    assert_eq!(tamper(&|b| b["sth"]["timestamp"] = json!(b["sth"]["timestamp"].as_u64().unwrap() + 1)).0, 1);
+    let stranger = <crypto::LogSigningKey as crypto::KeyFile>::generate().unwrap();
+    let stranger_doc = pubkey_doc(&stranger);
+    let swapped = tamper(&|b| {
+        b["log_public_key"] = stranger_doc["public_key"].clone();
+        b["log_pk_hash"] = stranger_doc["pk_hash"].clone();
+    });
+    assert_eq!(swapped.0, 4, "a bundle carrying another key than the pinned one");
 
     // verify-sth, verify-peers and monitor against the honest log: valid, --json parses.
     let run = cli(home, &["--json", "--dev", dev, "verify-sth"]);
