@@ -376,13 +376,30 @@ impl Progress for Bar {
     }
 }
 
-fn read_input(path: &Path) -> Result<Vec<u8>, Error> {
+/// Opens what `send` or `drop` uploads, refusing it before reading when it is larger than
+/// `max` bytes (one blob). A file is then read straight into the blob; standard input, whose
+/// size is unknown, is read (at most `max` + 1 bytes) into memory first.
+fn open_input(path: &Path, max: usize, block: usize) -> Result<(Box<dyn Read>, usize), Error> {
+    let too_large = |what: String, size: u64| Error::InputTooLarge { what, size, max, block };
     if path == Path::new("-") {
         let mut out = Vec::new();
-        std::io::stdin().read_to_end(&mut out).map_err(|e| Error::Io(format!("standard input: {e}")))?;
-        return Ok(out);
+        std::io::stdin()
+            .take(max as u64 + 1)
+            .read_to_end(&mut out)
+            .map_err(|e| Error::Io(format!("standard input: {e}")))?;
+        if out.len() > max {
+            return Err(too_large("standard input".into(), out.len() as u64));
+        }
+        let len = out.len();
+        return Ok((Box::new(std::io::Cursor::new(out)), len));
     }
-    std::fs::read(path).map_err(|e| Error::Io(format!("{}: {e}", path.display())))
+    let file = std::fs::File::open(path).map_err(|e| Error::Io(format!("{}: {e}", path.display())))?;
+    let size = file.metadata().map_err(|e| Error::Io(format!("{}: {e}", path.display())))?.len();
+    if size > max as u64 {
+        return Err(too_large(path.display().to_string(), size));
+    }
+    // Invariant: size <= max, a usize.
+    Ok((Box::new(file), size as usize))
 }
 
 fn write_output(path: Option<&Path>, data: &[u8]) -> Result<(), Error> {
@@ -521,26 +538,26 @@ fn send(ctx: &Ctx, a: SendArgs) -> Result<u8, Error> {
     let store = Store::from_env()?;
     let device = &ctx.global.device;
     let to = a.to.clone().unwrap_or_else(|| device.clone());
-    let data = read_input(&a.file)?;
+    let (mut input, len) = open_input(&a.file, v1::max_plaintext(a.pad_block, !a.anonymous), a.pad_block)?;
     register(&relay, &store, device)?;
     let (keys, _) = store.device_keys(device)?;
     let (receiver_key, fingerprint) = relay.device_key(&to)?;
     let tofu = check_known_device(&store, relay.base(), &to, &fingerprint, a.trust_new_key)?;
     let sender = if a.anonymous { None } else { Some(&keys) };
-    let blob = v1::seal(&data, &receiver_key, sender, a.pad_block, a.secret.as_deref())?;
+    let blob = v1::seal_from(&mut input, len, &receiver_key, sender, a.pad_block, a.secret.as_deref())?;
+    drop(input);
     let hash = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&blob));
-    let body = json!({
+    let fields = json!({
         "hash": hash,
-        "payload": base64::engine::general_purpose::STANDARD.encode(&blob),
         "ttl_ms": a.ttl.saturating_mul(1000),
         "max_views": a.max_views,
         "meta": { "device_id": device },
     });
-    let answer = relay.inbound(&body, ctx.progress("upload").as_ref())?;
+    let answer = relay.inbound(&fields, &blob, ctx.progress("upload").as_ref())?;
     let proof = answer.get("merkle_proof").cloned().unwrap_or(Value::Null);
     let logged = if proof.is_null() { None } else { Some(audit::verify_upload_proof(&relay, &store, &proof)?) };
     let doc = json!({
-        "ok": true, "hash": hash, "to": to, "bytes": data.len(), "padded_bytes": blob.len(),
+        "ok": true, "hash": hash, "to": to, "bytes": len, "padded_bytes": blob.len(),
         "receiver_fingerprint": fingerprint, "receiver_key": tofu, "signed": !a.anonymous,
         "log_proof": logged, "merkle_proof": proof,
     });
@@ -551,8 +568,7 @@ fn send(ctx: &Ctx, a: SendArgs) -> Result<u8, Error> {
         )
     });
     let text = format!(
-        "sent {} bytes to {to} (fingerprint {fingerprint}{})\nhash {hash}\n{logged_text}",
-        data.len(),
+        "sent {len} bytes to {to} (fingerprint {fingerprint}{})\nhash {hash}\n{logged_text}",
         if tofu == "first_use" { ", new device: verify it out of band" } else { "" },
     );
     print(ctx.global.json, &doc, &text);
@@ -591,10 +607,11 @@ fn receive(ctx: &Ctx, a: ReceiveArgs) -> Result<u8, Error> {
     let hash = crate::relay::hex_hash(&a.hash)?;
     let (keys, _) = store.device_keys(&ctx.global.device)?;
     let download = relay.outbound(&hash, ctx.progress("download").as_ref())?;
-    let (data, sender) = v1::open(&download.bytes, &keys, a.secret.as_deref())?;
+    let (burned, header_receipt) = (download.burned, download.receipt);
+    let (data, sender) = v1::open_owned(download.bytes, &keys, a.secret.as_deref())?;
     // The receipt in the download's headers was signed before the body was sent, so it cannot
     // confirm the burn; after a burning download the relay keeps one signed after the burn.
-    let confirmed = match download.burned {
+    let confirmed = match burned {
         Some(true) => confirmed_burn_receipt(&relay, &hash)?,
         _ => None,
     };
@@ -606,7 +623,7 @@ fn receive(ctx: &Ctx, a: ReceiveArgs) -> Result<u8, Error> {
     // The receipt is checked now (key pin, signature, audit path, tied to a signed head) and
     // kept as a bundle that `receipt --verify` checks later without the network.
     let mut receipt_check = Value::Null;
-    let receipt = match confirmed.as_ref().or(download.receipt.as_ref()) {
+    let receipt = match confirmed.as_ref().or(header_receipt.as_ref()) {
         Some(header) => {
             let parsed = audit::parse_receipt(header)?;
             let kept = match audit::bundle_receipt(&parsed, &relay, &store) {
@@ -630,7 +647,7 @@ fn receive(ctx: &Ctx, a: ReceiveArgs) -> Result<u8, Error> {
         v1::Sender::Signed { key_hash } => json!({ "anonymous": false, "signature_valid": true, "key_hash": key_hash }),
     };
     let mut doc = json!({
-        "ok": true, "hash": hash, "bytes": data.len(), "sender": sender_doc, "burned": download.burned,
+        "ok": true, "hash": hash, "bytes": data.len(), "sender": sender_doc, "burned": burned,
         "receipt": receipt.as_ref().map(|r| r.0.clone()), "receipt_file": receipt.as_ref().map(|r| r.1.clone()),
         "receipt_check": receipt_check,
     });
@@ -666,17 +683,16 @@ fn confirmed_burn_receipt(relay: &crate::relay::Relay, hash: &str) -> Result<Opt
 
 fn drop_cmd(ctx: &Ctx, a: DropArgs) -> Result<u8, Error> {
     let relay = ctx.relay(true)?;
-    let data = read_input(&a.file)?;
-    let (phrase, keys, packet) = drop::seal(&data, a.pad_block)?;
-    let body = json!({
+    let (mut input, len) = open_input(&a.file, a.pad_block.saturating_sub(drop::OVERHEAD), a.pad_block)?;
+    let (phrase, keys, packet) = drop::seal_from(&mut input, len, a.pad_block)?;
+    let fields = json!({
         "hash": keys.lookup_hash,
-        "payload": base64::engine::general_purpose::STANDARD.encode(&packet),
         "ttl_ms": a.ttl.saturating_mul(1000),
         "max_views": 1,
         "meta": { "drop": true },
     });
-    relay.inbound(&body, ctx.progress("upload").as_ref())?;
-    let doc = json!({ "ok": true, "mnemonic": phrase.as_str(), "hash": keys.lookup_hash, "bytes": data.len() });
+    relay.inbound(&fields, &packet, ctx.progress("upload").as_ref())?;
+    let doc = json!({ "ok": true, "mnemonic": phrase.as_str(), "hash": keys.lookup_hash, "bytes": len });
     print(ctx.global.json, &doc, &format!("Mnemonic: {}", phrase.as_str()));
     Ok(exit::OK)
 }
@@ -685,7 +701,7 @@ fn pickup(ctx: &Ctx, a: PickupArgs) -> Result<u8, Error> {
     let relay = ctx.relay(true)?;
     let keys = drop::keys_of(&a.mnemonic)?;
     let download = relay.outbound(&keys.lookup_hash, ctx.progress("download").as_ref())?;
-    let data = drop::open(&keys, &download.bytes)?;
+    let data = drop::open_owned(&keys, download.bytes)?;
     if a.output.is_some() || !ctx.global.json {
         write_output(a.output.as_deref(), &data)?;
     }

@@ -130,10 +130,16 @@ impl FakeLog {
                 if reader.read_line(&mut line).is_err() {
                     continue;
                 }
-                let mut header = String::new();
+                // Read the whole request (headers and body) before answering: closing with
+                // unread bytes would reset the connection under a client still sending.
+                let (mut header, mut body_len) = (String::new(), 0usize);
                 while reader.read_line(&mut header).is_ok_and(|n| n > 2) {
+                    if let Some(v) = header.to_ascii_lowercase().strip_prefix("content-length:") {
+                        body_len = v.trim().parse().unwrap_or(0);
+                    }
                     header.clear();
                 }
+                let _ = std::io::copy(&mut std::io::Read::take(&mut reader, body_len as u64), &mut std::io::sink());
                 let path = line.split_whitespace().nth(1).unwrap_or("").to_owned();
                 let (status, body) = served
                     .lock()
@@ -540,6 +546,48 @@ fn round_trip_and_receipts_against_paramant_up() {
     let polls: Vec<Value> = run.stdout.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
     assert_eq!(polls.len(), 2);
     assert!(polls.iter().all(|p| p["ok"] == true));
+
+    // The largest file one blob holds goes through; one byte more is refused before reading
+    // (a 64 GiB sparse file is refused at once, before any network), with a clear error.
+    let max: u64 = 5 * 1024 * 1024 - 6403;
+    let big: Vec<u8> = (0..max).map(|i| (i % 251) as u8).collect();
+    let big_in = home.join("big.bin");
+    std::fs::write(&big_in, &big).unwrap();
+    let run =
+        cli(home, &["--json", "--dev", dev, "--device", "bob", "send", big_in.to_str().unwrap(), "--to", "alice"]);
+    assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
+    let big_hash = run.json()["hash"].as_str().unwrap().to_owned();
+    let big_out = home.join("big.out");
+    let run = cli(
+        home,
+        &["--json", "--dev", dev, "--device", "alice", "receive", &big_hash, "-o", big_out.to_str().unwrap()],
+    );
+    assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
+    assert!(std::fs::read(&big_out).unwrap() == big, "the largest file round-trips");
+    let huge = home.join("huge.bin");
+    std::fs::File::create(&huge).unwrap().set_len(64 << 30).unwrap();
+    for (file, size) in [(&big_in, max + 1), (&huge, 64u64 << 30)] {
+        std::fs::OpenOptions::new().write(true).open(file).unwrap().set_len(size).unwrap();
+        let run = cli(
+            home,
+            &["--json", "--relay", "http://127.0.0.1:9", "--api-key", "pgp_x", "send", file.to_str().unwrap()],
+        );
+        assert_eq!((run.code, run.json()["error"].clone()), (2, json!("too_large")), "{}", run.stdout);
+        assert!(run.json()["message"].as_str().unwrap().contains(&format!("at most {max} bytes")), "{}", run.stdout);
+    }
+    let anonymous_max: u64 = 5 * 1024 * 1024 - 1138;
+    std::fs::OpenOptions::new().write(true).open(&big_in).unwrap().set_len(anonymous_max + 1).unwrap();
+    let run = cli(home, &["--json", "--dev", dev, "send", big_in.to_str().unwrap(), "--anonymous"]);
+    assert_eq!(run.code, 2, "anonymous blobs hold more, but not this: {}", run.stdout);
+    let run = cli(home, &["--json", "--dev", dev, "drop", huge.to_str().unwrap()]);
+    assert_eq!(run.code, 2, "{}", run.stdout);
+    let piped = Command::new(BIN)
+        .args(["--json", "--relay", "http://127.0.0.1:9", "--api-key", "pgp_x", "send", "-"])
+        .env("PARAMANT_HOME", home)
+        .stdin(std::fs::File::open(&huge).unwrap())
+        .output()
+        .unwrap();
+    assert_eq!(piped.status.code(), Some(2), "standard input is read only up to the limit");
 
     // Drop and pickup by mnemonic.
     let run = cli(home, &["--json", "--dev", dev, "drop", input.to_str().unwrap(), "--pad-block", "512k"]);
