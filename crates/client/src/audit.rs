@@ -782,12 +782,35 @@ impl Monitor {
         Ok(Self { dir: dir.to_owned(), roots, last })
     }
 
+    /// Keeps a head that contradicts the archive as evidence, next to it.
+    fn evidence(&self, sth: &SignedSth) -> Result<PathBuf, Error> {
+        let path = self.dir.join(format!("fork-{}-{}.json", sth.body.tree_size, sth.body.timestamp));
+        let bytes = serde_json::to_vec_pretty(sth).map_err(|e| Error::Io(e.to_string()))?;
+        store::write_private(&path, &bytes)?;
+        Ok(path)
+    }
+
+    /// Checks `new` against `old` with the log's proof; a fork keeps `new` as evidence.
+    fn consistent(
+        &self,
+        relay: &Relay,
+        old: &SignedSth,
+        new: &SignedSth,
+        evidence: &SignedSth,
+    ) -> Result<Consistency, Error> {
+        match check_consistency(relay, &old.body, &new.body) {
+            Err(Error::Fork(detail)) => {
+                let path = self.evidence(evidence)?;
+                Err(Error::Fork(format!("{detail} (evidence: {})", path.display())))
+            }
+            other => other,
+        }
+    }
+
     fn archive(&mut self, sth: &SignedSth) -> Result<bool, Error> {
         if let Some(root) = self.roots.get(&sth.body.tree_size) {
             if *root != sth.body.sha3_root {
-                let evidence = self.dir.join(format!("fork-{}-{}.json", sth.body.tree_size, sth.body.timestamp));
-                let bytes = serde_json::to_vec_pretty(sth).map_err(|e| Error::Io(e.to_string()))?;
-                store::write_private(&evidence, &bytes)?;
+                let evidence = self.evidence(sth)?;
                 return Err(Error::Fork(format!(
                     "tree size {} was signed with root {root} and now with {} (evidence: {})",
                     sth.body.tree_size,
@@ -805,8 +828,13 @@ impl Monitor {
     }
 
     /// One poll: the key against the pin, the newest head's signature, consistency with the
-    /// previous newest head, every RSS item's signature and root against the archive; every
-    /// new head is archived.
+    /// previous newest head, every RSS item's signature, and each new item's consistency with
+    /// the newest head (same-size items against the archive); every new head is archived,
+    /// only after it was checked. A fork keeps the contradicting head as `fork-*.json`.
+    ///
+    /// The log announces no key rotation (no next-key field in its heads or `/v2/pubkey`), so
+    /// any new key is [`Error::KeyChanged`] until `expected_pk_hash` (confirmed out of band)
+    /// names it; the tree signed by the new key must still extend the archived one.
     ///
     /// # Errors
     /// [`Error::KeyChanged`], [`Error::Fork`], [`Error::Invalid`], transport errors.
@@ -819,7 +847,7 @@ impl Monitor {
         verify_sth(&sth, &key)?;
         let consistency = match &self.last {
             Some(last) if last.body.tree_size > sth.body.tree_size || last.body.timestamp <= sth.body.timestamp => {
-                Some(check_consistency(relay, &last.body, &sth.body)?)
+                Some(self.consistent(relay, last, &sth, &sth)?)
             }
             _ => None,
         };
@@ -827,6 +855,13 @@ impl Monitor {
         let feed = parse_feed(&relay.get_text("/ct/feed.xml")?)?;
         for item in &feed {
             verify_sth(item, &key).map_err(|e| Error::Invalid(format!("RSS feed: {e}")))?;
+            if !self.roots.contains_key(&item.body.tree_size) {
+                let (old, new) = if item.body.tree_size <= sth.body.tree_size { (item, &sth) } else { (&sth, item) };
+                self.consistent(relay, old, new, item).map_err(|e| match e {
+                    Error::Fork(d) => Error::Fork(format!("RSS feed item of tree size {}: {d}", item.body.tree_size)),
+                    other => other,
+                })?;
+            }
             archived += usize::from(self.archive(item)?);
         }
         self.last = Some(sth.clone());

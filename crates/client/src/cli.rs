@@ -209,13 +209,15 @@ struct MonitorArgs {
     /// Seconds between polls
     #[arg(long, default_value_t = 60)]
     interval: u64,
-    /// Stop after this many polls (default: run until a failure)
+    /// Stop after this many polls (default: run until a fork, key change or invalid head; an
+    /// unreachable log is reported and polled again, and makes the final exit code 3)
     #[arg(long, value_name = "N")]
     count: Option<u64>,
     /// Poll once and exit (same as --count 1)
     #[arg(long, conflicts_with = "count")]
     once: bool,
-    /// The log key's SHA3-256 you expect
+    /// The log key's SHA3-256 you expect. The log announces no key rotation, so a new key is an
+    /// alert (exit 4) until you confirm it out of band and name it here
     #[arg(long, value_name = "HEX")]
     pubkey_hash: Option<String>,
 }
@@ -792,7 +794,7 @@ fn monitor(ctx: &Ctx, a: MonitorArgs) -> Result<u8, Error> {
     let store = Store::from_env()?;
     let mut monitor = Monitor::open(&a.archive)?;
     let count = if a.once { Some(1) } else { a.count };
-    let mut polls = 0u64;
+    let (mut polls, mut unreachable) = (0u64, 0u64);
     loop {
         match monitor.poll(&relay, &store, a.pubkey_hash.as_deref()) {
             Ok(report) => {
@@ -814,11 +816,22 @@ fn monitor(ctx: &Ctx, a: MonitorArgs) -> Result<u8, Error> {
                 }
                 return Err(e);
             }
+            // A log that cannot be reached is reported and polled again: an outage is not a
+            // fork, and the next poll checks consistency from the last head seen.
+            Err(e @ (Error::Transport(_) | Error::Status { .. })) => {
+                unreachable += 1;
+                let doc = json!({ "ok": false, "error": e.kind(), "message": e.to_string() });
+                if ctx.global.json {
+                    print(true, &doc, "");
+                } else {
+                    eprintln!("unreachable: {e} (polling on)");
+                }
+            }
             Err(e) => return Err(e),
         }
         polls += 1;
         if count.is_some_and(|n| polls >= n) {
-            return Ok(exit::OK);
+            return Ok(if unreachable > 0 { exit::UNAVAILABLE } else { exit::OK });
         }
         std::thread::sleep(std::time::Duration::from_secs(a.interval));
     }

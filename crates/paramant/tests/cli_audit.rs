@@ -265,6 +265,7 @@ fn monitor_archives_heads_and_alerts_on_forks_and_key_changes() {
     let (h4, h9) = (honest(4, 100), honest(9, 200));
     log.serve_head(&key, &h9);
     log.set("/ct/feed.xml", feed(&[&h9, &h4]));
+    log.serve_consistency(&tree, 4, 9);
     let run = monitor(home.path());
     assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
     assert_eq!((run.json()["archived"].clone(), run.json()["feed_items"].clone()), (json!(2), json!(2)));
@@ -301,6 +302,64 @@ fn monitor_archives_heads_and_alerts_on_forks_and_key_changes() {
     bad.signature = wire::b64(vec![0u8; crypto::ML_DSA_65_SIGNATURE_LEN]);
     log.set("/ct/feed.xml", feed(&[&bad]));
     assert_eq!(monitor(home.path()).code, 1);
+
+    // A feed item of a size not seen yet that the newest head does not extend: a fork (exit
+    // 5), proved with the log's own consistency proof; the item is kept as evidence only.
+    let forks = |archive: &Path| {
+        std::fs::read_dir(archive)
+            .unwrap()
+            .filter(|e| e.as_ref().unwrap().file_name().to_string_lossy().starts_with("fork-"))
+            .count()
+    };
+    let before = forks(&archive);
+    let stray = sth(&key, "fake.log", &other.roots[12], 12, 350);
+    log.set("/ct/feed.xml", feed(&[&honest(16, 300), &stray]));
+    log.serve_consistency(&tree, 12, 16);
+    let run = monitor(home.path());
+    assert_eq!(run.code, 5, "{}{}", run.stdout, run.stderr);
+    assert!(run.json()["message"].as_str().unwrap().contains("RSS feed item of tree size 12"), "{}", run.stdout);
+    assert_eq!(forks(&archive), before + 1);
+    assert!(!archive.join(format!("sth-{:020}-350.json", 12)).exists(), "a forked head is not archived as a head");
+    let honest12 = honest(12, 350);
+    log.set("/ct/feed.xml", feed(&[&honest(16, 300), &honest12]));
+    let run = monitor(home.path());
+    assert_eq!((run.code, run.json()["archived"].clone()), (0, json!(1)), "{}{}", run.stdout, run.stderr);
+
+    // A key rotation. The log announces none (no next-key field in its heads or /v2/pubkey), so
+    // the new key is an alert until the operator's new key hash, confirmed out of band, is named
+    // with --pubkey-hash; the tree the new key signs must still extend the archived one.
+    let rotated = sth(&new_key, "fake.log", &tree.roots[20], 20, 600);
+    log.serve_head(&new_key, &rotated);
+    log.serve_consistency(&tree, 16, 20);
+    assert_eq!(monitor(home.path()).code, 4, "unannounced");
+    let new_hash = hex::encode(new_key.verifying_key().pk_hash());
+    let confirmed = |home: &Path| {
+        cli(
+            home,
+            &["--json", "monitor", "--relay", &log.url, "--archive", archive_arg, "--once", "--pubkey-hash", &new_hash],
+        )
+    };
+    let run = confirmed(home.path());
+    assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
+    assert_eq!(run.json()["consistency"], "verified", "across the rotation");
+    assert_eq!(monitor(home.path()).code, 0, "the confirmed key is pinned now");
+    let rewritten = sth(&new_key, "fake.log", &other.roots[24], 24, 700);
+    log.serve_head(&new_key, &rewritten);
+    log.serve_consistency(&tree, 20, 24);
+    assert_eq!(monitor(home.path()).code, 5, "a new key that rewrites history is still a fork");
+
+    // An unreachable log is reported on every poll and polled again; the exit code says so (3).
+    let closed = TcpListener::bind("127.0.0.1:0").unwrap();
+    let dead = format!("http://{}", closed.local_addr().unwrap());
+    drop(closed);
+    let run = cli(
+        home.path(),
+        &["--json", "monitor", "--relay", &dead, "--archive", archive_arg, "--count", "2", "--interval", "0"],
+    );
+    assert_eq!(run.code, 3, "{}{}", run.stdout, run.stderr);
+    let lines: Vec<Value> = run.stdout.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(lines.len(), 2, "both polls reported: {}", run.stdout);
+    assert!(lines.iter().all(|l| l["ok"] == false && l["error"] == "unreachable"));
 }
 
 // ---------------------------------------------------------------- verify-peers
