@@ -486,7 +486,10 @@ fn run(cli: Cli, services: &[(&'static str, &'static str)]) -> Result<u8, Error>
             };
             let all_valid = unchecked.is_empty();
             let code = if all_valid { exit::OK } else { exit::UNCHECKED };
-            let doc = json!({ "ok": all_valid, "valid": all_valid, "unchecked": unchecked, "peers": reports, "exit_code": code });
+            let mut doc = json!({ "ok": all_valid, "valid": all_valid, "unchecked": unchecked, "peers": reports, "exit_code": code });
+            if !all_valid {
+                doc["error"] = json!("unchecked");
+            }
             print(json, &doc, &text);
             Ok(code)
         }
