@@ -333,11 +333,13 @@ pub fn parse_receipt(text: &str) -> Result<Receipt, Error> {
     Receipt::from_header(text).map_err(|e| Error::Invalid(format!("receipt (base64url JSON expected): {e}")))
 }
 
-/// What an offline receipt check found.
+/// What a receipt check found.
 #[derive(Debug, Serialize)]
 pub struct ReceiptReport {
     /// Always true when returned (failures are errors).
     pub valid: bool,
+    /// True when checked from a bundle alone, without asking the log anything.
+    pub offline: bool,
     /// The blob.
     pub blob_hash: String,
     /// Whether the relay says it burned the blob.
@@ -352,20 +354,208 @@ pub struct ReceiptReport {
     pub pin: Pin,
     /// The signed head the root was tied to.
     pub signed_head_size: u64,
-    /// How: "equal" (a signed head of the same size has this root) or "consistency" (the signed
-    /// head's tree provably extends the receipt's tree).
+    /// How: "equal" (the signed head has the receipt's size and root) or "consistency" (a
+    /// verified consistency proof shows the signed head's tree extends the receipt's tree).
     pub tied_by: &'static str,
 }
 
-/// `receipt --verify`, checked here rather than by the relay: the ML-DSA-65 signature with the
-/// (pinned) log key, the audit path to the receipt's root, and that root against the log's
-/// signed heads — a signed head of that size with the same root, or a verified consistency
-/// proof from the receipt's tree to the newest signed head.
+/// The format tag of a [`ReceiptBundle`].
+pub const BUNDLE_FORMAT: &str = "paramant-receipt-bundle-v1";
+
+/// A receipt with everything needed to check it offline: the log's key, a signed head at least
+/// as large as the receipt's tree, and the consistency proof from the receipt's tree to it.
+/// `receive` keeps one; `receipt --hash H --save FILE` writes it.
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReceiptBundle {
+    /// [`BUNDLE_FORMAT`].
+    pub format: String,
+    /// The log's origin (the key is pinned under it).
+    pub log: String,
+    /// The log's ML-DSA-65 public key, standard base64.
+    pub log_public_key: String,
+    /// Its SHA3-256, hex: compare it with the log's published key hash.
+    pub log_pk_hash: String,
+    /// The receipt, as the relay signed it.
+    pub receipt: Receipt,
+    /// A signed head whose tree contains the receipt's tree.
+    pub sth: SignedSth,
+    /// The consistency proof from the receipt's tree size to the head's (empty when equal).
+    pub consistency: Vec<String>,
+}
+
+/// A receipt to check: a bundle (offline) or a bare receipt (the log supplies the rest).
+pub enum ReceiptInput {
+    /// Checkable without the network.
+    Bundle(Box<ReceiptBundle>),
+    /// Needs the log's key and a signed head.
+    Bare(Box<Receipt>),
+}
+
+impl ReceiptInput {
+    /// The receipt itself.
+    #[must_use]
+    pub fn receipt(&self) -> &Receipt {
+        match self {
+            ReceiptInput::Bundle(b) => &b.receipt,
+            ReceiptInput::Bare(r) => r,
+        }
+    }
+}
+
+/// Parses a bundle (JSON with a `format` field) or a bare receipt (JSON or base64url).
 ///
 /// # Errors
-/// [`Error::Invalid`] for a bad signature, path or root; [`Error::Fork`] when the root is not in
-/// the signed history; pin and transport errors.
-pub fn verify_receipt_offline(
+/// [`Error::Invalid`] when it is none of these.
+pub fn parse_receipt_input(text: &str) -> Result<ReceiptInput, Error> {
+    let text = text.trim();
+    if text.starts_with('{') && text.contains(BUNDLE_FORMAT) {
+        let bundle: ReceiptBundle =
+            serde_json::from_str(text).map_err(|e| Error::Invalid(format!("receipt bundle: {e}")))?;
+        return Ok(ReceiptInput::Bundle(Box::new(bundle)));
+    }
+    parse_receipt(text).map(|r| ReceiptInput::Bare(Box::new(r)))
+}
+
+/// The receipt's own checks: the signature with `key`, a well-formed audit path to its root.
+fn check_receipt(receipt: &Receipt, key: &LogVerifyingKey) -> Result<(), Error> {
+    receipt.verify_signature(key).map_err(|e| Error::Invalid(format!("receipt signature: {e}")))?;
+    let proof = &receipt.body.inclusion_proof;
+    proof.verify().map_err(|e| Error::Invalid(format!("receipt audit path: {e}")))?;
+    if proof.leaf_index >= proof.tree_size {
+        return Err(Error::Invalid("leaf index outside the tree".into()));
+    }
+    Ok(())
+}
+
+/// Ties the receipt's root to a signed head (whose signature the caller verified): the same
+/// size and root, or a consistency proof from the receipt's tree to the head's.
+fn tie_to_head(receipt: &Receipt, head: &SthBody, proof: &[tlog::Hash]) -> Result<&'static str, Error> {
+    let inclusion = &receipt.body.inclusion_proof;
+    let root = wire::parse_hash_hex(&inclusion.root).map_err(|e| Error::Invalid(format!("receipt root: {e}")))?;
+    let head_root = head.root().map_err(|e| Error::Invalid(format!("signed head root: {e}")))?;
+    let not_in_history =
+        |detail: String| Error::Invalid(format!("the receipt's root is not in the log's signed history: {detail}"));
+    if head.tree_size < inclusion.tree_size {
+        return Err(not_in_history(format!(
+            "the signed head (size {}) is older than the receipt's tree (size {})",
+            head.tree_size, inclusion.tree_size
+        )));
+    }
+    if head.tree_size == inclusion.tree_size {
+        return if root == head_root {
+            Ok("equal")
+        } else {
+            Err(not_in_history(format!("tree size {} was signed with another root", head.tree_size)))
+        };
+    }
+    tlog::verify_consistency::<tlog::Sha3_256>(inclusion.tree_size, head.tree_size, proof, &root, &head_root)
+        .map_err(|e| not_in_history(format!("consistency from {} to {}: {e}", inclusion.tree_size, head.tree_size)))?;
+    Ok("consistency")
+}
+
+/// Builds the bundle of a receipt just received, checking all of it on the way: the log key
+/// against the pin, the receipt, the newest signed head, and the consistency proof.
+///
+/// # Errors
+/// Pin, signature, proof and transport errors.
+pub fn bundle_receipt(receipt: &Receipt, log: &Relay, store: &Store) -> Result<ReceiptBundle, Error> {
+    let mut pins = Pins::load(store)?;
+    let key = fetch_key(log)?;
+    pins.check(log.base(), &key, None)?;
+    pins.save()?;
+    check_receipt(receipt, &key)?;
+    let sth = fetch_sth(log)?;
+    verify_sth(&sth, &key)?;
+    let size = receipt.body.inclusion_proof.tree_size;
+    let proof = if sth.body.tree_size > size { consistency_proof(log, size, sth.body.tree_size)? } else { Vec::new() };
+    tie_to_head(receipt, &sth.body, &proof)?;
+    Ok(ReceiptBundle {
+        format: BUNDLE_FORMAT.into(),
+        log: log.base().to_owned(),
+        log_public_key: wire::b64(key.to_bytes()),
+        log_pk_hash: hex::encode(key.pk_hash()),
+        receipt: receipt.clone(),
+        sth,
+        consistency: proof.iter().map(hex::encode).collect(),
+    })
+}
+
+/// `receipt --verify BUNDLE`, with no network: the bundle's key must be the key pinned for its
+/// log in the store, or the one `expected_pk_hash` names; then the receipt's signature and
+/// audit path, the signed head's signature, and the receipt's root tied to that head.
+///
+/// # Errors
+/// [`Error::Usage`] when the key is neither pinned nor named; [`Error::KeyChanged`] when it is
+/// not the pinned or named key; [`Error::Invalid`] for any failed check.
+pub fn verify_bundle(
+    bundle: &ReceiptBundle,
+    store: &Store,
+    expected_pk_hash: Option<&str>,
+) -> Result<ReceiptReport, Error> {
+    let key = key_from_b64(&bundle.log_public_key, Some(&bundle.log_pk_hash))?;
+    let actual = hex::encode(key.pk_hash());
+    let pinned = Pins::load(store)?.pinned(&bundle.log);
+    let pin = match (expected_pk_hash.map(str::trim), pinned) {
+        (Some(want), _) if !want.eq_ignore_ascii_case(&actual) => {
+            return Err(Error::KeyChanged(format!("the bundle's log key is {actual}, --pubkey-hash says {want}")));
+        }
+        (Some(_), _) => Pin::Matched,
+        (None, Some(p)) if p == actual => Pin::Matched,
+        (None, Some(p)) => {
+            return Err(Error::KeyChanged(format!(
+                "the bundle's log key is {actual}, but {p} is pinned for {}",
+                bundle.log
+            )));
+        }
+        (None, None) => {
+            return Err(Error::Usage(format!(
+                "no key is pinned for {} here: pass --pubkey-hash with the log's key hash, confirmed out of band \
+                 (the bundle names {actual})",
+                bundle.log
+            )));
+        }
+    };
+    check_receipt(&bundle.receipt, &key)?;
+    verify_sth(&bundle.sth, &key)?;
+    let proof = bundle
+        .consistency
+        .iter()
+        .map(|h| wire::parse_hash_hex(h).map_err(|e| Error::Invalid(format!("consistency proof node: {e}"))))
+        .collect::<Result<Vec<_>, _>>()?;
+    let tied_by = tie_to_head(&bundle.receipt, &bundle.sth.body, &proof)?;
+    Ok(report_of(&bundle.receipt, actual, pin, bundle.sth.body.tree_size, tied_by, true))
+}
+
+fn report_of(
+    receipt: &Receipt,
+    pk_hash: String,
+    pin: Pin,
+    signed_head_size: u64,
+    tied_by: &'static str,
+    offline: bool,
+) -> ReceiptReport {
+    let proof = &receipt.body.inclusion_proof;
+    ReceiptReport {
+        valid: true,
+        offline,
+        blob_hash: receipt.body.blob_hash.clone(),
+        burn_confirmed: receipt.body.burn_confirmed,
+        tree_size: proof.tree_size,
+        root: proof.root.clone(),
+        pk_hash,
+        pin,
+        signed_head_size,
+        tied_by,
+    }
+}
+
+/// `receipt --verify` of a bare receipt (no bundle): the key, the newest signed head and the
+/// consistency proof come from the log; every check is still made here.
+///
+/// # Errors
+/// As [`verify_bundle`], plus transport errors.
+pub fn verify_receipt_with_log(
     receipt: &Receipt,
     log: &Relay,
     store: &Store,
@@ -375,46 +565,31 @@ pub fn verify_receipt_offline(
     let key = fetch_key(log)?;
     let pin = pins.check(log.base(), &key, expected_pk_hash)?;
     pins.save()?;
-    receipt.verify_signature(&key).map_err(|e| Error::Invalid(format!("receipt signature: {e}")))?;
-    let proof = &receipt.body.inclusion_proof;
-    proof.verify().map_err(|e| Error::Invalid(format!("receipt audit path: {e}")))?;
-    if proof.leaf_index >= proof.tree_size {
-        return Err(Error::Invalid("leaf index outside the tree".into()));
-    }
+    check_receipt(receipt, &key)?;
     let newest = fetch_sth(log)?;
     verify_sth(&newest, &key)?;
-    let body = SthBody {
-        relay_id: newest.body.relay_id.clone(),
-        sha3_root: proof.root.clone(),
-        timestamp: 0,
-        tree_size: proof.tree_size,
-        version: wire::STH_VERSION,
-    };
-    let tied_by = match check_consistency(log, &body, &newest.body) {
-        Ok(Consistency::Same) => "equal",
-        Ok(_) => "consistency",
-        Err(Error::Fork(detail)) => {
-            return Err(Error::Invalid(format!("the receipt's root is not in the log's signed history: {detail}")));
-        }
-        Err(e) => return Err(e),
-    };
-    Ok(ReceiptReport {
-        valid: true,
-        blob_hash: receipt.body.blob_hash.clone(),
-        burn_confirmed: receipt.body.burn_confirmed,
-        tree_size: proof.tree_size,
-        root: proof.root.clone(),
-        pk_hash: hex::encode(key.pk_hash()),
-        pin,
-        signed_head_size: newest.body.tree_size,
-        tied_by,
-    })
+    let size = receipt.body.inclusion_proof.tree_size;
+    let proof =
+        if newest.body.tree_size > size { consistency_proof(log, size, newest.body.tree_size)? } else { Vec::new() };
+    let tied_by = tie_to_head(receipt, &newest.body, &proof)?;
+    Ok(report_of(receipt, hex::encode(key.pk_hash()), pin, newest.body.tree_size, tied_by, false))
 }
 
 /// Where a receipt of blob `hash` is kept after `receive`.
 #[must_use]
 pub fn receipt_path(hash: &str) -> String {
     format!("receipts/{hash}.json")
+}
+
+/// Whether a peer's history was fully checked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PeerStatus {
+    /// Every mirrored head's signature and every consistency proof between them verified.
+    Valid,
+    /// The signatures verified and nothing was found wrong, but the peer's own log could not
+    /// be reached for (some) consistency proofs: its history is not checked.
+    Unchecked,
 }
 
 /// What `verify-peers` found about one peer.
@@ -426,22 +601,31 @@ pub struct PeerReport {
     pub relay_pk_hash: String,
     /// How its key compared with the pin.
     pub pin: Pin,
+    /// Valid, or unchecked (its log unreachable).
+    pub status: PeerStatus,
     /// Mirrored heads whose signatures verified.
     pub sths_verified: usize,
     /// Successive pairs checked with the peer's consistency proof.
     pub consistency_verified: usize,
     /// Successive pairs of equal size and root.
     pub same: usize,
+    /// Successive pairs whose consistency proof could not be fetched from the peer's log.
+    pub consistency_unchecked: usize,
+    /// Why they could not be fetched (the first failure).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub unchecked_reason: Option<String>,
     /// The origin asked for consistency proofs.
     pub log_url: String,
 }
 
 /// `verify-peers`: for every peer the log mirrors, the key pin (per relay id), every mirrored
 /// head's signature, and consistency between successive heads — proved by the peer's own
-/// log at `peer_urls[relay_id]` (default `https://RELAY_ID`).
+/// log at `peer_urls[relay_id]` (default `https://RELAY_ID`). A peer whose log cannot be reached
+/// (or answers an error) is reported [`PeerStatus::Unchecked`], not invalid: every check that
+/// needs no proof (signatures, a shrink, two roots for one size) is still made.
 ///
 /// # Errors
-/// The first failure, by precedence: transport, key change, invalid signature, fork.
+/// This log unreachable; the first failure, by precedence: key change, invalid signature, fork.
 pub fn verify_peers(
     log: &Relay,
     store: &Store,
@@ -473,24 +657,30 @@ pub fn verify_peers(
         let peer_log = Relay::new(&url, None)?;
         let mut ordered = sths.clone();
         ordered.sort_by_key(|s| (s.body.timestamp, s.body.tree_size));
-        let (mut verified, mut same) = (0, 0);
+        let (mut verified, mut same, mut unchecked, mut reason) = (0, 0, 0, None);
         for pair in ordered.windows(2) {
-            match check_consistency(&peer_log, &pair[0].body, &pair[1].body).map_err(|e| match e {
-                Error::Fork(d) => Error::Fork(format!("peer {relay_id}: {d}")),
-                other => other,
-            })? {
-                Consistency::Verified => verified += 1,
-                Consistency::Same => same += 1,
-                Consistency::FromEmpty => {}
+            match check_consistency(&peer_log, &pair[0].body, &pair[1].body) {
+                Ok(Consistency::Verified) => verified += 1,
+                Ok(Consistency::Same) => same += 1,
+                Ok(Consistency::FromEmpty) => {}
+                Err(Error::Fork(d)) => return Err(Error::Fork(format!("peer {relay_id}: {d}"))),
+                Err(e @ (Error::Transport(_) | Error::Status { .. })) => {
+                    unchecked += 1;
+                    reason.get_or_insert_with(|| e.to_string());
+                }
+                Err(other) => return Err(other),
             }
         }
         reports.push(PeerReport {
             relay_id,
             relay_pk_hash: pk_hash,
             pin,
+            status: if unchecked == 0 { PeerStatus::Valid } else { PeerStatus::Unchecked },
             sths_verified: sths.len(),
             consistency_verified: verified,
             same,
+            consistency_unchecked: unchecked,
+            unchecked_reason: reason,
             log_url: url,
         });
     }
@@ -592,12 +782,35 @@ impl Monitor {
         Ok(Self { dir: dir.to_owned(), roots, last })
     }
 
+    /// Keeps a head that contradicts the archive as evidence, next to it.
+    fn evidence(&self, sth: &SignedSth) -> Result<PathBuf, Error> {
+        let path = self.dir.join(format!("fork-{}-{}.json", sth.body.tree_size, sth.body.timestamp));
+        let bytes = serde_json::to_vec_pretty(sth).map_err(|e| Error::Io(e.to_string()))?;
+        store::write_private(&path, &bytes)?;
+        Ok(path)
+    }
+
+    /// Checks `new` against `old` with the log's proof; a fork keeps `new` as evidence.
+    fn consistent(
+        &self,
+        relay: &Relay,
+        old: &SignedSth,
+        new: &SignedSth,
+        evidence: &SignedSth,
+    ) -> Result<Consistency, Error> {
+        match check_consistency(relay, &old.body, &new.body) {
+            Err(Error::Fork(detail)) => {
+                let path = self.evidence(evidence)?;
+                Err(Error::Fork(format!("{detail} (evidence: {})", path.display())))
+            }
+            other => other,
+        }
+    }
+
     fn archive(&mut self, sth: &SignedSth) -> Result<bool, Error> {
         if let Some(root) = self.roots.get(&sth.body.tree_size) {
             if *root != sth.body.sha3_root {
-                let evidence = self.dir.join(format!("fork-{}-{}.json", sth.body.tree_size, sth.body.timestamp));
-                let bytes = serde_json::to_vec_pretty(sth).map_err(|e| Error::Io(e.to_string()))?;
-                store::write_private(&evidence, &bytes)?;
+                let evidence = self.evidence(sth)?;
                 return Err(Error::Fork(format!(
                     "tree size {} was signed with root {root} and now with {} (evidence: {})",
                     sth.body.tree_size,
@@ -615,8 +828,13 @@ impl Monitor {
     }
 
     /// One poll: the key against the pin, the newest head's signature, consistency with the
-    /// previous newest head, every RSS item's signature and root against the archive; every
-    /// new head is archived.
+    /// previous newest head, every RSS item's signature, and each new item's consistency with
+    /// the newest head (same-size items against the archive); every new head is archived,
+    /// only after it was checked. A fork keeps the contradicting head as `fork-*.json`.
+    ///
+    /// The log announces no key rotation (no next-key field in its heads or `/v2/pubkey`), so
+    /// any new key is [`Error::KeyChanged`] until `expected_pk_hash` (confirmed out of band)
+    /// names it; the tree signed by the new key must still extend the archived one.
     ///
     /// # Errors
     /// [`Error::KeyChanged`], [`Error::Fork`], [`Error::Invalid`], transport errors.
@@ -629,7 +847,7 @@ impl Monitor {
         verify_sth(&sth, &key)?;
         let consistency = match &self.last {
             Some(last) if last.body.tree_size > sth.body.tree_size || last.body.timestamp <= sth.body.timestamp => {
-                Some(check_consistency(relay, &last.body, &sth.body)?)
+                Some(self.consistent(relay, last, &sth, &sth)?)
             }
             _ => None,
         };
@@ -637,6 +855,13 @@ impl Monitor {
         let feed = parse_feed(&relay.get_text("/ct/feed.xml")?)?;
         for item in &feed {
             verify_sth(item, &key).map_err(|e| Error::Invalid(format!("RSS feed: {e}")))?;
+            if !self.roots.contains_key(&item.body.tree_size) {
+                let (old, new) = if item.body.tree_size <= sth.body.tree_size { (item, &sth) } else { (&sth, item) };
+                self.consistent(relay, old, new, item).map_err(|e| match e {
+                    Error::Fork(d) => Error::Fork(format!("RSS feed item of tree size {}: {d}", item.body.tree_size)),
+                    other => other,
+                })?;
+            }
             archived += usize::from(self.archive(item)?);
         }
         self.last = Some(sth.clone());
@@ -653,4 +878,95 @@ impl Monitor {
 
 fn now_ms() -> u64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)] // tests: a panic is the failure report
+    use std::collections::HashMap;
+
+    use tlog::{CompactRange, NodeId, Sha3_256, TreeHasher};
+    use wire::{InclusionProof, ReceiptBody};
+
+    use super::*;
+
+    /// A log of 12 leaves; a receipt for leaf 3 in the tree of size 5; a signed head of size 9.
+    fn bundle(key: &crypto::LogSigningKey) -> ReceiptBundle {
+        let mut nodes = HashMap::new();
+        let mut range = CompactRange::<Sha3_256>::new();
+        let mut roots = vec![[0u8; 32]];
+        for i in 0..12u8 {
+            range.append(Sha3_256::hash_leaf(&[i]), |id, h| {
+                nodes.insert(id, *h);
+            });
+            roots.push(range.root());
+        }
+        let rehash = |ids: tlog::ProofNodes| {
+            let hashes: Vec<_> = ids.ids().iter().map(|id| nodes[id]).collect();
+            ids.rehash::<Sha3_256>(&hashes).unwrap()
+        };
+        let path = rehash(tlog::inclusion_nodes(3, 5).unwrap());
+        let receipt = ReceiptBody {
+            blob_hash: "ab".repeat(32),
+            sector: "relay".into(),
+            retrieved_at: wire::iso8601_ms(1000),
+            relay_id: "fake.log".into(),
+            tree_size_at_retrieval: 5,
+            inclusion_proof: InclusionProof {
+                leaf_hash: hex::encode(nodes[&NodeId { level: 0, index: 3 }]),
+                leaf_index: 3,
+                tree_size: 5,
+                audit_path: wire::audit_path(3, 5, &path),
+                root: hex::encode(roots[5]),
+            },
+            burn_confirmed: true,
+        }
+        .sign(key);
+        let sth = SthBody::new("fake.log", &roots[9], 9, 2000).sign(key);
+        let vk = key.verifying_key();
+        ReceiptBundle {
+            format: BUNDLE_FORMAT.into(),
+            log: "http://127.0.0.1:9".into(),
+            log_public_key: wire::b64(vk.to_bytes()),
+            log_pk_hash: hex::encode(vk.pk_hash()),
+            receipt,
+            sth,
+            consistency: rehash(tlog::consistency_nodes(5, 9).unwrap()).iter().map(hex::encode).collect(),
+        }
+    }
+
+    #[test]
+    fn a_bundle_verifies_offline_only_when_every_part_holds() {
+        let key = <crypto::LogSigningKey as crypto::KeyFile>::generate().unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::at(dir.path().to_owned());
+        let good = bundle(&key);
+        let pk = good.log_pk_hash.clone();
+        let report = verify_bundle(&good, &store, Some(&pk)).unwrap();
+        assert_eq!((report.tied_by, report.signed_head_size, report.offline), ("consistency", 9, true));
+        assert!(matches!(verify_bundle(&good, &store, None), Err(Error::Usage(_))), "nothing pinned, nothing named");
+
+        let check = |edit: &dyn Fn(&mut ReceiptBundle)| {
+            let mut b = bundle(&key);
+            edit(&mut b);
+            verify_bundle(&b, &store, Some(&pk))
+        };
+        let invalid = |r: Result<ReceiptReport, Error>| matches!(r, Err(Error::Invalid(_)));
+        assert!(invalid(check(&|b| b.consistency[0] = "00".repeat(32))), "a forged consistency proof");
+        assert!(invalid(check(&|b| drop(b.consistency.pop()))), "a short consistency proof");
+        assert!(invalid(check(&|b| b.sth.body.timestamp += 1)), "a signed head whose signature fails");
+        assert!(invalid(check(&|b| b.receipt.body.burn_confirmed = false)), "a receipt whose signature fails");
+        // A validly signed head that is older than the receipt's tree, or of its size with
+        // another root: the receipt's root is not in the signed history.
+        let older = SthBody::new("fake.log", &[7; 32], 4, 2000).sign(&key);
+        assert!(invalid(check(&|b| b.sth = older.clone())));
+        let other_root = SthBody::new("fake.log", &[7; 32], 5, 2000).sign(&key);
+        assert!(invalid(check(&|b| {
+            b.sth = other_root.clone();
+            b.consistency.clear();
+        })));
+        // Signed by a stranger throughout: the key is not the named one.
+        let stranger = <crypto::LogSigningKey as crypto::KeyFile>::generate().unwrap();
+        assert!(matches!(verify_bundle(&bundle(&stranger), &store, Some(&pk)), Err(Error::KeyChanged(_))));
+    }
 }

@@ -26,6 +26,8 @@ Exit codes:
   3  unavailable: the relay or log could not be reached or answered an error; a file failed
   4  key changed: the log's signing key is not the pinned key (see --pubkey-hash)
   5  fork: two signed tree heads of one log are inconsistent
+  6  unchecked: nothing checked was invalid, but a peer's own log could not be reached, so its
+     history is not checked (verify-peers)
 
 Credentials: --relay/--api-key, else PARAMANT_RELAY/PARAMANT_API_KEY, else the dev.json named by
 --dev or PARAMANT_DEV (what `paramant up` writes). Keys, pins and receipts are kept in
@@ -181,19 +183,20 @@ struct VerifyPeersArgs {
 #[derive(Args, Debug)]
 #[command(group(clap::ArgGroup::new("what").required(true).args(["verify", "hash"])))]
 struct ReceiptArgs {
-    /// Verify a receipt: a file (JSON or base64url) or the base64url text itself
+    /// Verify a receipt: a file or the base64url text itself. A bundle (what --save writes) is
+    /// checked with no network at all; a bare receipt takes the key and a signed head from --relay
     #[arg(long, value_name = "FILE|BASE64")]
     verify: Option<String>,
-    /// Ask the relay (POST /v2/verify-receipt) instead of checking here
+    /// Ask the relay (POST /v2/verify-receipt; default: the bundle's log) instead of checking here
     #[arg(long, requires = "verify")]
     online: bool,
-    /// The log key's SHA3-256 you expect (offline check)
+    /// The log key's SHA3-256 you expect (needed offline when no key is pinned for the log here)
     #[arg(long, value_name = "HEX", requires = "verify")]
     pubkey_hash: Option<String>,
     /// Show the receipt kept when this blob was received
     #[arg(long, value_name = "HASH")]
     hash: Option<String>,
-    /// With --hash: write the receipt to FILE
+    /// With --hash: write the receipt bundle (receipt, log key, signed head, consistency proof) to FILE
     #[arg(long, value_name = "FILE", requires = "hash")]
     save: Option<PathBuf>,
 }
@@ -206,13 +209,15 @@ struct MonitorArgs {
     /// Seconds between polls
     #[arg(long, default_value_t = 60)]
     interval: u64,
-    /// Stop after this many polls (default: run until a failure)
+    /// Stop after this many polls (default: run until a fork, key change or invalid head; an
+    /// unreachable log is reported and polled again, and makes the final exit code 3)
     #[arg(long, value_name = "N")]
     count: Option<u64>,
     /// Poll once and exit (same as --count 1)
     #[arg(long, conflicts_with = "count")]
     once: bool,
-    /// The log key's SHA3-256 you expect
+    /// The log key's SHA3-256 you expect. The log announces no key rotation, so a new key is an
+    /// alert (exit 4) until you confirm it out of band and name it here
     #[arg(long, value_name = "HEX")]
     pubkey_hash: Option<String>,
 }
@@ -262,6 +267,7 @@ pub fn command(services: &[(&'static str, &'static str)]) -> clap::Command {
 /// pass-through subcommands the caller handles itself (only listed here).
 #[must_use]
 pub fn main_as(forced: Option<&'static str>, services: &[(&'static str, &'static str)]) -> ExitCode {
+    die_quietly_on_closed_stdout();
     let forced = forced.or_else(alias_of_argv0);
     let mut args: Vec<OsString> = std::env::args_os().collect();
     let mut cmd = command(services);
@@ -305,6 +311,19 @@ pub fn main_as(forced: Option<&'static str>, services: &[(&'static str, &'static
             ExitCode::from(e.exit_code())
         }
     }
+}
+
+/// Makes a write to a closed pipe (`paramant … | head -1`) end the process silently, as it does
+/// for every Unix filter, instead of `println!` panicking on EPIPE. Rust ignores SIGPIPE by
+/// default; a command-line run restores the default action. Not for the long-running services:
+/// they must survive a closed stdout (the journal restarting), so only short-lived commands and
+/// this CLI call it. Sockets are unaffected: std and tokio send with MSG_NOSIGNAL.
+#[allow(unsafe_code)]
+pub fn die_quietly_on_closed_stdout() {
+    use nix::sys::signal::{SigHandler, Signal, signal};
+    // SAFETY: SIG_DFL installs no Rust handler, so no code runs in signal context; this runs at
+    // the start of `main`, before any thread that could race on the disposition is started.
+    let _ = unsafe { signal(Signal::SIGPIPE, SigHandler::SigDfl) };
 }
 
 struct Ctx {
@@ -359,13 +378,30 @@ impl Progress for Bar {
     }
 }
 
-fn read_input(path: &Path) -> Result<Vec<u8>, Error> {
+/// Opens what `send` or `drop` uploads, refusing it before reading when it is larger than
+/// `max` bytes (one blob). A file is then read straight into the blob; standard input, whose
+/// size is unknown, is read (at most `max` + 1 bytes) into memory first.
+fn open_input(path: &Path, max: usize, block: usize) -> Result<(Box<dyn Read>, usize), Error> {
+    let too_large = |what: String, size: u64| Error::InputTooLarge { what, size, max, block };
     if path == Path::new("-") {
         let mut out = Vec::new();
-        std::io::stdin().read_to_end(&mut out).map_err(|e| Error::Io(format!("standard input: {e}")))?;
-        return Ok(out);
+        std::io::stdin()
+            .take(max as u64 + 1)
+            .read_to_end(&mut out)
+            .map_err(|e| Error::Io(format!("standard input: {e}")))?;
+        if out.len() > max {
+            return Err(too_large("standard input".into(), out.len() as u64));
+        }
+        let len = out.len();
+        return Ok((Box::new(std::io::Cursor::new(out)), len));
     }
-    std::fs::read(path).map_err(|e| Error::Io(format!("{}: {e}", path.display())))
+    let file = std::fs::File::open(path).map_err(|e| Error::Io(format!("{}: {e}", path.display())))?;
+    let size = file.metadata().map_err(|e| Error::Io(format!("{}: {e}", path.display())))?.len();
+    if size > max as u64 {
+        return Err(too_large(path.display().to_string(), size));
+    }
+    // Invariant: size <= max, a usize.
+    Ok((Box::new(file), size as usize))
 }
 
 fn write_output(path: Option<&Path>, data: &[u8]) -> Result<(), Error> {
@@ -438,28 +474,33 @@ fn run(cli: Cli, services: &[(&'static str, &'static str)]) -> Result<u8, Error>
             let relay = ctx.relay(false)?;
             let urls: BTreeMap<String, String> = a.peers.into_iter().collect();
             let reports = audit::verify_peers(&relay, &Store::from_env()?, &urls)?;
+            let unchecked: Vec<&str> = reports
+                .iter()
+                .filter(|r| r.status == audit::PeerStatus::Unchecked)
+                .map(|r| r.relay_id.as_str())
+                .collect();
             let text = if reports.is_empty() {
                 "no peers mirrored by this log".to_owned()
             } else {
-                reports
-                    .iter()
-                    .map(|r| {
-                        format!(
-                            "valid: {} ({}): {} heads signed, {} consistency proofs verified, {} repeats",
-                            r.relay_id, r.relay_pk_hash, r.sths_verified, r.consistency_verified, r.same
-                        )
-                    })
-                    .collect::<Vec<_>>()
-                    .join("\n")
+                reports.iter().map(peer_line).collect::<Vec<_>>().join("\n")
             };
-            print(json, &json!({ "ok": true, "valid": true, "peers": reports }), &text);
-            Ok(exit::OK)
+            let all_valid = unchecked.is_empty();
+            let code = if all_valid { exit::OK } else { exit::UNCHECKED };
+            let mut doc = json!({ "ok": all_valid, "valid": all_valid, "unchecked": unchecked, "peers": reports, "exit_code": code });
+            if !all_valid {
+                doc["error"] = json!("unchecked");
+            }
+            print(json, &doc, &text);
+            Ok(code)
         }
         Command::Receipt(a) => receipt(&ctx, a),
         Command::Monitor(a) => monitor(&ctx, a),
         Command::Completions { shell } => {
+            // Into a buffer: clap_complete panics when its writer fails.
             let mut cmd = command(services);
-            clap_complete::generate(shell, &mut cmd, "paramant", &mut std::io::stdout());
+            let mut script = Vec::new();
+            clap_complete::generate(shell, &mut cmd, "paramant", &mut script);
+            write_output(None, &script)?;
             Ok(exit::OK)
         }
         Command::Man { dir } => {
@@ -469,6 +510,24 @@ fn run(cli: Cli, services: &[(&'static str, &'static str)]) -> Result<u8, Error>
             print(json, &json!({ "ok": true, "dir": dir }), &format!("man pages written to {}", dir.display()));
             Ok(exit::OK)
         }
+    }
+}
+
+fn peer_line(r: &audit::PeerReport) -> String {
+    let checked = format!(
+        "{} ({}): {} heads signed, {} consistency proofs verified, {} repeats",
+        r.relay_id, r.relay_pk_hash, r.sths_verified, r.consistency_verified, r.same
+    );
+    match r.status {
+        audit::PeerStatus::Valid => format!("valid: {checked}"),
+        audit::PeerStatus::Unchecked => format!(
+            "UNCHECKED: {checked}; {} consistency proofs could not be fetched from {} ({}): its history is not \
+             verified (pass --peer {}=URL if its log answers elsewhere)",
+            r.consistency_unchecked,
+            r.log_url,
+            r.unchecked_reason.as_deref().unwrap_or("unreachable"),
+            r.relay_id
+        ),
     }
 }
 
@@ -484,26 +543,26 @@ fn send(ctx: &Ctx, a: SendArgs) -> Result<u8, Error> {
     let store = Store::from_env()?;
     let device = &ctx.global.device;
     let to = a.to.clone().unwrap_or_else(|| device.clone());
-    let data = read_input(&a.file)?;
+    let (mut input, len) = open_input(&a.file, v1::max_plaintext(a.pad_block, !a.anonymous), a.pad_block)?;
     register(&relay, &store, device)?;
     let (keys, _) = store.device_keys(device)?;
     let (receiver_key, fingerprint) = relay.device_key(&to)?;
     let tofu = check_known_device(&store, relay.base(), &to, &fingerprint, a.trust_new_key)?;
     let sender = if a.anonymous { None } else { Some(&keys) };
-    let blob = v1::seal(&data, &receiver_key, sender, a.pad_block, a.secret.as_deref())?;
+    let blob = v1::seal_from(&mut input, len, &receiver_key, sender, a.pad_block, a.secret.as_deref())?;
+    drop(input);
     let hash = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&blob));
-    let body = json!({
+    let fields = json!({
         "hash": hash,
-        "payload": base64::engine::general_purpose::STANDARD.encode(&blob),
         "ttl_ms": a.ttl.saturating_mul(1000),
         "max_views": a.max_views,
         "meta": { "device_id": device },
     });
-    let answer = relay.inbound(&body, ctx.progress("upload").as_ref())?;
+    let answer = relay.inbound(&fields, &blob, ctx.progress("upload").as_ref())?;
     let proof = answer.get("merkle_proof").cloned().unwrap_or(Value::Null);
     let logged = if proof.is_null() { None } else { Some(audit::verify_upload_proof(&relay, &store, &proof)?) };
     let doc = json!({
-        "ok": true, "hash": hash, "to": to, "bytes": data.len(), "padded_bytes": blob.len(),
+        "ok": true, "hash": hash, "to": to, "bytes": len, "padded_bytes": blob.len(),
         "receiver_fingerprint": fingerprint, "receiver_key": tofu, "signed": !a.anonymous,
         "log_proof": logged, "merkle_proof": proof,
     });
@@ -514,8 +573,7 @@ fn send(ctx: &Ctx, a: SendArgs) -> Result<u8, Error> {
         )
     });
     let text = format!(
-        "sent {} bytes to {to} (fingerprint {fingerprint}{})\nhash {hash}\n{logged_text}",
-        data.len(),
+        "sent {len} bytes to {to} (fingerprint {fingerprint}{})\nhash {hash}\n{logged_text}",
         if tofu == "first_use" { ", new device: verify it out of band" } else { "" },
     );
     print(ctx.global.json, &doc, &text);
@@ -554,34 +612,49 @@ fn receive(ctx: &Ctx, a: ReceiveArgs) -> Result<u8, Error> {
     let hash = crate::relay::hex_hash(&a.hash)?;
     let (keys, _) = store.device_keys(&ctx.global.device)?;
     let download = relay.outbound(&hash, ctx.progress("download").as_ref())?;
-    let (data, sender) = v1::open(&download.bytes, &keys, a.secret.as_deref())?;
+    let (burned, header_receipt) = (download.burned, download.receipt);
+    let (data, sender) = v1::open_owned(download.bytes, &keys, a.secret.as_deref())?;
     // The receipt in the download's headers was signed before the body was sent, so it cannot
     // confirm the burn; after a burning download the relay keeps one signed after the burn.
-    let confirmed = match download.burned {
+    let confirmed = match burned {
         Some(true) => confirmed_burn_receipt(&relay, &hash)?,
         _ => None,
-    };
-    let receipt = match confirmed.as_ref().or(download.receipt.as_ref()) {
-        Some(header) => {
-            let parsed = audit::parse_receipt(header)?;
-            let doc = serde_json::to_value(&parsed).unwrap_or(Value::Null);
-            let path = store.write_json(&audit::receipt_path(&hash), &doc)?;
-            Some((doc, path))
-        }
-        None => None,
     };
     if let Some(out) = &a.output {
         write_output(Some(out), &data)?;
     } else if !ctx.global.json {
         write_output(None, &data)?;
     }
+    // The receipt is checked now (key pin, signature, audit path, tied to a signed head) and
+    // kept as a bundle that `receipt --verify` checks later without the network.
+    let mut receipt_check = Value::Null;
+    let receipt = match confirmed.as_ref().or(header_receipt.as_ref()) {
+        Some(header) => {
+            let parsed = audit::parse_receipt(header)?;
+            let kept = match audit::bundle_receipt(&parsed, &relay, &store) {
+                Ok(bundle) => {
+                    receipt_check = json!("verified");
+                    serde_json::to_value(&bundle).unwrap_or(Value::Null)
+                }
+                Err(e @ (Error::Transport(_) | Error::Status { .. })) => {
+                    receipt_check = json!(format!("not verified, kept without its signed head: {e}"));
+                    serde_json::to_value(&parsed).unwrap_or(Value::Null)
+                }
+                Err(e) => return Err(e),
+            };
+            let path = store.write_json(&audit::receipt_path(&hash), &kept)?;
+            Some((serde_json::to_value(&parsed).unwrap_or(Value::Null), path))
+        }
+        None => None,
+    };
     let sender_doc = match &sender {
         v1::Sender::Anonymous => json!({ "anonymous": true }),
         v1::Sender::Signed { key_hash } => json!({ "anonymous": false, "signature_valid": true, "key_hash": key_hash }),
     };
     let mut doc = json!({
-        "ok": true, "hash": hash, "bytes": data.len(), "sender": sender_doc, "burned": download.burned,
+        "ok": true, "hash": hash, "bytes": data.len(), "sender": sender_doc, "burned": burned,
         "receipt": receipt.as_ref().map(|r| r.0.clone()), "receipt_file": receipt.as_ref().map(|r| r.1.clone()),
+        "receipt_check": receipt_check,
     });
     if a.output.is_none() {
         doc["data_base64"] = json!(base64::engine::general_purpose::STANDARD.encode(&data[..]));
@@ -615,17 +688,16 @@ fn confirmed_burn_receipt(relay: &crate::relay::Relay, hash: &str) -> Result<Opt
 
 fn drop_cmd(ctx: &Ctx, a: DropArgs) -> Result<u8, Error> {
     let relay = ctx.relay(true)?;
-    let data = read_input(&a.file)?;
-    let (phrase, keys, packet) = drop::seal(&data, a.pad_block)?;
-    let body = json!({
+    let (mut input, len) = open_input(&a.file, a.pad_block.saturating_sub(drop::OVERHEAD), a.pad_block)?;
+    let (phrase, keys, packet) = drop::seal_from(&mut input, len, a.pad_block)?;
+    let fields = json!({
         "hash": keys.lookup_hash,
-        "payload": base64::engine::general_purpose::STANDARD.encode(&packet),
         "ttl_ms": a.ttl.saturating_mul(1000),
         "max_views": 1,
         "meta": { "drop": true },
     });
-    relay.inbound(&body, ctx.progress("upload").as_ref())?;
-    let doc = json!({ "ok": true, "mnemonic": phrase.as_str(), "hash": keys.lookup_hash, "bytes": data.len() });
+    relay.inbound(&fields, &packet, ctx.progress("upload").as_ref())?;
+    let doc = json!({ "ok": true, "mnemonic": phrase.as_str(), "hash": keys.lookup_hash, "bytes": len });
     print(ctx.global.json, &doc, &format!("Mnemonic: {}", phrase.as_str()));
     Ok(exit::OK)
 }
@@ -634,7 +706,7 @@ fn pickup(ctx: &Ctx, a: PickupArgs) -> Result<u8, Error> {
     let relay = ctx.relay(true)?;
     let keys = drop::keys_of(&a.mnemonic)?;
     let download = relay.outbound(&keys.lookup_hash, ctx.progress("download").as_ref())?;
-    let data = drop::open(&keys, &download.bytes)?;
+    let data = drop::open_owned(&keys, download.bytes)?;
     if a.output.is_some() || !ctx.global.json {
         write_output(a.output.as_deref(), &data)?;
     }
@@ -670,10 +742,15 @@ fn receipt(ctx: &Ctx, a: ReceiptArgs) -> Result<u8, Error> {
         Err(_) if !Path::new(&input).exists() => input.clone(),
         Err(e) => return Err(Error::Io(format!("{input}: {e}"))),
     };
-    let parsed = audit::parse_receipt(&text)?;
-    let relay = ctx.relay(false)?;
+    let input = audit::parse_receipt_input(&text)?;
     if a.online {
-        let answer = relay.post_json("/v2/verify-receipt", &json!({ "receipt": parsed.to_header() }), false)?;
+        let relay = match (&input, ctx.relay(false)) {
+            (_, Ok(relay)) => relay,
+            (audit::ReceiptInput::Bundle(b), Err(_)) => Relay::new(&b.log, None)?,
+            (audit::ReceiptInput::Bare(_), Err(e)) => return Err(e),
+        };
+        let header = input.receipt().to_header();
+        let answer = relay.post_json("/v2/verify-receipt", &json!({ "receipt": header }), false)?;
         let valid = answer.get("valid").and_then(Value::as_bool) == Some(true);
         let reason = answer.get("reason").and_then(Value::as_str).unwrap_or("");
         print(
@@ -683,17 +760,31 @@ fn receipt(ctx: &Ctx, a: ReceiptArgs) -> Result<u8, Error> {
         );
         return Ok(if valid { exit::OK } else { exit::INVALID });
     }
-    let report = audit::verify_receipt_offline(&parsed, &relay, &Store::from_env()?, a.pubkey_hash.as_deref())?;
+    let store = Store::from_env()?;
+    let report = match &input {
+        audit::ReceiptInput::Bundle(bundle) => audit::verify_bundle(bundle, &store, a.pubkey_hash.as_deref())?,
+        audit::ReceiptInput::Bare(receipt) => {
+            let relay = ctx.relay(false).map_err(|_| {
+                Error::Usage(
+                    "a bare receipt is checked against the log: pass --relay URL (or keep the bundle `paramant \
+                     receipt --hash H --save FILE` writes, which is checked offline)"
+                        .into(),
+                )
+            })?;
+            audit::verify_receipt_with_log(receipt, &relay, &store, a.pubkey_hash.as_deref())?
+        }
+    };
     let text = format!(
         "valid: receipt for {} (burn confirmed: {}); signature by key {}; leaf in tree {} with root {}, tied to the \
-         signed head of size {} ({})",
+         signed head of size {} ({}); {}",
         report.blob_hash,
         report.burn_confirmed,
         report.pk_hash,
         report.tree_size,
         report.root,
         report.signed_head_size,
-        report.tied_by
+        report.tied_by,
+        if report.offline { "checked offline from the bundle" } else { "key and signed head fetched from the log" }
     );
     let mut doc = serde_json::to_value(&report).unwrap_or(Value::Null);
     doc["ok"] = json!(true);
@@ -706,7 +797,7 @@ fn monitor(ctx: &Ctx, a: MonitorArgs) -> Result<u8, Error> {
     let store = Store::from_env()?;
     let mut monitor = Monitor::open(&a.archive)?;
     let count = if a.once { Some(1) } else { a.count };
-    let mut polls = 0u64;
+    let (mut polls, mut unreachable) = (0u64, 0u64);
     loop {
         match monitor.poll(&relay, &store, a.pubkey_hash.as_deref()) {
             Ok(report) => {
@@ -728,11 +819,22 @@ fn monitor(ctx: &Ctx, a: MonitorArgs) -> Result<u8, Error> {
                 }
                 return Err(e);
             }
+            // A log that cannot be reached is reported and polled again: an outage is not a
+            // fork, and the next poll checks consistency from the last head seen.
+            Err(e @ (Error::Transport(_) | Error::Status { .. })) => {
+                unreachable += 1;
+                let doc = json!({ "ok": false, "error": e.kind(), "message": e.to_string() });
+                if ctx.global.json {
+                    print(true, &doc, "");
+                } else {
+                    eprintln!("unreachable: {e} (polling on)");
+                }
+            }
             Err(e) => return Err(e),
         }
         polls += 1;
         if count.is_some_and(|n| polls >= n) {
-            return Ok(exit::OK);
+            return Ok(if unreachable > 0 { exit::UNAVAILABLE } else { exit::OK });
         }
         std::thread::sleep(std::time::Duration::from_secs(a.interval));
     }

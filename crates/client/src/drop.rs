@@ -23,30 +23,47 @@ fn derive(entropy: &[u8]) -> DropKeys {
     DropKeys { aes_key, lookup_hash: hex::encode(Sha256::digest(id.as_ref())) }
 }
 
+/// Bytes a drop packet adds to its plaintext: nonce, length, tag.
+pub const OVERHEAD: usize = NONCE_LEN + 4 + 16;
+
 /// A fresh mnemonic, its keys, and the padded packet holding `data`.
 ///
 /// # Errors
 /// The packet does not fit in `block`, or the RNG failed.
 pub fn seal(data: &[u8], block: usize) -> Result<(Zeroizing<String>, DropKeys, Vec<u8>), Error> {
+    seal_from(&mut &data[..], data.len(), block)
+}
+
+/// As [`seal`], reading exactly `len` bytes from `input` straight into the packet and encrypting
+/// them there (the packet is the only copy held). The size is checked before anything is read.
+///
+/// # Errors
+/// As [`seal`]; [`Error::Io`] when `input` ends early.
+pub fn seal_from(
+    input: &mut dyn std::io::Read,
+    len: usize,
+    block: usize,
+) -> Result<(Zeroizing<String>, DropKeys, Vec<u8>), Error> {
+    if len + OVERHEAD > block {
+        return Err(Error::TooLarge { plaintext: len, encoded: len + OVERHEAD, block });
+    }
     let entropy = pipe::random_bytes::<16>()?;
     let mnemonic = bip39::Mnemonic::from_entropy(entropy.as_ref()).map_err(|e| Error::Invalid(e.to_string()))?;
     let phrase = Zeroizing::new(mnemonic.to_string());
     let keys = derive(entropy.as_ref());
     let nonce = *pipe::random_bytes::<NONCE_LEN>()?;
-    let ciphertext = pipe::aes256gcm_seal(&keys.aes_key, &nonce, b"", data);
-    let mut packet = nonce.to_vec();
-    packet.extend_from_slice(
-        &u32::try_from(ciphertext.len())
-            .map_err(|_| Error::TooLarge { plaintext: data.len(), encoded: ciphertext.len(), block })?
-            .to_be_bytes(),
-    );
-    packet.extend_from_slice(&ciphertext);
-    if packet.len() > block {
-        return Err(Error::TooLarge { plaintext: data.len(), encoded: packet.len(), block });
-    }
+    let mut packet = Vec::with_capacity(block);
+    packet.extend_from_slice(&nonce);
+    let sealed_len = u32::try_from(len + 16).map_err(|_| Error::TooLarge { plaintext: len, encoded: len, block })?;
+    packet.extend_from_slice(&sealed_len.to_be_bytes());
     let start = packet.len();
+    packet.resize(start + len, 0);
+    input.read_exact(&mut packet[start..]).map_err(|e| Error::Io(format!("reading the data to drop: {e}")))?;
+    let tag = pipe::aes256gcm_seal_in_place(&keys.aes_key, &nonce, b"", &mut packet[start..]);
+    packet.extend_from_slice(&tag);
+    let end = packet.len();
     packet.resize(block, 0);
-    pipe::fill_random(&mut packet[start..])?;
+    pipe::fill_random(&mut packet[end..])?;
     Ok((phrase, keys, packet))
 }
 
@@ -67,12 +84,27 @@ pub fn keys_of(phrase: &str) -> Result<DropKeys, Error> {
 /// # Errors
 /// A truncated packet or a failed decryption.
 pub fn open(keys: &DropKeys, packet: &[u8]) -> Result<Zeroizing<Vec<u8>>, Error> {
-    let (nonce, rest) =
-        packet.split_first_chunk::<NONCE_LEN>().ok_or_else(|| Error::Blob("drop packet truncated".into()))?;
-    let (len, rest) = rest.split_first_chunk::<4>().ok_or_else(|| Error::Blob("drop packet truncated".into()))?;
-    let ciphertext =
-        rest.get(..u32::from_be_bytes(*len) as usize).ok_or_else(|| Error::Blob("drop packet truncated".into()))?;
-    Ok(pipe::aes256gcm_open(&keys.aes_key, nonce, b"", ciphertext)?)
+    open_owned(keys, packet.to_vec())
+}
+
+/// As [`open`], decrypting inside the downloaded buffer (never held twice).
+///
+/// # Errors
+/// A truncated packet or a failed decryption.
+pub fn open_owned(keys: &DropKeys, mut packet: Vec<u8>) -> Result<Zeroizing<Vec<u8>>, Error> {
+    let truncated = || Error::Blob("drop packet truncated".into());
+    let (nonce, rest) = packet.split_first_chunk::<NONCE_LEN>().ok_or_else(truncated)?;
+    let nonce = *nonce;
+    let (len, _) = rest.split_first_chunk::<4>().ok_or_else(truncated)?;
+    let start = NONCE_LEN + 4;
+    let end = start + u32::from_be_bytes(*len) as usize;
+    let tag_at = end.checked_sub(16).filter(|&t| t >= start && end <= packet.len()).ok_or_else(truncated)?;
+    let mut tag = [0u8; 16];
+    tag.copy_from_slice(&packet[tag_at..end]);
+    pipe::aes256gcm_open_in_place(&keys.aes_key, &nonce, b"", &mut packet[start..tag_at], &tag)?;
+    packet.truncate(tag_at);
+    packet.drain(..start);
+    Ok(Zeroizing::new(packet))
 }
 
 #[cfg(test)]

@@ -40,6 +40,22 @@ pub enum Error {
         /// Block size.
         block: usize,
     },
+    /// The file to send is larger than one blob holds; refused before it is read.
+    #[error(
+        "{what} is {size} bytes, but one blob holds at most {max} bytes of data with the {block}-byte padding block \
+         (wire format v1 of paramant-sdk 3.0.0 is a single AES-GCM message padded to the block, and relays take \
+         blobs of at most 5 MiB = the 5m block): split or compress it"
+    )]
+    InputTooLarge {
+        /// The file (or standard input).
+        what: String,
+        /// Its size (for standard input: more than `max`).
+        size: u64,
+        /// The most one blob holds.
+        max: usize,
+        /// The padding block.
+        block: usize,
+    },
     /// The log's key differs from the key pinned for it.
     #[error("log key changed: {0}")]
     KeyChanged(String),
@@ -90,6 +106,9 @@ pub mod exit {
     pub const KEY_CHANGED: u8 = 4;
     /// Two signed tree heads of one log are inconsistent: a fork.
     pub const FORK: u8 = 5;
+    /// Unchecked: nothing checked was invalid, but something could not be checked (a peer's
+    /// own log could not be reached for its consistency proofs).
+    pub const UNCHECKED: u8 = 6;
 }
 
 impl Error {
@@ -101,7 +120,7 @@ impl Error {
             Error::Crypto(crypto::pipe::PipeError::Decrypt | crypto::pipe::PipeError::KemCiphertext { .. }) => {
                 exit::INVALID
             }
-            Error::TooLarge { .. } | Error::Usage(_) => exit::USAGE,
+            Error::TooLarge { .. } | Error::InputTooLarge { .. } | Error::Usage(_) => exit::USAGE,
             Error::KeyChanged(_) => exit::KEY_CHANGED,
             Error::Fork(_) => exit::FORK,
             Error::Status { .. } | Error::Transport(_) | Error::Io(_) | Error::Crypto(_) => exit::UNAVAILABLE,
@@ -114,7 +133,7 @@ impl Error {
         match self {
             Error::Invalid(_) => "invalid",
             Error::Blob(_) => "invalid_blob",
-            Error::TooLarge { .. } => "too_large",
+            Error::TooLarge { .. } | Error::InputTooLarge { .. } => "too_large",
             Error::KeyChanged(_) => "key_changed",
             Error::Fork(_) => "fork",
             Error::Status { .. } => "relay_error",

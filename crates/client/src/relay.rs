@@ -165,14 +165,21 @@ impl Relay {
         Ok((kem, fingerprint(&hex::decode(&kem_hex).unwrap_or_default(), &ecdh)))
     }
 
-    /// Uploads a blob (`POST /v2/inbound`), streaming the JSON body and reporting progress.
+    /// Uploads a blob (`POST /v2/inbound`): `fields` (hash, ttl_ms, …) plus `"payload"`, the
+    /// blob in base64, encoded while the body streams out — the base64 text and the JSON body
+    /// are never held in memory. Reports progress.
     ///
     /// # Errors
     /// As [`Relay::post_json`].
-    pub fn inbound(&self, body: &Value, progress: &dyn Progress) -> Result<Value, Error> {
-        let bytes = serde_json::to_vec(body).map_err(|e| Error::Usage(e.to_string()))?;
-        let total = bytes.len() as u64;
-        let mut reader = Counting { inner: &bytes[..], done: 0, total, progress };
+    pub fn inbound(&self, fields: &Value, blob: &[u8], progress: &dyn Progress) -> Result<Value, Error> {
+        let mut prefix = serde_json::to_vec(fields).map_err(|e| Error::Usage(e.to_string()))?;
+        if prefix.pop() != Some(b'}') {
+            return Err(Error::Usage("inbound fields must be a JSON object".into()));
+        }
+        prefix.extend_from_slice(if prefix.len() > 1 { b",\"payload\":\"" } else { b"\"payload\":\"" });
+        let total = (prefix.len() + blob.len().div_ceil(3) * 4 + 2) as u64;
+        let body = (&prefix[..]).chain(Base64Reader { blob, at: 0, out: String::new(), sent: 0 }).chain(&b"\"}"[..]);
+        let mut reader = Counting { inner: body, done: 0, total, progress };
         let response = self
             .agent
             .post(format!("{}/v2/inbound", self.base))
@@ -275,18 +282,44 @@ fn shorten(text: &str) -> String {
     }
 }
 
-struct Counting<'a> {
-    inner: &'a [u8],
+struct Counting<'a, R> {
+    inner: R,
     done: u64,
     total: u64,
     progress: &'a dyn Progress,
 }
 
-impl Read for Counting<'_> {
+impl<R: Read> Read for Counting<'_, R> {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
         let n = self.inner.read(buf)?;
         self.done += n as u64;
         self.progress.update(self.done, self.total);
+        Ok(n)
+    }
+}
+
+/// Standard base64 (padded) of a blob, encoded 48 KiB at a time as it is read.
+struct Base64Reader<'a> {
+    blob: &'a [u8],
+    at: usize,
+    out: String,
+    sent: usize,
+}
+
+impl Read for Base64Reader<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        use base64::Engine;
+        if self.sent == self.out.len() {
+            // A multiple of 3 bytes, so only the last chunk carries padding.
+            let end = (self.at + 48 * 1024).min(self.blob.len());
+            self.out.clear();
+            base64::engine::general_purpose::STANDARD.encode_string(&self.blob[self.at..end], &mut self.out);
+            self.at = end;
+            self.sent = 0;
+        }
+        let n = buf.len().min(self.out.len() - self.sent);
+        buf[..n].copy_from_slice(&self.out.as_bytes()[self.sent..self.sent + n]);
+        self.sent += n;
         Ok(n)
     }
 }

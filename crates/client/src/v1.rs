@@ -156,6 +156,23 @@ fn payload_key(shared: &[u8; 32], ct_kem: &[u8], pre_shared_secret: Option<&str>
     }
 }
 
+/// AES-GCM tag length.
+const TAG_LEN: usize = 16;
+
+/// Bytes a blob adds to its plaintext: header, length fields, KEM ciphertext, the sender's key
+/// and signature (when signed), nonce and tag.
+#[must_use]
+pub const fn overhead(signed: bool) -> usize {
+    let sender = if signed { crypto::ML_DSA_65_PUBLIC_KEY_LEN + 4 + crypto::ML_DSA_65_SIGNATURE_LEN } else { 0 };
+    HEADER_LEN + 4 + pipe::ML_KEM_768_CIPHERTEXT_LEN + 4 + sender + NONCE_LEN + 4 + TAG_LEN
+}
+
+/// The most plaintext one blob padded to `block` holds (v1 is one AES-GCM message per blob).
+#[must_use]
+pub const fn max_plaintext(block: usize, signed: bool) -> usize {
+    block.saturating_sub(overhead(signed))
+}
+
 /// Encrypts `data` to the receiver's ML-KEM-768 key, signed by `sender` (anonymous when
 /// `None`), padded with random bytes to `block` bytes. Returns the padded blob.
 ///
@@ -168,30 +185,68 @@ pub fn seal(
     block: usize,
     pre_shared_secret: Option<&str>,
 ) -> Result<Vec<u8>, Error> {
+    seal_from(&mut &data[..], data.len(), receiver_kem_pub, sender, block, pre_shared_secret)
+}
+
+/// As [`seal`], reading exactly `len` bytes of plaintext from `input` straight into the blob's
+/// buffer and encrypting them there: the blob is the only copy held (a large file is never in
+/// memory twice). The size is checked before anything is read.
+///
+/// # Errors
+/// As [`seal`]; [`Error::Io`] when `input` ends early.
+pub fn seal_from(
+    input: &mut dyn std::io::Read,
+    len: usize,
+    receiver_kem_pub: &[u8],
+    sender: Option<&DeviceKeys>,
+    block: usize,
+    pre_shared_secret: Option<&str>,
+) -> Result<Vec<u8>, Error> {
+    if len > max_plaintext(block, sender.is_some()) {
+        return Err(Error::TooLarge { plaintext: len, encoded: len + overhead(sender.is_some()), block });
+    }
     let (ct_kem, shared) = pipe::encapsulate(receiver_kem_pub)?;
     let key = payload_key(&shared, &ct_kem, pre_shared_secret);
     let sig_id = if sender.is_some() { SIG_ML_DSA_65 } else { SIG_NONE };
     let nonce = *pipe::random_bytes::<NONCE_LEN>()?;
-    let ciphertext = pipe::aes256gcm_seal(&key, &nonce, &aad(KEM_ML_KEM_768, sig_id), data);
     let sender_pub = sender.map(|s| s.signing_public_key().to_bytes()).unwrap_or_default();
-    let mut blob = Blob {
-        kem_id: KEM_ML_KEM_768,
-        sig_id,
-        ct_kem: &ct_kem,
-        sender_pub: &sender_pub,
-        signature: None,
-        nonce,
-        ciphertext: &ciphertext,
-    };
-    let signature = sender.map(|s| s.sign(&sign_input(&blob)));
-    blob.signature = signature.as_deref();
-    let mut out = blob.encode();
-    if out.len() > block {
-        return Err(Error::TooLarge { plaintext: data.len(), encoded: out.len(), block });
-    }
+    let mut out = Vec::with_capacity(block);
+    out.extend_from_slice(&aad(KEM_ML_KEM_768, sig_id)[..HEADER_LEN]);
+    put_field(&mut out, &ct_kem);
+    put_field(&mut out, &sender_pub);
+    // The signature covers the ciphertext, so its (fixed-length) place is filled in last.
+    let signature_at = sender.map(|_| {
+        put_field(&mut out, &[0u8; crypto::ML_DSA_65_SIGNATURE_LEN]);
+        out.len() - crypto::ML_DSA_65_SIGNATURE_LEN
+    });
+    out.extend_from_slice(&nonce);
+    let sealed_len =
+        u32::try_from(len + TAG_LEN).map_err(|_| Error::TooLarge { plaintext: len, encoded: len, block })?;
+    out.extend_from_slice(&sealed_len.to_be_bytes());
     let start = out.len();
+    out.resize(start + len, 0);
+    input.read_exact(&mut out[start..]).map_err(|e| Error::Io(format!("reading the data to send: {e}")))?;
+    let tag = pipe::aes256gcm_seal_in_place(&key, &nonce, &aad(KEM_ML_KEM_768, sig_id), &mut out[start..]);
+    out.extend_from_slice(&tag);
+    if let (Some(sender), Some(at)) = (sender, signature_at) {
+        let digest = sign_input(&Blob {
+            kem_id: KEM_ML_KEM_768,
+            sig_id,
+            ct_kem: &ct_kem,
+            sender_pub: &sender_pub,
+            signature: None,
+            nonce,
+            ciphertext: &out[start..],
+        });
+        let signature = sender.sign(&digest);
+        out.get_mut(at..at + signature.len())
+            .filter(|_| signature.len() == crypto::ML_DSA_65_SIGNATURE_LEN)
+            .ok_or_else(|| Error::Invalid("ML-DSA-65 signature of unexpected length".into()))?
+            .copy_from_slice(&signature);
+    }
+    let end = out.len();
     out.resize(block, 0);
-    pipe::fill_random(&mut out[start..])?;
+    pipe::fill_random(&mut out[end..])?;
     Ok(out)
 }
 
@@ -217,25 +272,48 @@ pub fn open(
     keys: &DeviceKeys,
     pre_shared_secret: Option<&str>,
 ) -> Result<(Zeroizing<Vec<u8>>, Sender), Error> {
-    let blob = decode(padded)?;
-    if blob.kem_id != KEM_ML_KEM_768 {
-        return Err(Error::Blob(format!("KEM id 0x{:04x} is not ML-KEM-768", blob.kem_id)));
-    }
-    let sender = match (blob.sig_id, blob.signature) {
-        (SIG_NONE, _) => Sender::Anonymous,
-        (SIG_ML_DSA_65, Some(signature)) => {
-            let key = crypto::LogVerifyingKey::from_bytes(blob.sender_pub)
-                .map_err(|e| Error::Invalid(format!("sender key: {e}")))?;
-            key.verify(&sign_input(&blob), signature)
-                .map_err(|_| Error::Invalid("the sender's ML-DSA-65 signature does not verify".into()))?;
-            Sender::Signed { key_hash: hex::encode(key.pk_hash()) }
+    open_owned(padded.to_vec(), keys, pre_shared_secret)
+}
+
+/// As [`open`], decrypting inside the downloaded buffer, which becomes the plaintext: a large
+/// blob is never held twice.
+///
+/// # Errors
+/// As [`open`].
+pub fn open_owned(
+    mut padded: Vec<u8>,
+    keys: &DeviceKeys,
+    pre_shared_secret: Option<&str>,
+) -> Result<(Zeroizing<Vec<u8>>, Sender), Error> {
+    let (key, aad, nonce, start, end, sender) = {
+        let blob = decode(&padded)?;
+        if blob.kem_id != KEM_ML_KEM_768 {
+            return Err(Error::Blob(format!("KEM id 0x{:04x} is not ML-KEM-768", blob.kem_id)));
         }
-        (other, _) => return Err(Error::Blob(format!("signature id 0x{other:04x} is not supported"))),
+        let sender = match (blob.sig_id, blob.signature) {
+            (SIG_NONE, _) => Sender::Anonymous,
+            (SIG_ML_DSA_65, Some(signature)) => {
+                let key = crypto::LogVerifyingKey::from_bytes(blob.sender_pub)
+                    .map_err(|e| Error::Invalid(format!("sender key: {e}")))?;
+                key.verify(&sign_input(&blob), signature)
+                    .map_err(|_| Error::Invalid("the sender's ML-DSA-65 signature does not verify".into()))?;
+                Sender::Signed { key_hash: hex::encode(key.pk_hash()) }
+            }
+            (other, _) => return Err(Error::Blob(format!("signature id 0x{other:04x} is not supported"))),
+        };
+        let shared = keys.decapsulate(blob.ct_kem)?;
+        let key = payload_key(&shared, blob.ct_kem, pre_shared_secret);
+        // Where the ciphertext sits in `padded` (decode borrows it from there).
+        let start = blob.ciphertext.as_ptr() as usize - padded.as_ptr() as usize;
+        (key, aad(blob.kem_id, blob.sig_id), blob.nonce, start, start + blob.ciphertext.len(), sender)
     };
-    let shared = keys.decapsulate(blob.ct_kem)?;
-    let key = payload_key(&shared, blob.ct_kem, pre_shared_secret);
-    let data = pipe::aes256gcm_open(&key, &blob.nonce, &aad(blob.kem_id, blob.sig_id), blob.ciphertext)?;
-    Ok((data, sender))
+    let tag_at = end.checked_sub(TAG_LEN).filter(|&t| t >= start).ok_or(crypto::pipe::PipeError::Decrypt)?;
+    let mut tag = [0u8; TAG_LEN];
+    tag.copy_from_slice(&padded[tag_at..end]);
+    pipe::aes256gcm_open_in_place(&key, &nonce, &aad, &mut padded[start..tag_at], &tag)?;
+    padded.truncate(tag_at);
+    padded.drain(..start);
+    Ok((Zeroizing::new(padded), sender))
 }
 
 #[cfg(test)]
@@ -273,5 +351,21 @@ mod tests {
         assert!(open(&blob, &other, None).is_err());
         assert!(seal(&[0u8; 5000], &receiver.kem_public_key(), None, 4096, None).is_err());
         assert!(decode(b"PQHB\x02\x00\x02\x00\x02\x00").is_err());
+    }
+
+    #[test]
+    fn the_largest_payload_fills_the_block_exactly_and_one_more_byte_is_refused() {
+        let receiver = DeviceKeys::generate().unwrap();
+        let sender = DeviceKeys::generate().unwrap();
+        for signer in [Some(&sender), None] {
+            let max = max_plaintext(64 * 1024, signer.is_some());
+            let data = vec![7u8; max];
+            let blob = seal(&data, &receiver.kem_public_key(), signer, 64 * 1024, None).unwrap();
+            assert_eq!(decode(&blob).unwrap().encode().len(), 64 * 1024, "no padding left");
+            assert_eq!(&open(&blob, &receiver, None).unwrap().0[..], &data[..]);
+            let over = seal(&vec![7u8; max + 1], &receiver.kem_public_key(), signer, 64 * 1024, None);
+            assert!(matches!(over, Err(Error::TooLarge { .. })));
+        }
+        assert_eq!((overhead(true), overhead(false)), (6403, 1138));
     }
 }

@@ -197,6 +197,37 @@ pub fn aes256gcm_seal(key: &[u8; 32], nonce: &[u8; NONCE_LEN], aad: &[u8], plain
         .expect("AES-GCM encrypts any message under 64 GiB")
 }
 
+/// AES-256-GCM encryption in place (no copy of a large message): `buf` becomes the
+/// ciphertext; returns the 16-byte tag.
+#[must_use]
+pub fn aes256gcm_seal_in_place(key: &[u8; 32], nonce: &[u8; NONCE_LEN], aad: &[u8], buf: &mut [u8]) -> [u8; 16] {
+    use aes_gcm::aead::AeadInOut;
+    let tag = Aes256Gcm::new(key.into())
+        .encrypt_inout_detached(&Nonce::from(*nonce), aad, buf.into())
+        .expect("AES-GCM encrypts any message under 64 GiB");
+    let mut out = [0u8; 16];
+    out.copy_from_slice(&tag);
+    out
+}
+
+/// AES-256-GCM decryption in place: `buf` (the ciphertext without its tag) becomes the
+/// plaintext when `tag` verifies.
+///
+/// # Errors
+/// [`PipeError::Decrypt`] when the tag does not verify (`buf` is then unspecified).
+pub fn aes256gcm_open_in_place(
+    key: &[u8; 32],
+    nonce: &[u8; NONCE_LEN],
+    aad: &[u8],
+    buf: &mut [u8],
+    tag: &[u8; 16],
+) -> Result<(), PipeError> {
+    use aes_gcm::aead::AeadInOut;
+    Aes256Gcm::new(key.into())
+        .decrypt_inout_detached(&Nonce::from(*nonce), aad, buf.into(), &(*tag).into())
+        .map_err(|_| PipeError::Decrypt)
+}
+
 /// AES-256-GCM decryption and tag check.
 ///
 /// # Errors

@@ -51,3 +51,20 @@ fn hkdf_and_aes_gcm_match_published_vectors() {
     assert!(pipe::aes256gcm_open(&[0; 32], &[0; 12], b"", &sealed).unwrap().is_empty());
     assert!(matches!(pipe::aes256gcm_open(&[1; 32], &[0; 12], b"", &sealed), Err(PipeError::Decrypt)));
 }
+
+#[test]
+fn aes_gcm_in_place_matches_the_copying_form_and_refuses_a_wrong_tag() {
+    let (key, nonce, aad) = ([3u8; 32], [5u8; 12], b"PQHB-aad");
+    let message: Vec<u8> = (0..100_000u32).map(|i| (i % 253) as u8).collect();
+    let sealed = pipe::aes256gcm_seal(&key, &nonce, aad, &message);
+    let mut buf = message.clone();
+    let tag = pipe::aes256gcm_seal_in_place(&key, &nonce, aad, &mut buf);
+    assert_eq!([&buf[..], &tag[..]].concat(), sealed);
+    let mut wrong = tag;
+    wrong[0] ^= 1;
+    let mut copy = buf.clone();
+    assert!(matches!(pipe::aes256gcm_open_in_place(&key, &nonce, aad, &mut copy, &wrong), Err(PipeError::Decrypt)));
+    assert!(pipe::aes256gcm_open_in_place(&key, &nonce, b"other aad", &mut buf.clone(), &tag).is_err());
+    pipe::aes256gcm_open_in_place(&key, &nonce, aad, &mut buf, &tag).unwrap();
+    assert_eq!(buf, message);
+}

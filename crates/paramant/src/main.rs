@@ -21,11 +21,26 @@ const SERVICES: &[(&str, &str)] = &[
     ("release", "Signed releases: paramant release keygen|sign|verify|show (paramant release for details)"),
 ];
 
+/// The services and `up` keep Rust's ignored SIGPIPE (a closed stdout must not kill a daemon);
+/// every other command ends quietly when its reader goes away (`paramant … | head -1`).
+fn is_long_running(args: &[String]) -> bool {
+    match args {
+        [cmd, rest @ ..] if cmd == "up" => !matches!(rest, [flag] if flag == "--help" || flag == "-h"),
+        [svc, sub, ..] if ["ctlog", "relay", "admin", "license"].contains(&svc.as_str()) => {
+            sub == "run" || sub == "server"
+        }
+        _ => false,
+    }
+}
+
 fn main() -> ExitCode {
     if client::cli::alias_of_argv0().is_some() {
         return client::cli::main_as(None, SERVICES);
     }
     let args: Vec<String> = std::env::args().skip(1).collect();
+    if !is_long_running(&args) {
+        client::cli::die_quietly_on_closed_stdout();
+    }
     match args.split_first() {
         Some((cmd, rest)) if cmd == "up" && matches!(rest, [flag] if flag == "--help" || flag == "-h") => {
             println!("{}\n\nusage: paramant up [--data DIR]", SERVICES[0].1);

@@ -3,6 +3,7 @@
 //! `DIR/dev.json` for other tools, and stops the children on Ctrl-C or SIGTERM. Running it
 //! again reuses the directory, its ports and the log.
 
+use std::fmt::Write as _;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
@@ -68,17 +69,19 @@ pub fn run(options: UpOptions) -> anyhow::Result<ExitCode> {
         let first_admin_start = previous.as_ref().is_none_or(|p| p["admin_token"].is_null());
         merge(&mut info, admin.dev_json()?);
         write_atomically(&dir.join("dev.json"), &serde_json::to_vec_pretty(&info)?)?;
-        println!("paramant up: services running (Ctrl-C stops them)");
+        // The banner may go to a closed pipe (`paramant up | head -1`): the services keep running.
+        let mut banner = String::from("paramant up: services running (Ctrl-C stops them)\n");
         if let Some(map) = info.as_object() {
             for (k, v) in map.iter().filter(|(k, _)| k.ends_with("_url")) {
-                println!("  {k:<16} {}", v.as_str().unwrap_or_default());
+                let _ = writeln!(banner, "  {k:<16} {}", v.as_str().unwrap_or_default());
             }
         }
-        println!("  {:<16} {}", "dev.json", dir.join("dev.json").display());
+        let _ = writeln!(banner, "  {:<16} {}", "dev.json", dir.join("dev.json").display());
         if first_admin_start {
             // Shown once, here and in dev.json (mode 0600); never handed out over HTTP.
-            println!("  {:<16} {}", "admin_token", info["admin_token"].as_str().unwrap_or_default());
+            let _ = writeln!(banner, "  {:<16} {}", "admin_token", info["admin_token"].as_str().unwrap_or_default());
         }
+        let _ = std::io::stdout().write_all(banner.as_bytes()).and_then(|()| std::io::stdout().flush());
         let code = wait_for_stop(&mut children).await;
         // Reverse order: the relay drains before its log goes away.
         children.reverse();

@@ -130,10 +130,16 @@ impl FakeLog {
                 if reader.read_line(&mut line).is_err() {
                     continue;
                 }
-                let mut header = String::new();
+                // Read the whole request (headers and body) before answering: closing with
+                // unread bytes would reset the connection under a client still sending.
+                let (mut header, mut body_len) = (String::new(), 0usize);
                 while reader.read_line(&mut header).is_ok_and(|n| n > 2) {
+                    if let Some(v) = header.to_ascii_lowercase().strip_prefix("content-length:") {
+                        body_len = v.trim().parse().unwrap_or(0);
+                    }
                     header.clear();
                 }
+                let _ = std::io::copy(&mut std::io::Read::take(&mut reader, body_len as u64), &mut std::io::sink());
                 let path = line.split_whitespace().nth(1).unwrap_or("").to_owned();
                 let (status, body) = served
                     .lock()
@@ -259,6 +265,7 @@ fn monitor_archives_heads_and_alerts_on_forks_and_key_changes() {
     let (h4, h9) = (honest(4, 100), honest(9, 200));
     log.serve_head(&key, &h9);
     log.set("/ct/feed.xml", feed(&[&h9, &h4]));
+    log.serve_consistency(&tree, 4, 9);
     let run = monitor(home.path());
     assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
     assert_eq!((run.json()["archived"].clone(), run.json()["feed_items"].clone()), (json!(2), json!(2)));
@@ -295,6 +302,64 @@ fn monitor_archives_heads_and_alerts_on_forks_and_key_changes() {
     bad.signature = wire::b64(vec![0u8; crypto::ML_DSA_65_SIGNATURE_LEN]);
     log.set("/ct/feed.xml", feed(&[&bad]));
     assert_eq!(monitor(home.path()).code, 1);
+
+    // A feed item of a size not seen yet that the newest head does not extend: a fork (exit
+    // 5), proved with the log's own consistency proof; the item is kept as evidence only.
+    let forks = |archive: &Path| {
+        std::fs::read_dir(archive)
+            .unwrap()
+            .filter(|e| e.as_ref().unwrap().file_name().to_string_lossy().starts_with("fork-"))
+            .count()
+    };
+    let before = forks(&archive);
+    let stray = sth(&key, "fake.log", &other.roots[12], 12, 350);
+    log.set("/ct/feed.xml", feed(&[&honest(16, 300), &stray]));
+    log.serve_consistency(&tree, 12, 16);
+    let run = monitor(home.path());
+    assert_eq!(run.code, 5, "{}{}", run.stdout, run.stderr);
+    assert!(run.json()["message"].as_str().unwrap().contains("RSS feed item of tree size 12"), "{}", run.stdout);
+    assert_eq!(forks(&archive), before + 1);
+    assert!(!archive.join(format!("sth-{:020}-350.json", 12)).exists(), "a forked head is not archived as a head");
+    let honest12 = honest(12, 350);
+    log.set("/ct/feed.xml", feed(&[&honest(16, 300), &honest12]));
+    let run = monitor(home.path());
+    assert_eq!((run.code, run.json()["archived"].clone()), (0, json!(1)), "{}{}", run.stdout, run.stderr);
+
+    // A key rotation. The log announces none (no next-key field in its heads or /v2/pubkey), so
+    // the new key is an alert until the operator's new key hash, confirmed out of band, is named
+    // with --pubkey-hash; the tree the new key signs must still extend the archived one.
+    let rotated = sth(&new_key, "fake.log", &tree.roots[20], 20, 600);
+    log.serve_head(&new_key, &rotated);
+    log.serve_consistency(&tree, 16, 20);
+    assert_eq!(monitor(home.path()).code, 4, "unannounced");
+    let new_hash = hex::encode(new_key.verifying_key().pk_hash());
+    let confirmed = |home: &Path| {
+        cli(
+            home,
+            &["--json", "monitor", "--relay", &log.url, "--archive", archive_arg, "--once", "--pubkey-hash", &new_hash],
+        )
+    };
+    let run = confirmed(home.path());
+    assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
+    assert_eq!(run.json()["consistency"], "verified", "across the rotation");
+    assert_eq!(monitor(home.path()).code, 0, "the confirmed key is pinned now");
+    let rewritten = sth(&new_key, "fake.log", &other.roots[24], 24, 700);
+    log.serve_head(&new_key, &rewritten);
+    log.serve_consistency(&tree, 20, 24);
+    assert_eq!(monitor(home.path()).code, 5, "a new key that rewrites history is still a fork");
+
+    // An unreachable log is reported on every poll and polled again; the exit code says so (3).
+    let closed = TcpListener::bind("127.0.0.1:0").unwrap();
+    let dead = format!("http://{}", closed.local_addr().unwrap());
+    drop(closed);
+    let run = cli(
+        home.path(),
+        &["--json", "monitor", "--relay", &dead, "--archive", archive_arg, "--count", "2", "--interval", "0"],
+    );
+    assert_eq!(run.code, 3, "{}{}", run.stdout, run.stderr);
+    let lines: Vec<Value> = run.stdout.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(lines.len(), 2, "both polls reported: {}", run.stdout);
+    assert!(lines.iter().all(|l| l["ok"] == false && l["error"] == "unreachable"));
 }
 
 // ---------------------------------------------------------------- verify-peers
@@ -338,12 +403,35 @@ fn verify_peers_checks_signatures_pins_and_consistency() {
     assert_eq!(doc["peers"][0]["sths_verified"], 4);
     assert_eq!(doc["peers"][0]["consistency_verified"], 2);
     assert_eq!(doc["peers"][0]["relay_pk_hash"], pk_hash);
+    assert_eq!((doc["peers"][0]["status"].clone(), doc["valid"].clone()), (json!("valid"), json!(true)));
 
-    // A mirrored head whose signature was tampered with: exit 1.
+    // The peer's own log cannot be reached: unchecked (exit 6), not valid and not invalid.
+    let closed = TcpListener::bind("127.0.0.1:0").unwrap();
+    let unreachable = format!("peer.one=http://{}", closed.local_addr().unwrap());
+    drop(closed);
+    let run = cli(home, &["--json", "verify-peers", "--relay", &log.url, "--peer", &unreachable]);
+    assert_eq!(run.code, 6, "{}{}", run.stdout, run.stderr);
+    let doc = run.json();
+    assert_eq!(
+        (doc["ok"].clone(), doc["valid"].clone(), doc["unchecked"].clone()),
+        (json!(false), json!(false), json!(["peer.one"]))
+    );
+    assert_eq!((doc["peers"][0]["status"].clone(), doc["error"].clone()), (json!("unchecked"), json!("unchecked")));
+    assert_eq!(doc["peers"][0]["sths_verified"], 4, "signatures are still checked");
+    assert_eq!(doc["peers"][0]["consistency_unchecked"], 2);
+    let run = cli(home, &["verify-peers", "--relay", &log.url, "--peer", &unreachable]);
+    assert_eq!(run.code, 6, "{}{}", run.stdout, run.stderr);
+    assert!(run.stdout.contains("UNCHECKED: peer.one"), "{}", run.stdout);
+    // A log answering an error for the proofs is unchecked too.
+    let run = cli(home, &["--json", "verify-peers", "--relay", &log.url, "--peer", &format!("peer.one={}", log.url)]);
+    assert_eq!((run.code, run.json()["peers"][0]["status"].clone()), (6, json!("unchecked")), "{}", run.stdout);
+
+    // A mirrored head whose signature was tampered with: exit 1, whether or not the log answers.
     let mut tampered = heads.clone();
     tampered[2].body.timestamp += 1;
     serve_peer(&peer_key, &tampered);
     assert_eq!(cli(home, &["verify-peers", "--relay", &log.url, "--peer", &peer_arg]).code, 1);
+    assert_eq!(cli(home, &["verify-peers", "--relay", &log.url, "--peer", &unreachable]).code, 1);
 
     // Growth whose proof from the peer's own log does not verify (a rewritten history): exit 5.
     let other = Tree::new(6, 50);
@@ -358,6 +446,7 @@ fn verify_peers_checks_signatures_pins_and_consistency() {
     split[1] = sth(&peer_key, "peer.one", &other.roots[3], 3, 11);
     serve_peer(&peer_key, &split);
     assert_eq!(cli(home, &["verify-peers", "--relay", &log.url, "--peer", &peer_arg]).code, 5);
+    assert_eq!(cli(home, &["verify-peers", "--relay", &log.url, "--peer", &unreachable]).code, 5, "needs no proof");
 
     // The peer's relay id now comes with another key: exit 4.
     let new_key = <crypto::LogSigningKey as crypto::KeyFile>::generate().unwrap();
@@ -441,37 +530,66 @@ fn round_trip_and_receipts_against_paramant_up() {
     let again = cli(home, &["--dev", dev, "--device", "alice", "receive", &hash]);
     assert_eq!(again.code, 3, "burned: {}", again.stderr);
 
-    // The receipt: kept, saved, verified offline and online.
+    // The receipt: kept, saved as a bundle, verified offline (no relay at all) and online.
+    assert_eq!(got["receipt_check"], "verified", "receive checks the receipt against a signed head");
     let saved = home.join("receipt.json");
     let run = cli(home, &["--json", "receipt", "--hash", &hash, "--save", saved.to_str().unwrap()]);
     assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
-    let run = cli(home, &["--json", "--dev", dev, "receipt", "--verify", saved.to_str().unwrap()]);
+    let offline = |home: &Path, path: &Path, extra: &[&str]| {
+        let mut args = vec!["--json", "receipt", "--verify", path.to_str().unwrap()];
+        args.extend_from_slice(extra);
+        cli(home, &args)
+    };
+    let run = offline(home, &saved, &[]);
     assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
-    assert_eq!(run.json()["valid"], true);
+    assert_eq!((run.json()["valid"].clone(), run.json()["offline"].clone()), (json!(true), json!(true)));
     let run = cli(home, &["--json", "--dev", dev, "receipt", "--verify", saved.to_str().unwrap(), "--online"]);
     assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
-    let receipt: Value = serde_json::from_slice(&std::fs::read(&saved).unwrap()).unwrap();
+    let bundle: Value = serde_json::from_slice(&std::fs::read(&saved).unwrap()).unwrap();
+    let pk_hash = bundle["log_pk_hash"].as_str().unwrap().to_owned();
+    let receipt = bundle["receipt"].clone();
     let header = wire::b64url(serde_json::to_vec(&receipt).unwrap());
-    assert_eq!(cli(home, &["--dev", dev, "receipt", "--verify", &header]).code, 0, "the base64url form");
+    let run = cli(home, &["--json", "--dev", dev, "receipt", "--verify", &header]);
+    assert_eq!((run.code, run.json()["offline"].clone()), (0, json!(false)), "a bare receipt, checked with the log");
+    assert_eq!(cli(home, &["receipt", "--verify", &header]).code, 2, "a bare receipt needs --relay");
 
-    // Tampered receipts are invalid (exit 1), offline and online.
+    // Another machine: nothing pinned, so the key hash must be named; the wrong one is a key change.
+    let elsewhere = tempfile::tempdir().unwrap();
+    assert_eq!(offline(elsewhere.path(), &saved, &[]).code, 2);
+    assert_eq!(offline(elsewhere.path(), &saved, &["--pubkey-hash", &pk_hash]).code, 0);
+    assert_eq!(offline(elsewhere.path(), &saved, &["--pubkey-hash", &"ab".repeat(32)]).code, 4);
+
+    // Tampered bundles and receipts are invalid (exit 1), offline and online.
     let tamper = |edit: &dyn Fn(&mut Value)| {
-        let mut r = receipt.clone();
-        edit(&mut r);
+        let mut b = bundle.clone();
+        edit(&mut b);
         let path = home.join("tampered.json");
-        std::fs::write(&path, serde_json::to_vec(&r).unwrap()).unwrap();
-        let offline = cli(home, &["--json", "--dev", dev, "receipt", "--verify", path.to_str().unwrap()]);
+        std::fs::write(&path, serde_json::to_vec(&b).unwrap()).unwrap();
+        let run = offline(home, &path, &[]);
         let online = cli(home, &["--dev", dev, "receipt", "--verify", path.to_str().unwrap(), "--online"]);
-        (offline.code, offline.json()["error"].clone(), online.code)
+        (run.code, run.json()["error"].clone(), online.code)
     };
-    assert_eq!(tamper(&|r| r["burn_confirmed"] = json!(false)), (1, json!("invalid"), 1));
-    assert_eq!(tamper(&|r| r["blob_hash"] = json!("0".repeat(64))), (1, json!("invalid"), 1));
+    assert_eq!(tamper(&|b| b["receipt"]["burn_confirmed"] = json!(false)), (1, json!("invalid"), 1));
+    assert_eq!(tamper(&|b| b["receipt"]["blob_hash"] = json!("0".repeat(64))), (1, json!("invalid"), 1));
     let flip = |s: &Value| {
         let s = s.as_str().unwrap();
         format!("{}{}", if s.starts_with('0') { '1' } else { '0' }, &s[1..])
     };
-    assert_eq!(tamper(&|r| r["inclusion_proof"]["root"] = json!(flip(&r["inclusion_proof"]["root"]))).0, 1);
-    assert_eq!(tamper(&|r| r["inclusion_proof"]["leaf_hash"] = json!(flip(&r["inclusion_proof"]["leaf_hash"]))).0, 1);
+    let root_flipped =
+        tamper(&|b| b["receipt"]["inclusion_proof"]["root"] = json!(flip(&b["receipt"]["inclusion_proof"]["root"])));
+    assert_eq!(root_flipped.0, 1);
+    let leaf_flipped = tamper(&|b| {
+        b["receipt"]["inclusion_proof"]["leaf_hash"] = json!(flip(&b["receipt"]["inclusion_proof"]["leaf_hash"]))
+    });
+    assert_eq!(leaf_flipped.0, 1);
+    assert_eq!(tamper(&|b| b["sth"]["timestamp"] = json!(b["sth"]["timestamp"].as_u64().unwrap() + 1)).0, 1);
+    let stranger = <crypto::LogSigningKey as crypto::KeyFile>::generate().unwrap();
+    let stranger_doc = pubkey_doc(&stranger);
+    let swapped = tamper(&|b| {
+        b["log_public_key"] = stranger_doc["public_key"].clone();
+        b["log_pk_hash"] = stranger_doc["pk_hash"].clone();
+    });
+    assert_eq!(swapped.0, 4, "a bundle carrying another key than the pinned one");
 
     // verify-sth, verify-peers and monitor against the honest log: valid, --json parses.
     let run = cli(home, &["--json", "--dev", dev, "verify-sth"]);
@@ -487,6 +605,48 @@ fn round_trip_and_receipts_against_paramant_up() {
     let polls: Vec<Value> = run.stdout.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
     assert_eq!(polls.len(), 2);
     assert!(polls.iter().all(|p| p["ok"] == true));
+
+    // The largest file one blob holds goes through; one byte more is refused before reading
+    // (a 64 GiB sparse file is refused at once, before any network), with a clear error.
+    let max: u64 = 5 * 1024 * 1024 - 6403;
+    let big: Vec<u8> = (0..max).map(|i| (i % 251) as u8).collect();
+    let big_in = home.join("big.bin");
+    std::fs::write(&big_in, &big).unwrap();
+    let run =
+        cli(home, &["--json", "--dev", dev, "--device", "bob", "send", big_in.to_str().unwrap(), "--to", "alice"]);
+    assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
+    let big_hash = run.json()["hash"].as_str().unwrap().to_owned();
+    let big_out = home.join("big.out");
+    let run = cli(
+        home,
+        &["--json", "--dev", dev, "--device", "alice", "receive", &big_hash, "-o", big_out.to_str().unwrap()],
+    );
+    assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
+    assert!(std::fs::read(&big_out).unwrap() == big, "the largest file round-trips");
+    let huge = home.join("huge.bin");
+    std::fs::File::create(&huge).unwrap().set_len(64 << 30).unwrap();
+    for (file, size) in [(&big_in, max + 1), (&huge, 64u64 << 30)] {
+        std::fs::OpenOptions::new().write(true).open(file).unwrap().set_len(size).unwrap();
+        let run = cli(
+            home,
+            &["--json", "--relay", "http://127.0.0.1:9", "--api-key", "pgp_x", "send", file.to_str().unwrap()],
+        );
+        assert_eq!((run.code, run.json()["error"].clone()), (2, json!("too_large")), "{}", run.stdout);
+        assert!(run.json()["message"].as_str().unwrap().contains(&format!("at most {max} bytes")), "{}", run.stdout);
+    }
+    let anonymous_max: u64 = 5 * 1024 * 1024 - 1138;
+    std::fs::OpenOptions::new().write(true).open(&big_in).unwrap().set_len(anonymous_max + 1).unwrap();
+    let run = cli(home, &["--json", "--dev", dev, "send", big_in.to_str().unwrap(), "--anonymous"]);
+    assert_eq!(run.code, 2, "anonymous blobs hold more, but not this: {}", run.stdout);
+    let run = cli(home, &["--json", "--dev", dev, "drop", huge.to_str().unwrap()]);
+    assert_eq!(run.code, 2, "{}", run.stdout);
+    let piped = Command::new(BIN)
+        .args(["--json", "--relay", "http://127.0.0.1:9", "--api-key", "pgp_x", "send", "-"])
+        .env("PARAMANT_HOME", home)
+        .stdin(std::fs::File::open(&huge).unwrap())
+        .output()
+        .unwrap();
+    assert_eq!(piped.status.code(), Some(2), "standard input is read only up to the limit");
 
     // Drop and pickup by mnemonic.
     let run = cli(home, &["--json", "--dev", dev, "drop", input.to_str().unwrap(), "--pad-block", "512k"]);
@@ -597,4 +757,70 @@ fn send_checks_the_inclusion_proof_and_signed_head_of_its_upload() {
     let stranger = <crypto::LogSigningKey as crypto::KeyFile>::generate().unwrap();
     relay.set("/v2/inbound", answer(honest_path, &sth(&stranger, "fake.log", &tree.roots[10], 10, 1000)));
     assert_eq!(send().code, 1, "a head signed by a key that is not the log's");
+}
+
+// ---------------------------------------------------------------- a closed stdout
+
+/// `paramant … | head -1`: the reader is gone. Each subcommand writing to a closed pipe ends
+/// quietly (the default SIGPIPE action, like every Unix filter), never with a panic.
+#[test]
+fn every_subcommand_ends_quietly_on_a_closed_stdout() {
+    use std::os::unix::process::ExitStatusExt;
+    let home = tempfile::tempdir().unwrap();
+    let home = home.path();
+    let log = FakeLog::start();
+    let key = <crypto::LogSigningKey as crypto::KeyFile>::generate().unwrap();
+    let tree = Tree::new(4, 8);
+    log.serve_head(&key, &sth(&key, "fake.log", &tree.roots[8], 8, 1000));
+    log.set("/v2/sth/peers", json!({ "ok": true, "count": 0, "peers": [] }));
+    let man = home.join("man");
+    let archive = home.join("archive");
+    let (man, archive) = (man.to_str().unwrap(), archive.to_str().unwrap());
+    let url = log.url.as_str();
+    let no_receipt = "0".repeat(64);
+    let commands: Vec<Vec<&str>> = vec![
+        vec!["--help"],
+        vec!["--version"],
+        vec!["send", "--help"],
+        vec!["completions", "bash"],
+        vec!["completions", "zsh"],
+        vec!["man", man],
+        vec!["verify-sth", "--relay", url],
+        vec!["--json", "verify-sth", "--relay", url, "-v"],
+        vec!["verify-peers", "--relay", url],
+        vec!["--json", "verify-peers", "--relay", url],
+        vec!["monitor", "--relay", url, "--archive", archive, "--count", "3", "--interval", "0"],
+        vec!["--json", "monitor", "--relay", url, "--archive", archive, "--count", "3", "--interval", "0"],
+        vec!["--json", "receipt", "--hash", &no_receipt],
+        vec!["up", "--help"],
+        vec!["ctlog", "--help"],
+        vec!["relay", "--help"],
+        vec!["admin", "--help"],
+        vec!["release"],
+    ];
+    for args in &commands {
+        let (reader, writer) = std::io::pipe().unwrap();
+        drop(reader);
+        let out = Command::new(BIN)
+            .args(args)
+            .env("PARAMANT_HOME", home)
+            .env_remove("PARAMANT_RELAY")
+            .env_remove("PARAMANT_DEV")
+            .stdin(Stdio::null())
+            .stdout(Stdio::from(writer))
+            .stderr(Stdio::piped())
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!stderr.contains("panicked"), "{args:?} panicked: {stderr}");
+        assert!(
+            out.status.signal() == Some(libc_sigpipe()) || out.status.code().is_some_and(|c| c != 101),
+            "{args:?}: {:?} {stderr}",
+            out.status
+        );
+    }
+}
+
+fn libc_sigpipe() -> i32 {
+    nix::sys::signal::Signal::SIGPIPE as i32
 }
