@@ -94,6 +94,12 @@ impl Backend for Faulty {
     fn discard_uncommitted(&self) -> StoreResult<Discarded> {
         self.store.discard_uncommitted()
     }
+    fn c2sp_tile(&self, id: TileId) -> StoreResult<Option<Tile>> {
+        self.store.c2sp_tile(id)
+    }
+    fn complete_c2sp(&self) -> StoreResult<u64> {
+        self.store.complete_c2sp()
+    }
 }
 
 /// One step of the table: appends sent together (or a refresh when 0), and the fault of the
