@@ -262,6 +262,13 @@ impl LogStore {
     /// Returns how many leaves were hashed: 0 when the two trees already agree in size.
     /// Runs at start-up after [`LogStore::discard_uncommitted`], before the sequencer.
     pub fn complete_c2sp(&self) -> Result<u64> {
+        self.complete_c2sp_in_chunks(C2SP_BUILD_CHUNK)
+    }
+
+    /// [`LogStore::complete_c2sp`] with `chunk` leaves per transaction (tests use small ones).
+    #[doc(hidden)]
+    pub fn complete_c2sp_in_chunks(&self, chunk: u64) -> Result<u64> {
+        let chunk = chunk.max(1);
         let mut hashed = 0;
         loop {
             let head = self.head()?;
@@ -274,7 +281,7 @@ impl LogStore {
             if from == size {
                 return Ok(hashed);
             }
-            let until = size.min(from.saturating_add(C2SP_BUILD_CHUNK));
+            let until = size.min(from.saturating_add(chunk));
             self.write_raw(|txn| {
                 let mut compact = head.c2sp.clone();
                 // Rows of an earlier, interrupted build beyond the committed C2SP range.
