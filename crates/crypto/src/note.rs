@@ -49,6 +49,16 @@ impl NoteSigningKey {
         }
     }
 
+    /// Loads the existing seed at `path` (never creates one).
+    ///
+    /// # Errors
+    /// [`Error::KeyFileIo`] (also when it does not exist), [`Error::KeyFileFormat`] or
+    /// [`Error::KeyFileNotRegular`].
+    pub fn load(path: &Path) -> Result<Self, Error> {
+        let seed = keyfile::read_seed(path)?;
+        Ok(Self::from_seed(&seed))
+    }
+
     /// The 32-byte public key.
     #[must_use]
     pub fn public_key(&self) -> [u8; ED25519_PUBLIC_KEY_LEN] {

@@ -1,8 +1,10 @@
 //! The narrow storage interface the sequencer writes through, and what each call promises.
 //!
 //! The log's state has one **commit point**: the *head*, the compact range of the tree together
-//! with the newest signed tree head (STH) for it. Everything else the sequencer writes — leaves,
-//! the leaf-hash index, hash tiles — is either covered by the head or garbage.
+//! with the newest signed tree head (STH) for it and the compact range of the C2SP view (the
+//! RFC 6962 SHA-256 tree over the same entries, served as tlog-tiles). Everything else the
+//! sequencer writes — leaves, the leaf-hash index, hash tiles of both trees — is either covered
+//! by the head or garbage.
 //!
 //! # Durability
 //! - A call that returns `Ok` is durable: its writes survive a crash or power loss.
@@ -12,7 +14,7 @@
 //!   service manager restarts it (like sunlight's `errFatal`). No caller was told "ok" about a
 //!   write that returned `Err`.
 //! - Writes of one [`Backend::commit_batch`] become durable in this order: leaves, index and
-//!   tiles first, the head last. A crash (or a torn write) therefore leaves either the old head
+//!   tiles (of both trees) first, the head last. A crash (or a torn write) therefore leaves either the old head
 //!   with some rows beyond it, or the new head with all its rows; never a head that covers rows
 //!   that are missing. (redb commits the whole batch in one transaction, which is stronger.)
 //!
@@ -26,7 +28,7 @@
 use std::collections::BTreeMap;
 
 use tlog::tile::{Tile, TileId};
-use tlog::{CompactRange, Hash, Sha3_256};
+use tlog::{CompactRange, Hash, Sha3_256, Sha256};
 use wire::SignedSth;
 
 use crate::store::{LogStore, Result};
@@ -40,6 +42,10 @@ pub struct Batch<'a> {
     pub tiles: &'a BTreeMap<TileId, Tile>,
     /// The right edge of the new tree.
     pub compact: &'a CompactRange<Sha3_256>,
+    /// Every tile of the C2SP (RFC 6962 SHA-256) tree the batch changed, in its new form.
+    pub c2sp_tiles: &'a BTreeMap<TileId, Tile>,
+    /// The right edge of the new C2SP tree (same size as `compact`); part of the head.
+    pub c2sp_compact: &'a CompactRange<Sha256>,
     /// The signed head of the new tree.
     pub sth: &'a SignedSth,
 }
@@ -49,6 +55,9 @@ pub struct Batch<'a> {
 pub struct Head {
     /// The committed tree's right edge (empty for a new store).
     pub compact: CompactRange<Sha3_256>,
+    /// The right edge of the C2SP (SHA-256) tree over the same leaves: as large as `compact`
+    /// once [`Backend::complete_c2sp`] ran (smaller only in a store written before it existed).
+    pub c2sp: CompactRange<Sha256>,
     /// The newest signed tree head.
     pub sth: Option<SignedSth>,
 }
@@ -77,6 +86,12 @@ pub trait Backend: Send + Sync + 'static {
     /// Storage failure or an undecodable tile.
     fn tile(&self, id: TileId) -> Result<Option<Tile>>;
 
+    /// The stored C2SP (SHA-256) tile `id`, if any part of it was ever committed.
+    ///
+    /// # Errors
+    /// Storage failure or an undecodable tile.
+    fn c2sp_tile(&self, id: TileId) -> Result<Option<Tile>>;
+
     /// Makes `batch` durable, starting at leaf index `first_index` (the head's size).
     ///
     /// # Errors
@@ -95,6 +110,14 @@ pub trait Backend: Send + Sync + 'static {
     /// # Errors
     /// Any error: the outcome is unknown; recovery runs again at the next start.
     fn discard_uncommitted(&self) -> Result<Discarded>;
+
+    /// Builds the C2SP (SHA-256) tree up to the head's size from the stored leaves, durably;
+    /// returns how many leaves it hashed (0 when it already covers the head). Runs after
+    /// [`Backend::discard_uncommitted`]: the C2SP tree is derived data, like the tiles.
+    ///
+    /// # Errors
+    /// Any error: the outcome is unknown; it runs again at the next start.
+    fn complete_c2sp(&self) -> Result<u64>;
 }
 
 impl Backend for LogStore {
@@ -112,5 +135,11 @@ impl Backend for LogStore {
     }
     fn discard_uncommitted(&self) -> Result<Discarded> {
         LogStore::discard_uncommitted(self)
+    }
+    fn c2sp_tile(&self, id: TileId) -> Result<Option<Tile>> {
+        LogStore::c2sp_tile(self, id)
+    }
+    fn complete_c2sp(&self) -> Result<u64> {
+        LogStore::complete_c2sp(self)
     }
 }

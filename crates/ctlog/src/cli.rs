@@ -1,5 +1,5 @@
 //! Command line of `paramant-ctlog` (also reachable as `paramant ctlog …`): `run`,
-//! `check-config`, `pubkey`, `fsck`.
+//! `check-config`, `pubkey`, `checkpoint-key`, `fsck`.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -9,6 +9,8 @@ use crate::config::Config;
 const USAGE: &str = "usage: paramant-ctlog run --config FILE
        paramant-ctlog check-config --config FILE   (validates; prints the landlock ABI and the sandbox)
        paramant-ctlog pubkey --config FILE   (prints the log public key and its SHA3-256)
+       paramant-ctlog checkpoint-key --config FILE   (prints the C2SP note verifier key of the
+                                                       checkpoint: what witnesses and tlog clients pin)
        paramant-ctlog fsck --config FILE [--repair]   (checks the stopped log's database; --repair
                                                          fixes only what is provably safe)";
 
@@ -43,6 +45,15 @@ fn dispatch(args: &[String]) -> anyhow::Result<()> {
             let key = <crypto::LogSigningKey as crypto::KeyFile>::load(&config.signing_key_path())?.verifying_key();
             println!("public_key {}", wire::b64(key.to_bytes()));
             println!("pk_hash {}", hex::encode(key.pk_hash()));
+            Ok(())
+        }
+        "checkpoint-key" => {
+            use anyhow::Context;
+            let path = config.note_key_path();
+            let key = crypto::NoteSigningKey::load(&path)
+                .with_context(|| format!("{} (the log creates it on its first start)", path.display()))?;
+            let origin = crate::tiles_api::origin_for(&config.public_url());
+            println!("{}", crate::tiles_api::CheckpointSigner::new(key, origin).verifier_key());
             Ok(())
         }
         other => anyhow::bail!("unknown command {other:?}\n{USAGE}"),

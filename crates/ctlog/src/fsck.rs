@@ -1,13 +1,14 @@
 //! `paramant ctlog fsck`: re-derives the whole tree from the stored leaves and checks it against
 //! everything stored beside them — every signed tree head (signature, size order, root), the
-//! committed head, the hash tiles, the leaf-hash index — and names each disagreement.
+//! committed head, the hash tiles, the leaf-hash index, the C2SP (SHA-256) tree's tiles and
+//! compact range — and names each disagreement.
 //!
 //! Problems come in three kinds, and only two are repaired:
 //! - [`ProblemKind::Uncommitted`]: rows beyond the head, left by a commit that did not finish.
 //!   No signed head covers them and nobody was told they exist; removing them is what start-up
 //!   recovery does anyway.
-//! - [`ProblemKind::Derived`]: tiles, the leaf-hash index, the size index or the stored compact
-//!   range disagree with the leaves — but the leaves reproduce the root of every signed head.
+//! - [`ProblemKind::Derived`]: tiles, the leaf-hash index, the size index, the stored compact
+//!   range or the C2SP tree (tiles and compact range) disagree with the leaves — but the leaves reproduce the root of every signed head.
 //!   These are functions of the leaves, so rewriting them from the leaves is safe.
 //! - [`ProblemKind::Signed`]: a signature that does not verify, heads that shrink, or leaves
 //!   that do not reproduce a signed root. Signed history cannot be repaired from this file;
@@ -21,12 +22,12 @@ use std::fmt;
 use crypto::LogVerifyingKey;
 use redb::{ReadableTable, ReadableTableMetadata};
 use tlog::tile::{TILE_HEIGHT, TILE_WIDTH, Tile, TileId};
-use tlog::{CompactRange, Hash, Sha3_256};
+use tlog::{CompactRange, Hash, Sha3_256, Sha256, TreeHasher};
 use wire::{LogEvent, SignedSth};
 
 use crate::store::{
-    COMPACT_KEY, LEAF_INDEX, LEAVES, LogStore, META, Result, STH_BY_SIZE, STHS, StoreError, TILES, decode_compact,
-    decode_leaf, decode_sth, encode_compact,
+    C2SP_COMPACT_KEY, C2SP_TILES, COMPACT_KEY, LEAF_INDEX, LEAVES, LogStore, META, Result, STH_BY_SIZE, STHS,
+    StoreError, TILES, decode_compact, decode_leaf, decode_sth, encode_compact,
 };
 
 /// How serious a problem is, and whether `--repair` may fix it.
@@ -119,7 +120,12 @@ pub fn check(store: &LogStore, key: &LogVerifyingKey) -> Result<Report> {
     let mut report = Report::default();
     let snapshot = store.snapshot()?;
     let txn = &snapshot.txn;
-    let compact = match txn.open_table(META)?.get(COMPACT_KEY)? {
+    let meta = txn.open_table(META)?;
+    let compact: CompactRange<Sha3_256> = match meta.get(COMPACT_KEY)? {
+        Some(raw) => decode_compact(raw.value())?,
+        None => CompactRange::new(),
+    };
+    let c2sp: CompactRange<Sha256> = match meta.get(C2SP_COMPACT_KEY)? {
         Some(raw) => decode_compact(raw.value())?,
         None => CompactRange::new(),
     };
@@ -141,9 +147,21 @@ pub fn check(store: &LogStore, key: &LogVerifyingKey) -> Result<Report> {
             ),
         );
     }
-    let rebuilt = check_leaves(txn, head.size, &heads, &mut report)?;
+    let (rebuilt, rebuilt_c2sp) = check_leaves(txn, head.size, &heads, &mut report)?;
     if rebuilt.hashes() != compact.hashes() && compact.size() == head.size {
         report.add(ProblemKind::Derived, "stored compact range differs from the re-derived one");
+    }
+    if c2sp.size() != head.size {
+        report.add(
+            ProblemKind::Derived,
+            format!(
+                "the C2SP tree covers {} leaves, the head {} (start-up or --repair builds it)",
+                c2sp.size(),
+                head.size
+            ),
+        );
+    } else if rebuilt_c2sp.hashes() != c2sp.hashes() {
+        report.add(ProblemKind::Derived, "stored C2SP compact range differs from the re-derived one");
     }
     check_index(txn, head.size, &mut report)?;
     check_size_index(txn, &heads, &mut report)?;
@@ -192,18 +210,22 @@ fn check_sths(txn: &redb::ReadTransaction, key: &LogVerifyingKey, report: &mut R
     Ok(heads)
 }
 
-/// Streams the leaves: recomputes each leaf hash from its event, re-derives the tree, checks
-/// each signed root at its size and each tile. Returns the re-derived compact range at `size`.
+/// Streams the leaves: recomputes each leaf hash from its event, re-derives the tree and the
+/// C2SP tree, checks each signed root at its size and each tile of both. Returns the
+/// re-derived compact ranges at `size`.
 fn check_leaves(
     txn: &redb::ReadTransaction,
     size: u64,
     heads: &[HeadRecord],
     report: &mut Report,
-) -> Result<CompactRange<Sha3_256>> {
+) -> Result<(CompactRange<Sha3_256>, CompactRange<Sha256>)> {
     let leaves = txn.open_table(LEAVES)?;
     let tiles = txn.open_table(TILES)?;
+    let c2sp_tiles = txn.open_table(C2SP_TILES)?;
     let mut compact = CompactRange::<Sha3_256>::new();
     let mut building = TileBuilder::default();
+    let mut c2sp = CompactRange::<Sha256>::new();
+    let mut c2sp_building = TileBuilder::default();
     let mut next_head = 0;
     let mut check_roots = |compact: &CompactRange<Sha3_256>, report: &mut Report| {
         while let Some(head) = heads.get(next_head)
@@ -228,7 +250,7 @@ fn check_leaves(
         }
         if index != compact.size() {
             report.add(ProblemKind::Signed, format!("leaf {} is missing", compact.size()));
-            return Ok(compact);
+            return Ok((compact, c2sp));
         }
         let leaf = decode_leaf(index, raw.value())?;
         report.leaves_checked += 1;
@@ -240,16 +262,11 @@ fn check_leaves(
             Ok(_) => report.add(ProblemKind::Signed, format!("leaf {index}: its event does not hash to its leaf hash")),
             Err(e) => report.add(ProblemKind::Signed, format!("leaf {index}: event does not parse: {e}")),
         }
-        let mut finished = Vec::new();
-        compact.append(leaf.leaf_hash, |node, hash| {
-            if node.level % TILE_HEIGHT == 0
-                && let Some(done) = building.push(node.level / TILE_HEIGHT, *hash)
-            {
-                finished.push(done);
-            }
-        });
-        for (id, tile) in finished {
-            compare_tile(&tiles, id, &tile, report)?;
+        for (id, tile) in building.append(&mut compact, leaf.leaf_hash) {
+            compare_tile(&tiles, "tile", id, &tile, report)?;
+        }
+        for (id, tile) in c2sp_building.append(&mut c2sp, Sha256::hash_leaf(&leaf.event_json)) {
+            compare_tile(&c2sp_tiles, "C2SP tile", id, &tile, report)?;
         }
         check_roots(&compact, report);
     }
@@ -258,10 +275,14 @@ fn check_leaves(
             .add(ProblemKind::Signed, format!("the head covers {size} leaves but only {} are stored", compact.size()));
     }
     for (id, tile) in building.partial() {
-        compare_tile(&tiles, id, &tile, report)?;
+        compare_tile(&tiles, "tile", id, &tile, report)?;
     }
-    check_tiles_beyond(&tiles, size, report)?;
-    Ok(compact)
+    for (id, tile) in c2sp_building.partial() {
+        compare_tile(&c2sp_tiles, "C2SP tile", id, &tile, report)?;
+    }
+    check_tiles_beyond(&tiles, "tile", size, report)?;
+    check_tiles_beyond(&c2sp_tiles, "C2SP tile", size, report)?;
+    Ok((compact, c2sp))
 }
 
 /// The tiles being re-derived, one per tile level.
@@ -271,15 +292,29 @@ struct TileBuilder {
 }
 
 impl TileBuilder {
+    /// Appends a leaf to `compact` and pushes each tile base node it completes; returns the
+    /// tiles that became full.
+    fn append<H: TreeHasher>(&mut self, compact: &mut CompactRange<H>, leaf_hash: Hash) -> Vec<(TileId, Tile)> {
+        let mut finished = Vec::new();
+        compact.append(leaf_hash, |node, hash| {
+            if node.level % TILE_HEIGHT == 0
+                && let Some(done) = self.push::<H>(node.level / TILE_HEIGHT, *hash)
+            {
+                finished.push(done);
+            }
+        });
+        finished
+    }
+
     /// Pushes a base node of tile level `level`; returns the tile if it became full.
-    fn push(&mut self, level: u8, hash: Hash) -> Option<(TileId, Tile)> {
+    fn push<H: TreeHasher>(&mut self, level: u8, hash: Hash) -> Option<(TileId, Tile)> {
         let level_index = usize::from(level);
         while self.levels.len() <= level_index {
             self.levels.push((0, Tile::new()));
         }
         let (index, tile) = &mut self.levels[level_index];
         // A full tile is taken out below, so a push never fails.
-        tile.push_base::<Sha3_256>(hash).ok()?;
+        tile.push_base::<H>(hash).ok()?;
         if tile.is_full() {
             let done = (TileId { level, index: *index }, std::mem::take(tile));
             *index += 1;
@@ -298,36 +333,43 @@ impl TileBuilder {
     }
 }
 
+/// Compares a re-derived tile with the stored one; `what` names the tree in problems.
 fn compare_tile(
     tiles: &redb::ReadOnlyTable<(u8, u64), &[u8]>,
+    what: &str,
     id: TileId,
     derived: &Tile,
     report: &mut Report,
 ) -> Result<()> {
     report.tiles_checked += 1;
     match tiles.get((id.level, id.index))? {
-        None => report.add(ProblemKind::Derived, format!("tile {id:?} is missing")),
+        None => report.add(ProblemKind::Derived, format!("{what} {id:?} is missing")),
         Some(raw) => match Tile::from_bytes(raw.value()) {
             Ok(stored) if stored.base() == derived.base() => {}
             Ok(stored) if stored.width() > derived.width() && stored.base().starts_with(derived.base()) => report.add(
                 ProblemKind::Uncommitted,
-                format!("tile {id:?} holds {} nodes, the head covers {}", stored.width(), derived.width()),
+                format!("{what} {id:?} holds {} nodes, the head covers {}", stored.width(), derived.width()),
             ),
-            Ok(_) => report.add(ProblemKind::Derived, format!("tile {id:?} differs from the re-derived tree")),
-            Err(e) => report.add(ProblemKind::Derived, format!("tile {id:?} does not parse: {e}")),
+            Ok(_) => report.add(ProblemKind::Derived, format!("{what} {id:?} differs from the re-derived tree")),
+            Err(e) => report.add(ProblemKind::Derived, format!("{what} {id:?} does not parse: {e}")),
         },
     }
     Ok(())
 }
 
 /// Tiles that lie wholly beyond the head.
-fn check_tiles_beyond(tiles: &redb::ReadOnlyTable<(u8, u64), &[u8]>, size: u64, report: &mut Report) -> Result<()> {
+fn check_tiles_beyond(
+    tiles: &redb::ReadOnlyTable<(u8, u64), &[u8]>,
+    what: &str,
+    size: u64,
+    report: &mut Report,
+) -> Result<()> {
     for row in tiles.iter()? {
         let (key, _) = row?;
         let (level, index) = key.value();
         let count = size.checked_shr(u32::from(level) * u32::from(TILE_HEIGHT)).unwrap_or(0);
         if index * TILE_WIDTH as u64 >= count {
-            report.add(ProblemKind::Uncommitted, format!("tile ({level}, {index}) lies beyond the head"));
+            report.add(ProblemKind::Uncommitted, format!("{what} ({level}, {index}) lies beyond the head"));
         }
     }
     Ok(())
@@ -427,9 +469,10 @@ pub fn repair(store: &LogStore, key: &LogVerifyingKey) -> Result<(Repaired, Repo
 }
 
 impl LogStore {
-    /// Removes rows beyond `size`, then rewrites tiles, the leaf-hash index, the compact range
-    /// and the size index from the first `size` leaves and the stored STHs, in one durable
-    /// transaction. Only for [`repair`], after the leaves reproduced every signed root.
+    /// Removes rows beyond `size`, then rewrites tiles, the leaf-hash index, the compact range,
+    /// the C2SP tree and the size index from the first `size` leaves and the stored STHs, in
+    /// one durable transaction. Only for [`repair`], after the leaves reproduced every signed
+    /// root.
     fn rebuild_derived(&self, size: u64) -> Result<()> {
         self.write_raw(|txn| {
             let mut leaves = txn.open_table(LEAVES)?;
@@ -442,30 +485,35 @@ impl LogStore {
             index.retain(|_, _| false)?;
             let mut tiles = txn.open_table(TILES)?;
             tiles.retain(|_, _| false)?;
+            let mut c2sp_tiles = txn.open_table(C2SP_TILES)?;
+            c2sp_tiles.retain(|_, _| false)?;
             let mut compact = CompactRange::<Sha3_256>::new();
             let mut building = TileBuilder::default();
+            let mut c2sp = CompactRange::<Sha256>::new();
+            let mut c2sp_building = TileBuilder::default();
             for row in leaves.range(..size)? {
                 let (i, raw) = row?;
                 let leaf = decode_leaf(i.value(), raw.value())?;
                 if index.get(&leaf.leaf_hash)?.is_none() {
                     index.insert(&leaf.leaf_hash, leaf.index)?;
                 }
-                let mut finished = Vec::new();
-                compact.append(leaf.leaf_hash, |node, hash| {
-                    if node.level % TILE_HEIGHT == 0
-                        && let Some(done) = building.push(node.level / TILE_HEIGHT, *hash)
-                    {
-                        finished.push(done);
-                    }
-                });
-                for (id, tile) in finished {
+                for (id, tile) in building.append(&mut compact, leaf.leaf_hash) {
                     tiles.insert((id.level, id.index), tile.to_bytes().as_slice())?;
+                }
+                for (id, tile) in c2sp_building.append(&mut c2sp, Sha256::hash_leaf(&leaf.event_json)) {
+                    c2sp_tiles.insert((id.level, id.index), tile.to_bytes().as_slice())?;
                 }
             }
             for (id, tile) in building.partial() {
                 tiles.insert((id.level, id.index), tile.to_bytes().as_slice())?;
             }
-            txn.open_table(META)?.insert(COMPACT_KEY, encode_compact(&compact).as_slice())?;
+            for (id, tile) in c2sp_building.partial() {
+                c2sp_tiles.insert((id.level, id.index), tile.to_bytes().as_slice())?;
+            }
+            let mut meta = txn.open_table(META)?;
+            meta.insert(COMPACT_KEY, encode_compact(&compact).as_slice())?;
+            meta.insert(C2SP_COMPACT_KEY, encode_compact(&c2sp).as_slice())?;
+            drop(meta);
             let mut by_size = txn.open_table(STH_BY_SIZE)?;
             by_size.retain(|_, _| false)?;
             for row in txn.open_table(STHS)?.iter()? {

@@ -14,7 +14,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crypto::LogSigningKey;
 use tlog::tile::{Tile, TileId, locate};
-use tlog::{CompactRange, Hash, NodeId, Sha3_256};
+use tlog::{CompactRange, Hash, NodeId, Sha3_256, Sha256, TreeHasher};
 use tokio::sync::{mpsc, oneshot};
 use wire::{LogEvent, SignedSth, SthBody};
 
@@ -23,6 +23,8 @@ use crate::store::StoreError;
 
 /// Most appends committed under one STH; bounds batch latency and transaction size.
 const MAX_BATCH: usize = 1024;
+/// The largest entry: tlog-tiles entry bundles prefix each entry with a big-endian u16 length.
+pub const MAX_ENTRY_BYTES: usize = u16::MAX as usize;
 /// Appends that may wait for the sequencer before callers feel backpressure.
 const QUEUE_DEPTH: usize = 8192;
 
@@ -177,6 +179,14 @@ pub enum StartError {
         /// The stored tree's size.
         tree_size: u64,
     },
+    #[error("the C2SP tree (size {c2sp_size}) does not cover the stored tree (size {tree_size})")]
+    /// The C2SP (SHA-256) tree was not brought up to the head's size.
+    C2spMismatch {
+        /// The C2SP tree's size.
+        c2sp_size: u64,
+        /// The stored tree's size.
+        tree_size: u64,
+    },
     /// The thread could not be started.
     #[error("cannot start the sequencer thread: {0}")]
     Thread(String),
@@ -189,6 +199,9 @@ struct Core {
     compact: CompactRange<Sha3_256>,
     /// Tiles on the right edge of each tile level, kept so a batch never re-reads them.
     edge: BTreeMap<TileId, Tile>,
+    /// The C2SP view: the RFC 6962 SHA-256 tree over the same entries, and its edge tiles.
+    c2sp: CompactRange<Sha256>,
+    c2sp_edge: BTreeMap<TileId, Tile>,
     latest: Arc<SignedSth>,
 }
 
@@ -201,8 +214,16 @@ impl Core {
                 discarded.leaves, discarded.tiles
             ));
         }
+        let built = store.complete_c2sp()?;
+        if built > 0 {
+            crate::DAEMON.log(format_args!("built the C2SP (SHA-256) tree over {built} stored leaves"));
+        }
         let head = store.head()?;
+        if head.c2sp.size() != head.compact.size() {
+            return Err(StartError::C2spMismatch { c2sp_size: head.c2sp.size(), tree_size: head.compact.size() });
+        }
         let compact = head.compact;
+        let c2sp = head.c2sp;
         let latest = match head.sth {
             Some(sth) => {
                 check_matches_tree(&key, &compact, &sth)?;
@@ -214,7 +235,16 @@ impl Core {
                 sth
             }
         };
-        Ok(Core { store, key, config, compact, edge: BTreeMap::new(), latest: Arc::new(latest) })
+        Ok(Core {
+            store,
+            key,
+            config,
+            compact,
+            edge: BTreeMap::new(),
+            c2sp,
+            c2sp_edge: BTreeMap::new(),
+            latest: Arc::new(latest),
+        })
     }
 
     /// Serves requests until every handle is dropped (`Ok`) or storage fails (`Err`, the reason).
@@ -262,6 +292,9 @@ impl Core {
         let mut compact = self.compact.clone();
         let mut bases: Vec<NodeId> = Vec::new();
         let mut base_hashes: Vec<Hash> = Vec::new();
+        let mut c2sp = self.c2sp.clone();
+        let mut c2sp_bases: Vec<NodeId> = Vec::new();
+        let mut c2sp_hashes: Vec<Hash> = Vec::new();
         let mut leaves = Vec::with_capacity(appends.len());
         let mut accepted = Vec::with_capacity(appends.len());
         for (mut event, reply) in appends {
@@ -275,6 +308,13 @@ impl Core {
                             base_hashes.push(*h);
                         }
                     });
+                    // The C2SP entry is the stored event JSON, its leaf hash RFC 6962's.
+                    c2sp.append(Sha256::hash_leaf(&json), |node, h| {
+                        if node.level % tlog::tile::TILE_HEIGHT == 0 {
+                            c2sp_bases.push(node);
+                            c2sp_hashes.push(*h);
+                        }
+                    });
                     leaves.push((hash, json));
                     accepted.push((hash, reply));
                 }
@@ -286,9 +326,15 @@ impl Core {
         if accepted.is_empty() {
             return Ok(());
         }
-        let result = self
-            .grow_tiles(&bases, &base_hashes)
-            .and_then(|tiles| self.commit(first_index, &leaves, tiles, compact, timestamp));
+        let result = grow_tiles::<Sha3_256>(&self.edge, |id| self.store.tile(id), &bases, &base_hashes)
+            .and_then(|tiles| {
+                let c2sp_tiles =
+                    grow_tiles::<Sha256>(&self.c2sp_edge, |id| self.store.c2sp_tile(id), &c2sp_bases, &c2sp_hashes)?;
+                Ok((tiles, c2sp_tiles))
+            })
+            .and_then(|(tiles, c2sp_tiles)| {
+                self.commit(first_index, &leaves, Trees { tiles, compact, c2sp_tiles, c2sp }, timestamp)
+            });
         match result {
             Ok(()) => {
                 monitoring::batch_committed(accepted.len(), self.compact.size(), started.elapsed());
@@ -307,44 +353,23 @@ impl Core {
         }
     }
 
-    /// Copies of the edge tiles with the new base nodes pushed, keyed by tile.
-    fn grow_tiles(&self, bases: &[NodeId], hashes: &[Hash]) -> Result<BTreeMap<TileId, Tile>, StoreError> {
-        let mut dirty: BTreeMap<TileId, Tile> = BTreeMap::new();
-        for (node, hash) in bases.iter().zip(hashes) {
-            let (tile_id, _, _) = locate(*node);
-            if let std::collections::btree_map::Entry::Vacant(e) = dirty.entry(tile_id) {
-                let tile = match self.edge.get(&tile_id) {
-                    Some(t) => t.clone(),
-                    None => self.store.tile(tile_id)?.unwrap_or_default(),
-                };
-                e.insert(tile);
-            }
-            let tile = dirty.get_mut(&tile_id).ok_or_else(|| StoreError::Corrupt("tile".into()))?;
-            tile.push_base::<Sha3_256>(*hash).map_err(|e| StoreError::Corrupt(format!("tile {tile_id:?}: {e}")))?;
-        }
-        Ok(dirty)
-    }
-
     fn commit(
         &mut self,
         first_index: u64,
         leaves: &[(Hash, Vec<u8>)],
-        tiles: BTreeMap<TileId, Tile>,
-        compact: CompactRange<Sha3_256>,
+        trees: Trees,
         timestamp: u64,
     ) -> Result<(), StoreError> {
+        let Trees { tiles, compact, c2sp_tiles, c2sp } = trees;
         let sth = sign_sth(&self.key, &self.config.relay_id, &compact, timestamp);
-        let batch = Batch { leaves, tiles: &tiles, compact: &compact, sth: &sth };
+        let batch =
+            Batch { leaves, tiles: &tiles, compact: &compact, c2sp_tiles: &c2sp_tiles, c2sp_compact: &c2sp, sth: &sth };
         self.store.commit_batch(first_index, &batch)?;
         self.compact = compact;
+        self.c2sp = c2sp;
         self.latest = Arc::new(sth);
-        for (id, tile) in tiles {
-            if tile.is_full() {
-                self.edge.remove(&id);
-            } else {
-                self.edge.insert(id, tile);
-            }
-        }
+        keep_edge(&mut self.edge, tiles);
+        keep_edge(&mut self.c2sp_edge, c2sp_tiles);
         Ok(())
     }
 
@@ -358,6 +383,49 @@ impl Core {
     }
 }
 
+/// What a batch grew: the tiles and right edge of the log's tree and of the C2SP tree.
+struct Trees {
+    tiles: BTreeMap<TileId, Tile>,
+    compact: CompactRange<Sha3_256>,
+    c2sp_tiles: BTreeMap<TileId, Tile>,
+    c2sp: CompactRange<Sha256>,
+}
+
+/// Copies of the edge tiles (from `edge`, else `load`) with the new base nodes pushed, keyed
+/// by tile, for the tree hashed with `H`.
+fn grow_tiles<H: TreeHasher>(
+    edge: &BTreeMap<TileId, Tile>,
+    load: impl Fn(TileId) -> Result<Option<Tile>, StoreError>,
+    bases: &[NodeId],
+    hashes: &[Hash],
+) -> Result<BTreeMap<TileId, Tile>, StoreError> {
+    let mut dirty: BTreeMap<TileId, Tile> = BTreeMap::new();
+    for (node, hash) in bases.iter().zip(hashes) {
+        let (tile_id, _, _) = locate(*node);
+        if let std::collections::btree_map::Entry::Vacant(e) = dirty.entry(tile_id) {
+            let tile = match edge.get(&tile_id) {
+                Some(t) => t.clone(),
+                None => load(tile_id)?.unwrap_or_default(),
+            };
+            e.insert(tile);
+        }
+        let tile = dirty.get_mut(&tile_id).ok_or_else(|| StoreError::Corrupt("tile".into()))?;
+        tile.push_base::<H>(*hash).map_err(|e| StoreError::Corrupt(format!("tile {tile_id:?}: {e}")))?;
+    }
+    Ok(dirty)
+}
+
+/// Keeps the committed tiles that are still on the right edge (not full) for the next batch.
+fn keep_edge(edge: &mut BTreeMap<TileId, Tile>, tiles: BTreeMap<TileId, Tile>) {
+    for (id, tile) in tiles {
+        if tile.is_full() {
+            edge.remove(&id);
+        } else {
+            edge.insert(id, tile);
+        }
+    }
+}
+
 /// The signed head of the tree `compact` at `timestamp` (through `wire`'s one STH builder).
 fn sign_sth(key: &LogSigningKey, relay_id: &str, compact: &CompactRange<Sha3_256>, timestamp: u64) -> SignedSth {
     monitoring::timed_sign("sth", || SthBody::new(relay_id, &compact.root(), compact.size(), timestamp).sign(key))
@@ -368,6 +436,9 @@ fn encode_leaf(event: &LogEvent) -> Result<(Hash, Vec<u8>), String> {
     event.validate().map_err(|e| e.to_string())?;
     let hash = event.leaf_hash().map_err(|e| e.to_string())?;
     let json = wire::canonical_json_of(event).map_err(|e| e.to_string())?;
+    if json.len() > MAX_ENTRY_BYTES {
+        return Err(format!("the event is {} bytes; a log entry holds at most {MAX_ENTRY_BYTES}", json.len()));
+    }
     Ok((hash, json))
 }
 

@@ -13,7 +13,7 @@ use redb::{
     Database, Durability, ReadTransaction, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition,
 };
 use tlog::tile::{TILE_HEIGHT, TILE_WIDTH, Tile, TileId, locate};
-use tlog::{CompactRange, Hash, NodeId, Sha3_256};
+use tlog::{CompactRange, Hash, NodeId, Sha3_256, Sha256, TreeHasher};
 use wire::SignedSth;
 
 /// `index -> leaf_hash (32 bytes) ‖ event JSON`.
@@ -22,6 +22,9 @@ pub(crate) const LEAVES: TableDefinition<u64, &[u8]> = TableDefinition::new("lea
 pub(crate) const LEAF_INDEX: TableDefinition<[u8; 32], u64> = TableDefinition::new("leaf_index");
 /// `(tile level, tile index) -> fat tile bytes`.
 pub(crate) const TILES: TableDefinition<(u8, u64), &[u8]> = TableDefinition::new("tiles");
+/// The C2SP view: fat tiles of the RFC 6962 SHA-256 tree over the same entries (leaf =
+/// SHA-256(0x00 ‖ event JSON)), same layout as [`TILES`]. Derived from the leaves.
+pub(crate) const C2SP_TILES: TableDefinition<(u8, u64), &[u8]> = TableDefinition::new("c2sp_tiles");
 /// `timestamp ms -> signed STH JSON`; timestamps are strictly increasing.
 pub(crate) const STHS: TableDefinition<u64, &[u8]> = TableDefinition::new("sths");
 /// `tree_size -> timestamp of the first STH of that size`.
@@ -38,6 +41,11 @@ const PEER_STHS: TableDefinition<([u8; 32], u64), &[u8]> = TableDefinition::new(
 const FORKS: TableDefinition<u64, &[u8]> = TableDefinition::new("forks");
 
 pub(crate) const COMPACT_KEY: &str = "compact_range";
+/// `META` key of the SHA-256 (C2SP) tree's compact range, committed with [`COMPACT_KEY`].
+pub(crate) const C2SP_COMPACT_KEY: &str = "c2sp_compact_range";
+/// Leaves hashed per transaction when the C2SP tree is built from the leaves (start-up of a
+/// store written before it existed, or after `fsck --repair` dropped it).
+const C2SP_BUILD_CHUNK: u64 = 1 << 20;
 
 /// Storage failures. Every one is an operator problem (disk, corruption), never a client's.
 #[derive(Debug, thiserror::Error)]
@@ -123,6 +131,7 @@ impl LogStore {
             txn.open_table(LEAVES)?;
             txn.open_table(LEAF_INDEX)?;
             txn.open_table(TILES)?;
+            txn.open_table(C2SP_TILES)?;
             txn.open_table(STHS)?;
             txn.open_table(STH_BY_SIZE)?;
             txn.open_table(META)?;
@@ -148,7 +157,13 @@ impl LogStore {
     /// Loads the tile that holds `id`, if it was ever written.
     pub fn tile(&self, id: TileId) -> Result<Option<Tile>> {
         let txn = self.db.begin_read()?;
-        read_tile(&txn, id)
+        read_tile(&txn, TILES, id)
+    }
+
+    /// Loads the C2SP (SHA-256) tile `id`, if it was ever written.
+    pub fn c2sp_tile(&self, id: TileId) -> Result<Option<Tile>> {
+        let txn = self.db.begin_read()?;
+        read_tile(&txn, C2SP_TILES, id)
     }
 
     /// Commits a batch durably: leaves, their hash index, dirty tiles, compact range and STH.
@@ -156,8 +171,12 @@ impl LogStore {
         let mut txn = self.db.begin_write()?;
         txn.set_durability(Durability::Immediate)?;
         insert_leaves(&txn, first_index, batch.leaves, true)?;
-        insert_tiles(&txn, batch.tiles)?;
-        txn.open_table(META)?.insert(COMPACT_KEY, encode_compact(batch.compact).as_slice())?;
+        insert_tiles(&txn, TILES, batch.tiles)?;
+        insert_tiles(&txn, C2SP_TILES, batch.c2sp_tiles)?;
+        let mut meta = txn.open_table(META)?;
+        meta.insert(C2SP_COMPACT_KEY, encode_compact(batch.c2sp_compact).as_slice())?;
+        meta.insert(COMPACT_KEY, encode_compact(batch.compact).as_slice())?;
+        drop(meta);
         insert_sth(&txn, batch.sth)?;
         txn.commit()?;
         Ok(())
@@ -171,7 +190,8 @@ impl LogStore {
         txn.set_durability(Durability::Immediate)?;
         insert_leaves(&txn, first_index, batch.leaves, matches!(torn, Torn::AllButHead))?;
         if matches!(torn, Torn::AllButHead) {
-            insert_tiles(&txn, batch.tiles)?;
+            insert_tiles(&txn, TILES, batch.tiles)?;
+            insert_tiles(&txn, C2SP_TILES, batch.c2sp_tiles)?;
         }
         txn.commit()?;
         Ok(())
@@ -180,18 +200,24 @@ impl LogStore {
     /// The committed head: compact range and newest STH, read in one snapshot.
     pub fn head(&self) -> Result<Head> {
         let txn = self.db.begin_read()?;
-        let compact = match txn.open_table(META)?.get(COMPACT_KEY)? {
+        let meta = txn.open_table(META)?;
+        let compact = match meta.get(COMPACT_KEY)? {
+            Some(raw) => decode_compact(raw.value())?,
+            None => CompactRange::new(),
+        };
+        let c2sp = match meta.get(C2SP_COMPACT_KEY)? {
             Some(raw) => decode_compact(raw.value())?,
             None => CompactRange::new(),
         };
         let sth = txn.open_table(STHS)?.last()?.map(|(_, v)| decode_sth(v.value())).transpose()?;
-        Ok(Head { compact, sth })
+        Ok(Head { compact, c2sp, sth })
     }
 
     /// Removes leaves, index entries and tile nodes beyond the head, in one durable
     /// transaction (see [`crate::backend`]).
     pub fn discard_uncommitted(&self) -> Result<Discarded> {
-        let size = self.head()?.compact.size();
+        let head = self.head()?;
+        let size = head.compact.size();
         let mut txn = self.db.begin_write()?;
         txn.set_durability(Durability::Immediate)?;
         let mut discarded = Discarded::default();
@@ -212,38 +238,10 @@ impl LogStore {
                 }
                 discarded.leaves += 1;
             }
-            let mut tiles = txn.open_table(TILES)?;
-            for level in 0..=(64 / TILE_HEIGHT) {
-                // Nodes of this tile level's base (tree level 8·level) that the head covers.
-                let count = size.checked_shr(u32::from(level) * u32::from(TILE_HEIGHT)).unwrap_or(0);
-                let first_partial = count / TILE_WIDTH as u64;
-                let stored: Vec<(u64, Vec<u8>)> = tiles
-                    .range((level, first_partial)..=(level, u64::MAX))?
-                    .map(|row| {
-                        let (k, v) = row?;
-                        Ok((k.value().1, v.value().to_vec()))
-                    })
-                    .collect::<Result<_>>()?;
-                for (tile_index, raw) in stored {
-                    let keep = count.saturating_sub(tile_index * TILE_WIDTH as u64).min(TILE_WIDTH as u64) as usize;
-                    let tile = Tile::from_bytes(&raw)
-                        .map_err(|e| StoreError::Corrupt(format!("tile ({level}, {tile_index}): {e}")))?;
-                    if tile.width() <= keep {
-                        continue;
-                    }
-                    discarded.tiles += 1;
-                    if keep == 0 {
-                        tiles.remove((level, tile_index))?;
-                    } else {
-                        let mut cut = Tile::new();
-                        for hash in &tile.base()[..keep] {
-                            cut.push_base::<Sha3_256>(*hash)
-                                .map_err(|e| StoreError::Corrupt(format!("tile ({level}, {tile_index}): {e}")))?;
-                        }
-                        tiles.insert((level, tile_index), cut.to_bytes().as_slice())?;
-                    }
-                }
-            }
+            discarded.tiles += cut_tiles::<Sha3_256>(&txn, TILES, size)?;
+            // The C2SP tree is committed with the head; a store from before it existed has
+            // none yet ([`LogStore::complete_c2sp`] builds it).
+            discarded.tiles += cut_tiles::<Sha256>(&txn, C2SP_TILES, head.c2sp.size().min(size))?;
         }
         txn.commit()?;
         Ok(discarded)
@@ -256,6 +254,86 @@ impl LogStore {
         insert_sth(&txn, sth)?;
         txn.commit()?;
         Ok(())
+    }
+
+    /// Brings the C2SP (SHA-256) tree up to the head's size by hashing the leaves it does not
+    /// cover yet, [`C2SP_BUILD_CHUNK`] leaves per durable transaction (each one leaves a
+    /// consistent C2SP tree behind, so an interrupted build continues where it stopped).
+    /// Returns how many leaves were hashed: 0 when the two trees already agree in size.
+    /// Runs at start-up after [`LogStore::discard_uncommitted`], before the sequencer.
+    pub fn complete_c2sp(&self) -> Result<u64> {
+        self.complete_c2sp_in_chunks(C2SP_BUILD_CHUNK)
+    }
+
+    /// [`LogStore::complete_c2sp`] with `chunk` leaves per transaction (tests use small ones).
+    #[doc(hidden)]
+    pub fn complete_c2sp_in_chunks(&self, chunk: u64) -> Result<u64> {
+        let chunk = chunk.max(1);
+        let mut hashed = 0;
+        loop {
+            let head = self.head()?;
+            let (size, from) = (head.compact.size(), head.c2sp.size());
+            if from > size {
+                return Err(StoreError::Corrupt(format!(
+                    "the C2SP tree covers {from} leaves, more than the head's {size}"
+                )));
+            }
+            if from == size {
+                return Ok(hashed);
+            }
+            let until = size.min(from.saturating_add(chunk));
+            self.write_raw(|txn| {
+                let mut compact = head.c2sp.clone();
+                // Rows of an earlier, interrupted build beyond the committed C2SP range.
+                cut_tiles::<Sha256>(txn, C2SP_TILES, from)?;
+                let mut tiles: BTreeMap<TileId, Tile> = BTreeMap::new();
+                let leaves = txn.open_table(LEAVES)?;
+                let mut table = txn.open_table(C2SP_TILES)?;
+                for row in leaves.range(from..until)? {
+                    let (index, raw) = row?;
+                    if index.value() != compact.size() {
+                        return Err(StoreError::Corrupt(format!("leaf {} is missing", compact.size())));
+                    }
+                    let leaf = decode_leaf(index.value(), raw.value())?;
+                    let mut bases = Vec::new();
+                    compact.append(Sha256::hash_leaf(&leaf.event_json), |node, hash| {
+                        if node.level % TILE_HEIGHT == 0 {
+                            bases.push((node, *hash));
+                        }
+                    });
+                    for (node, hash) in bases {
+                        let (id, _, _) = locate(node);
+                        let tile = match tiles.entry(id) {
+                            std::collections::btree_map::Entry::Occupied(e) => e.into_mut(),
+                            std::collections::btree_map::Entry::Vacant(e) => {
+                                let stored = match table.get((id.level, id.index))? {
+                                    Some(raw) => Tile::from_bytes(raw.value())
+                                        .map_err(|e| StoreError::Corrupt(format!("C2SP tile {id:?}: {e}")))?,
+                                    None => Tile::new(),
+                                };
+                                e.insert(stored)
+                            }
+                        };
+                        tile.push_base::<Sha256>(hash)
+                            .map_err(|e| StoreError::Corrupt(format!("C2SP tile {id:?}: {e}")))?;
+                        if tile.is_full()
+                            && let Some(full) = tiles.remove(&id)
+                        {
+                            table.insert((id.level, id.index), full.to_bytes().as_slice())?;
+                        }
+                    }
+                }
+                if compact.size() != until {
+                    return Err(StoreError::Corrupt(format!("leaf {} is missing", compact.size())));
+                }
+                for (id, tile) in &tiles {
+                    table.insert((id.level, id.index), tile.to_bytes().as_slice())?;
+                }
+                txn.open_table(META)?.insert(C2SP_COMPACT_KEY, encode_compact(&compact).as_slice())?;
+                Ok(())
+            })?;
+            hashed += until - from;
+        }
     }
 
     /// One durable write transaction over any table (for `fsck --repair`).
@@ -324,8 +402,50 @@ fn insert_leaves(
     Ok(())
 }
 
-fn insert_tiles(txn: &redb::WriteTransaction, tiles: &BTreeMap<TileId, Tile>) -> Result<()> {
-    let mut table = txn.open_table(TILES)?;
+/// Cuts the tiles of `table` (a tree hashed with `H`) back to the tree of `size` leaves:
+/// tiles wholly beyond it are removed, the partial ones shortened. Returns how many changed.
+fn cut_tiles<H: TreeHasher>(txn: &redb::WriteTransaction, table: TileTable, size: u64) -> Result<u64> {
+    let mut tiles = txn.open_table(table)?;
+    let mut changed = 0;
+    for level in 0..=(64 / TILE_HEIGHT) {
+        // Nodes of this tile level's base (tree level 8·level) that the head covers.
+        let count = size.checked_shr(u32::from(level) * u32::from(TILE_HEIGHT)).unwrap_or(0);
+        let first_partial = count / TILE_WIDTH as u64;
+        let stored: Vec<(u64, Vec<u8>)> = tiles
+            .range((level, first_partial)..=(level, u64::MAX))?
+            .map(|row| {
+                let (k, v) = row?;
+                Ok((k.value().1, v.value().to_vec()))
+            })
+            .collect::<Result<_>>()?;
+        for (tile_index, raw) in stored {
+            let keep = count.saturating_sub(tile_index * TILE_WIDTH as u64).min(TILE_WIDTH as u64) as usize;
+            let tile = Tile::from_bytes(&raw)
+                .map_err(|e| StoreError::Corrupt(format!("tile ({level}, {tile_index}): {e}")))?;
+            if tile.width() <= keep {
+                continue;
+            }
+            changed += 1;
+            if keep == 0 {
+                tiles.remove((level, tile_index))?;
+            } else {
+                let mut cut = Tile::new();
+                for hash in &tile.base()[..keep] {
+                    cut.push_base::<H>(*hash)
+                        .map_err(|e| StoreError::Corrupt(format!("tile ({level}, {tile_index}): {e}")))?;
+                }
+                tiles.insert((level, tile_index), cut.to_bytes().as_slice())?;
+            }
+        }
+    }
+    Ok(changed)
+}
+
+/// A table of fat tiles: [`TILES`] (SHA3-256) or [`C2SP_TILES`] (SHA-256).
+pub(crate) type TileTable = TableDefinition<'static, (u8, u64), &'static [u8]>;
+
+fn insert_tiles(txn: &redb::WriteTransaction, table: TileTable, tiles: &BTreeMap<TileId, Tile>) -> Result<()> {
+    let mut table = txn.open_table(table)?;
     for (id, tile) in tiles {
         table.insert((id.level, id.index), tile.to_bytes().as_slice())?;
     }
@@ -342,8 +462,8 @@ fn insert_sth(txn: &redb::WriteTransaction, sth: &SignedSth) -> Result<()> {
     Ok(())
 }
 
-fn read_tile(txn: &ReadTransaction, id: TileId) -> Result<Option<Tile>> {
-    let tiles = txn.open_table(TILES)?;
+fn read_tile(txn: &ReadTransaction, table: TileTable, id: TileId) -> Result<Option<Tile>> {
+    let tiles = txn.open_table(table)?;
     let Some(raw) = tiles.get((id.level, id.index))? else {
         return Ok(None);
     };
@@ -373,7 +493,7 @@ fn tile_width(hashes: usize) -> Option<usize> {
     (hashes / 2..=hashes / 2 + 5).find(|&width| (1..=TILE_WIDTH).contains(&width) && stored(width) == hashes)
 }
 
-pub(crate) fn encode_compact(range: &CompactRange<Sha3_256>) -> Vec<u8> {
+pub(crate) fn encode_compact<H: TreeHasher>(range: &CompactRange<H>) -> Vec<u8> {
     let mut out = range.size().to_be_bytes().to_vec();
     for hash in range.hashes() {
         out.extend_from_slice(hash);
@@ -381,7 +501,7 @@ pub(crate) fn encode_compact(range: &CompactRange<Sha3_256>) -> Vec<u8> {
     out
 }
 
-pub(crate) fn decode_compact(raw: &[u8]) -> Result<CompactRange<Sha3_256>> {
+pub(crate) fn decode_compact<H: TreeHasher>(raw: &[u8]) -> Result<CompactRange<H>> {
     let corrupt = || StoreError::Corrupt("compact range record".into());
     let (size, rest) = raw.split_first_chunk::<8>().ok_or_else(corrupt)?;
     if rest.len() % 32 != 0 {
@@ -456,6 +576,20 @@ impl Snapshot {
     pub fn root_at(&self, size: u64) -> Result<Hash> {
         let hashes = self.nodes(&tlog::root_nodes(size))?;
         Ok(tlog::root_from_nodes::<Sha3_256>(&hashes))
+    }
+
+    /// The C2SP (SHA-256) tree's compact range as committed in this snapshot: its size is
+    /// the committed tree size, its root the checkpoint's root hash.
+    pub fn c2sp_compact(&self) -> Result<CompactRange<Sha256>> {
+        match self.txn.open_table(META)?.get(C2SP_COMPACT_KEY)? {
+            Some(raw) => decode_compact(raw.value()),
+            None => Ok(CompactRange::new()),
+        }
+    }
+
+    /// The C2SP (SHA-256) tile `id`, if any part of it was committed.
+    pub fn c2sp_tile(&self, id: TileId) -> Result<Option<Tile>> {
+        read_tile(&self.txn, C2SP_TILES, id)
     }
 
     /// Number of leaves committed (O(1): redb tracks table lengths).

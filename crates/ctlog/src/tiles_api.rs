@@ -1,13 +1,13 @@
 //! The C2SP tlog-tiles read API (`/checkpoint`, `/tile/<L>/<N>[.p/<W>]`,
-//! `/tile/entries/<N>[.p/<W>]`) served from the tiles the log already stores, and the
-//! checkpoint in C2SP signed-note form with the log's Ed25519 note key.
+//! `/tile/entries/<N>[.p/<W>]`) and the checkpoint in C2SP signed-note form with the log's
+//! Ed25519 note key (c2sp.org/tlog-tiles, c2sp.org/tlog-checkpoint, c2sp.org/signed-note).
 //!
-//! Deviation from tlog-tiles, on purpose and named in the checkpoint's origin line: every
-//! hash is SHA-3-256 (the log's hash, RFC 9162 tree shape with `0x01` interior prefix) rather
-//! than SHA-256, and a leaf hash is the typed event hash of the API reference rather than
-//! `SHA-256(0x00 ‖ entry)`. Entry bundles carry each leaf's event JSON, from which its leaf
-//! hash is recomputed per event type. A SHA-256-only client therefore fails loudly (proofs
-//! do not verify) instead of accepting anything.
+//! The log's own tree hashes with SHA3-256 and typed leaf hashes (signed by the ML-DSA-65
+//! STHs); tlog-tiles clients expect RFC 6962 with SHA-256. So the sequencer keeps a second
+//! tree over the same entries, the *C2SP view*, in the same commit: entry = the leaf's stored
+//! canonical event JSON, leaf hash = SHA-256(0x00 ‖ entry), node = SHA-256(0x01 ‖ l ‖ r).
+//! Everything here is served from that tree's stored tiles and compact range, so any
+//! tlog-tiles client, monitor or witness reads, verifies and cosigns it unchanged.
 
 use std::sync::Mutex;
 
@@ -86,14 +86,12 @@ impl CheckpointSigner {
     }
 }
 
-/// The checkpoint origin for a log whose public base URL is `public_url`: the URL without
-/// scheme and trailing slash, then `/sha3-256`, so the identity every client pins names the
-/// hash function (C2SP: no spaces, no `+`).
+/// The checkpoint origin for a log whose public base URL (the tlog-tiles prefix) is
+/// `public_url`: the URL without scheme and trailing slashes (tlog-tiles § Parameters; C2SP:
+/// no spaces, no `+`). It is also the note key's name.
 pub fn origin_for(public_url: &str) -> String {
     let without_scheme = public_url.split_once("://").map_or(public_url, |(_, rest)| rest);
-    let base: String =
-        without_scheme.trim_end_matches('/').chars().filter(|c| !c.is_whitespace() && *c != '+').collect();
-    format!("{base}/sha3-256")
+    without_scheme.trim_end_matches('/').chars().filter(|c| !c.is_whitespace() && *c != '+').collect()
 }
 
 /// The note text (tlog-checkpoint): origin, decimal size, base64 root, each on its own line.
@@ -111,11 +109,19 @@ pub fn note_key_id(name: &str, public_key: &[u8]) -> [u8; 4] {
     [digest[0], digest[1], digest[2], digest[3]]
 }
 
+/// The checkpoint of the newest committed tree: its size (that of the newest ML-DSA-65 STH)
+/// and the C2SP tree's root, read in one snapshot.
 async fn checkpoint(State(state): State<SharedState>) -> ApiResult<impl IntoResponse> {
-    let sth = latest_sth(&state.snapshot()?)?;
-    let root = wire::parse_hash_hex(&sth.body.sha3_root)
-        .map_err(|e| ApiError::internal("stored sth root", &format!("{e:?}")))?;
-    let note = state.checkpoint.sign(sth.body.tree_size, &root);
+    let snapshot = state.snapshot()?;
+    let sth = latest_sth(&snapshot)?;
+    let c2sp = snapshot.c2sp_compact()?;
+    if c2sp.size() != sth.body.tree_size {
+        return Err(ApiError::internal(
+            "checkpoint",
+            &format!("the C2SP tree has {} leaves, the newest STH {}", c2sp.size(), sth.body.tree_size),
+        ));
+    }
+    let note = state.checkpoint.sign(c2sp.size(), &c2sp.root());
     Ok(([(header::CONTENT_TYPE, "text/plain; charset=utf-8"), (header::CACHE_CONTROL, MUTABLE)], note))
 }
 
@@ -199,17 +205,22 @@ async fn tile(
     Ok(([(header::CONTENT_TYPE, "application/octet-stream"), (header::CACHE_CONTROL, IMMUTABLE)], body))
 }
 
-/// The first `width` (default 256) base hashes of a stored tile. A stored tile only grows, so
-/// any prefix of it is the tile of some earlier signed tree.
+/// The first `width` (default 256) base hashes of a stored C2SP tile. A stored tile only
+/// grows, so any prefix of it is the tile of some earlier tree (tlog-tiles: partial tiles of
+/// every checkpointed size stay available).
 fn hash_tile(state: &SharedState, id: TileId, width: Option<usize>) -> ApiResult<Vec<u8>> {
     let want = width.unwrap_or(TILE_WIDTH);
-    let tile =
-        state.store.tile(id)?.filter(|t| t.width() >= want).ok_or_else(|| ApiError::not_found("no such tile"))?;
+    let tile = state
+        .snapshot()?
+        .c2sp_tile(id)?
+        .filter(|t| t.width() >= want)
+        .ok_or_else(|| ApiError::not_found("no such tile"))?;
     Ok(tile.base()[..want].as_flattened().to_vec())
 }
 
 /// Entries `256 * index ..` (`width` of them, default 256): each the event JSON the leaf
-/// commits to, prefixed by its big-endian u16 length.
+/// commits to (the C2SP entry, hashed as SHA-256(0x00 ‖ entry)), prefixed by its big-endian
+/// u16 length (the sequencer refuses larger events).
 fn entry_bundle(state: &SharedState, index: u64, width: Option<usize>) -> ApiResult<Vec<u8>> {
     let want = width.unwrap_or(TILE_WIDTH);
     let start = index.checked_mul(TILE_WIDTH as u64).ok_or_else(|| ApiError::not_found("no such entry bundle"))?;
@@ -264,8 +275,21 @@ mod tests {
     }
 
     #[test]
-    fn origin_names_the_hash_and_drops_scheme_and_slash() {
-        assert_eq!(origin_for("https://ct.example.org/"), "ct.example.org/sha3-256");
-        assert_eq!(origin_for("http://127.0.0.1:8081"), "127.0.0.1:8081/sha3-256");
+    fn origin_is_the_prefix_without_scheme_and_slash() {
+        assert_eq!(origin_for("https://ct.example.org/"), "ct.example.org");
+        assert_eq!(origin_for("https://rome.ct.example.com/tevere/"), "rome.ct.example.com/tevere");
+        assert_eq!(origin_for("http://127.0.0.1:8081"), "127.0.0.1:8081");
+    }
+
+    #[test]
+    fn the_verifier_key_names_the_origin_and_its_key_id() {
+        let signer = CheckpointSigner::new(NoteSigningKey::from_seed(&[7; 32]), "log.example".into());
+        let vkey = signer.verifier_key();
+        let parts: Vec<&str> = vkey.split('+').collect();
+        assert_eq!(parts.len(), 3);
+        assert_eq!(parts[0], "log.example");
+        let typed = B64.decode(parts[2]).unwrap();
+        assert_eq!((typed.len(), typed[0]), (33, ED25519_TYPE));
+        assert_eq!(parts[1], hex::encode(note_key_id("log.example", &typed[1..])));
     }
 }

@@ -108,4 +108,17 @@ fn acknowledged_appends_survive_repeated_sigkill() {
         total_acked = acked.leaves.len();
     }
     assert!(total_acked as u64 >= ROUNDS * 10, "the clients got appends through ({total_acked})");
+    // Both trees survived every kill: fsck re-derives the SHA3 tree and the C2SP (SHA-256)
+    // tree from the leaves and compares every head, tile and compact range.
+    let (_, checkpoint) = get_text(&format!("{}/checkpoint", log.public));
+    let (_, sth) = log.get("/v2/sth");
+    assert_eq!(checkpoint.lines().nth(1).unwrap(), sth["sth"]["tree_size"].to_string(), "{checkpoint}");
+    assert!(log.stop().success());
+    let fsck = std::process::Command::new(BIN).args(["fsck", "--config"]).arg(&log.config).output().unwrap();
+    assert!(
+        fsck.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&fsck.stdout),
+        String::from_utf8_lossy(&fsck.stderr)
+    );
 }

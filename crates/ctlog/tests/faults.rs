@@ -94,6 +94,12 @@ impl Backend for Faulty {
     fn discard_uncommitted(&self) -> StoreResult<Discarded> {
         self.store.discard_uncommitted()
     }
+    fn c2sp_tile(&self, id: TileId) -> StoreResult<Option<Tile>> {
+        self.store.c2sp_tile(id)
+    }
+    fn complete_c2sp(&self) -> StoreResult<u64> {
+        self.store.complete_c2sp()
+    }
 }
 
 /// One step of the table: appends sent together (or a refresh when 0), and the fault of the
@@ -284,4 +290,79 @@ fn fsck_repair_removes_torn_rows_and_rebuilds_derived_data_but_refuses_broken_si
     let report = fsck::check(&store, &stranger.verifying_key()).unwrap();
     assert!(!report.is_repairable(), "{report}");
     assert!(matches!(fsck::repair(&store, &stranger.verifying_key()), Err(fsck::RepairError::NotRepairable(_))));
+}
+
+/// Removes the C2SP tree from a stopped log's file, as a store written before it existed has
+/// none (or as if it were lost): derived data, which start-up and `fsck --repair` rebuild.
+fn strip_c2sp(path: &Path) {
+    let db = redb::Database::create(path).unwrap();
+    let txn = db.begin_write().unwrap();
+    let tiles: redb::TableDefinition<(u8, u64), &[u8]> = redb::TableDefinition::new("c2sp_tiles");
+    assert!(txn.delete_table(tiles).unwrap());
+    let meta: redb::TableDefinition<&str, &[u8]> = redb::TableDefinition::new("meta");
+    assert!(txn.open_table(meta).unwrap().remove("c2sp_compact_range").unwrap().is_some());
+    txn.commit().unwrap();
+}
+
+fn append_transfers(running: &Running, runtime: &tokio::runtime::Runtime, blobs: std::ops::Range<u64>) {
+    runtime.block_on(async {
+        let tasks: Vec<_> = blobs
+            .map(|n| {
+                let sequencer = running.sequencer.clone();
+                tokio::spawn(async move { sequencer.append(transfer(n)).await })
+            })
+            .collect();
+        for task in tasks {
+            task.await.unwrap().unwrap();
+        }
+    });
+}
+
+fn stop(running: Running) {
+    let Running { sequencer, thread, store, backend, .. } = running;
+    drop(sequencer);
+    thread.join();
+    drop((store, backend));
+}
+
+#[test]
+fn a_log_without_the_c2sp_tree_gets_it_at_start_up_and_from_fsck_repair() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("ctlog.redb");
+    let key = Arc::new(LogSigningKey::generate().unwrap());
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let running = start(&path, &key);
+    append_transfers(&running, &runtime, 0..600);
+    let c2sp_root = running.store.snapshot().unwrap().c2sp_compact().unwrap().root();
+    stop(running);
+
+    // fsck names the missing C2SP tree as derived data (repairable).
+    strip_c2sp(&path);
+    let store = LogStore::open(&path).unwrap();
+    let report = fsck::check(&store, &key.verifying_key()).unwrap();
+    assert!(report.is_repairable(), "{report}");
+    assert!(report.problems.iter().any(|p| p.kind == ProblemKind::Derived && p.detail.contains("C2SP")), "{report}");
+
+    // Built in small transactions, each continuing from the stored partial tiles: the same tree.
+    assert_eq!(store.complete_c2sp_in_chunks(97).unwrap(), 600);
+    assert_eq!(store.complete_c2sp().unwrap(), 0);
+    assert_eq!(store.snapshot().unwrap().c2sp_compact().unwrap().root(), c2sp_root);
+    assert_sound(&store, &key, false, "after a chunked build");
+    drop(store);
+
+    // Start-up builds it, and the log goes on appending to both trees.
+    strip_c2sp(&path);
+    let running = start(&path, &key);
+    assert_eq!(running.store.snapshot().unwrap().c2sp_compact().unwrap().root(), c2sp_root);
+    append_transfers(&running, &runtime, 600..610);
+    assert_eq!(assert_sound(&running.store, &key, false, "after start-up built it"), 610);
+    stop(running);
+
+    // fsck --repair rebuilds it too.
+    strip_c2sp(&path);
+    let store = LogStore::open(&path).unwrap();
+    let (repaired, after) = fsck::repair(&store, &key.verifying_key()).unwrap();
+    assert!(matches!(repaired, fsck::Repaired::Rebuilt));
+    assert!(after.is_clean(), "{after}");
+    assert_eq!(store.snapshot().unwrap().c2sp_compact().unwrap().size(), 610);
 }

@@ -82,7 +82,7 @@ doc = {
      "responses": ok(obj({"valid": {"type": "boolean"}}, ["valid"]))}},
   "/ct/feed": {"get": {"summary": "JSON feed of the /ct/ page", "responses": ok(obj({"ok": {"const": True}, "tree_size": INT, "root": H, "sth": STH}, ["ok", "tree_size", "root", "sth"]))}},
   "/ct/feed.xml": {"get": {"summary": "RSS 2.0 feed of the last 20 STHs", "responses": {"200": {"description": "RSS", "content": {"application/rss+xml": {"schema": {"type": "string"}}}}, "default": err()}}},
-  "/checkpoint": {"get": {"summary": "C2SP tlog-checkpoint (Ed25519 signed note, SHA3-256 tree)", "responses": {"200": {"description": "signed note", "content": {"text/plain": {"schema": {"type": "string"}}}}, "default": err()}}},
+  "/checkpoint": {"get": {"summary": "C2SP tlog-checkpoint (Ed25519 signed note, RFC 6962 SHA-256 tree over the log entries)", "responses": {"200": {"description": "signed note", "content": {"text/plain": {"schema": {"type": "string"}}}}, "default": err()}}},
   "/v2/sth/ingest": {"post": {"summary": "Gossip: a peer's signed tree head, verified before it is archived", "requestBody": body(obj({"relay_id": {"type": "string"}, "sha3_root": H, "timestamp": INT, "tree_size": INT, "version": {"type": "integer"}, "signature": {"type": "string"}, "public_key": {"type": "string"}}, ["relay_id", "sha3_root", "timestamp", "tree_size", "version", "signature", "public_key"])),
      "responses": ok(obj({"ok": {"const": True}, "relay_pk_hash": H}, ["ok", "relay_pk_hash"]))}},
   "/v2/request-trial": {"post": {"summary": "Request a trial key by email", "requestBody": body(obj({"name": {"type": "string"}, "email": {"type": "string"}, "use_case": {"type": "string"}}, ["email"])),
