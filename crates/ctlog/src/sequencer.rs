@@ -459,3 +459,33 @@ fn check_matches_tree(
 pub fn now_ms() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)] // tests: a panic is the failure report
+mod tests {
+    use super::*;
+
+    fn admin_action(field: &str) -> LogEvent {
+        let mut event = LogEvent::AdminAction {
+            action: field.into(),
+            actor: field.into(),
+            subject: field.into(),
+            detail: field.into(),
+            timestamp: String::new(),
+        };
+        event.set_timestamp(wire::iso8601_ms(1_700_000_000_000));
+        event
+    }
+
+    #[test]
+    fn an_event_too_large_for_a_tlog_tiles_entry_bundle_is_refused() {
+        // Each field is within the event's own limit, but escaped JSON of control characters
+        // takes six bytes per byte: the entry would not fit a u16 length prefix.
+        let large = admin_action(&"\u{1}".repeat(wire::MAX_FIELD_LEN));
+        large.validate().unwrap();
+        let refused = encode_leaf(&large).unwrap_err();
+        assert!(refused.contains(&MAX_ENTRY_BYTES.to_string()), "{refused}");
+        let (_, json) = encode_leaf(&admin_action(&"a".repeat(wire::MAX_FIELD_LEN))).unwrap();
+        assert!(json.len() <= MAX_ENTRY_BYTES);
+    }
+}
