@@ -623,6 +623,27 @@ fn round_trip_and_receipts_against_paramant_up() {
     );
     assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
     assert!(std::fs::read(&big_out).unwrap() == big, "the largest file round-trips");
+
+    // On a terminal (script(1) gives the command a pty), upload and download show progress bars;
+    // with --json they do not.
+    let on_terminal = |args: &str| {
+        let out = Command::new("script")
+            .args(["-qec", &format!("{BIN} --dev {dev} {args}"), "/dev/null"])
+            .env("PARAMANT_HOME", home)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{args}: {}", String::from_utf8_lossy(&out.stdout));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let shown = on_terminal(&format!("--device bob send {} --to alice", big_in.display()));
+    assert!(shown.contains("upload") && shown.contains("MiB"), "no upload progress bar: {shown}");
+    let tty_hash = shown.lines().find_map(|l| l.trim().strip_prefix("hash ")).unwrap().trim().to_owned();
+    let shown = on_terminal(&format!("--device alice receive {tty_hash} -o {}", big_out.display()));
+    assert!(shown.contains("download") && shown.contains("MiB"), "no download progress bar: {shown}");
+    assert!(std::fs::read(&big_out).unwrap() == big);
+    let quiet = on_terminal(&format!("--json --device bob send {} --to alice", big_in.display()));
+    assert!(!quiet.contains("upload"), "--json draws no bar: {quiet}");
     let huge = home.join("huge.bin");
     std::fs::File::create(&huge).unwrap().set_len(64 << 30).unwrap();
     for (file, size) in [(&big_in, max + 1), (&huge, 64u64 << 30)] {
