@@ -249,6 +249,9 @@ impl Shared {
         sorted.sort_unstable();
         let mut txn = self.db.begin_write()?;
         txn.set_durability(Durability::Immediate)?;
+        // Commits here are few and large: saving the allocator state with each makes opening
+        // the file after a crash quick instead of a walk over the whole index.
+        txn.set_quick_repair(true);
         {
             let mut index = txn.open_table(INDEX)?;
             for (hash, leaf_index) in sorted {
