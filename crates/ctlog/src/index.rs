@@ -46,6 +46,10 @@ const COVERED_KEY: &str = "covered";
 pub const MAX_RECENT: usize = 1 << 18;
 /// Most leaves the indexer writes in one transaction.
 const MAX_INDEX_BATCH: usize = 1 << 16;
+/// Fewer queued leaves than this wait up to [`GATHER`] for more before they are written.
+const MIN_INDEX_BATCH: usize = 4096;
+/// How long a small batch waits to grow.
+const GATHER: std::time::Duration = std::time::Duration::from_millis(100);
 
 /// The index file and the leaves not yet in it.
 pub(crate) struct LeafIndex {
@@ -213,6 +217,13 @@ impl Shared {
                 let mut tail = self.lock();
                 while tail.pending.is_empty() && !tail.stop {
                     tail = self.changed.wait(tail).unwrap_or_else(|p| p.into_inner());
+                }
+                // Small batches cost a commit (two fsyncs with quick repair) for a few leaves:
+                // let them gather for a moment; lookups find them in memory meanwhile.
+                let gather_until = std::time::Instant::now() + GATHER;
+                while tail.pending.len() < MIN_INDEX_BATCH && !tail.stop {
+                    let Some(left) = gather_until.checked_duration_since(std::time::Instant::now()) else { break };
+                    tail = self.changed.wait_timeout(tail, left).unwrap_or_else(|p| p.into_inner()).0;
                 }
                 // A stopping store still writes what is queued: a clean shutdown leaves the
                 // file complete (a crash leaves the queue to the next start).
