@@ -29,7 +29,7 @@ use tlog::{Hash, Sha3_256};
 use wire::LogEvent;
 
 /// The targets named in the issue, printed next to the measurements.
-const TARGET_APPENDS_PER_SEC: f64 = 20_000.0;
+const TARGET_APPENDS_PER_SEC: f64 = 50_000.0;
 const TARGET_APPEND_P99: Duration = Duration::from_millis(50);
 const TARGET_PROOF_P99: Duration = Duration::from_micros(50);
 
@@ -182,13 +182,18 @@ struct Throughput {
     cpu_per_append: Duration,
     /// Bytes this process caused to be written to storage, per append (`/proc/self/io`).
     disk_per_append: f64,
+    /// CPU time of the sequencer thread per append (the serial part every append waits for).
+    sequencer_cpu_per_append: Duration,
+    /// CPU time of the leaf-hash indexer thread per append (runs beside the sequencer).
+    indexer_cpu_per_append: Duration,
 }
 
 async fn appends_table(settings: &Settings) -> Result<()> {
     println!("\n## Durable appends/s (closed loop, {:.1} s per run after 0.5 s warm-up)\n", settings.seconds);
     println!("{}\n", machine_load());
     println!(
-        "| appenders | appends/s | mean batch (appends per STH) | CPU per append | disk writes per append | target |"
+        "| appenders | appends/s | mean batch (appends per STH) | CPU per append (sequencer thread, indexer thread) \
+         | disk writes per append | target |"
     );
     println!("|---:|---:|---:|---:|---:|---|");
     let most = settings.concurrency.iter().copied().max().unwrap_or(0);
@@ -201,6 +206,8 @@ async fn appends_table(settings: &Settings) -> Result<()> {
         let batch: Vec<f64> = runs.iter().map(|r| r.mean_batch).collect();
         let cpu: Vec<f64> = runs.iter().map(|r| r.cpu_per_append.as_secs_f64()).collect();
         let disk: Vec<f64> = runs.iter().map(|r| r.disk_per_append).collect();
+        let sequencer: Vec<f64> = runs.iter().map(|r| r.sequencer_cpu_per_append.as_secs_f64()).collect();
+        let indexer: Vec<f64> = runs.iter().map(|r| r.indexer_cpu_per_append.as_secs_f64()).collect();
         // A closed-loop appender waits a whole sign + fsync per append, so few appenders
         // cannot reach the target by design; it is judged where batches can fill.
         let target = if tasks == most {
@@ -209,10 +216,12 @@ async fn appends_table(settings: &Settings) -> Result<()> {
             "— (bound by sign + fsync per round trip)".to_owned()
         };
         println!(
-            "| {tasks} | {} | {:.1} | {} | {:.1} KiB | {target} |",
+            "| {tasks} | {} | {:.1} | {} ({}, {}) | {:.1} KiB | {target} |",
             spread(&per_sec, |v| format!("{v:.0}")),
             median(&batch),
             fmt_secs(median(&cpu)),
+            fmt_secs(median(&sequencer)),
+            fmt_secs(median(&indexer)),
             median(&disk) / 1024.0,
         );
     }
@@ -244,6 +253,7 @@ async fn throughput(settings: &Settings, tasks: usize) -> Result<Throughput> {
     tokio::time::sleep(Duration::from_millis(500)).await;
     let sths_before = sth_count(&log.store)?;
     let cpu_before = process_cpu()?;
+    let threads_before = [thread_cpu("sequencer")?, thread_cpu("leaf-index")?];
     let disk_before = process_disk_writes()?;
     counting.store(true, Ordering::Relaxed);
     let window = Duration::from_secs_f64(settings.seconds);
@@ -252,6 +262,10 @@ async fn throughput(settings: &Settings, tasks: usize) -> Result<Throughput> {
     stop.store(true, Ordering::Relaxed);
     let elapsed = start.elapsed();
     let cpu = process_cpu()?.saturating_sub(cpu_before);
+    let threads = [
+        thread_cpu("sequencer")?.saturating_sub(threads_before[0]),
+        thread_cpu("leaf-index")?.saturating_sub(threads_before[1]),
+    ];
     let disk = process_disk_writes()?.saturating_sub(disk_before);
     let sths_after = sth_count(&log.store)?;
     let mut total = 0;
@@ -266,7 +280,21 @@ async fn throughput(settings: &Settings, tasks: usize) -> Result<Throughput> {
         mean_batch: in_window as f64 / batches as f64,
         cpu_per_append: cpu / u32::try_from(in_window.max(1))?,
         disk_per_append: disk as f64 / in_window.max(1) as f64,
+        sequencer_cpu_per_append: threads[0] / u32::try_from(in_window.max(1))?,
+        indexer_cpu_per_append: threads[1] / u32::try_from(in_window.max(1))?,
     })
+}
+
+/// User + system CPU time of this process's threads named `name` (`/proc/self/task/*/stat`).
+fn thread_cpu(name: &str) -> Result<Duration> {
+    let mut total = Duration::ZERO;
+    for task in std::fs::read_dir("/proc/self/task")? {
+        let Ok(stat) = std::fs::read_to_string(task?.path().join("stat")) else { continue };
+        if stat.split_once('(').and_then(|(_, rest)| rest.rsplit_once(')')).is_some_and(|(comm, _)| comm == name) {
+            total += cpu_of_stat(&stat)?;
+        }
+    }
+    Ok(total)
 }
 
 /// Bytes this process has caused to be sent to storage (`write_bytes` of `/proc/self/io`).
@@ -278,15 +306,22 @@ fn process_disk_writes() -> Result<u64> {
 
 /// The load average when a table starts: the machine is shared, so say how busy it was.
 fn machine_load() -> String {
+    format!("Machine load (1-minute average) before measuring: {}.", machine_load_value())
+}
+
+fn machine_load_value() -> String {
     let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
-    let one_minute = load.split_whitespace().next().unwrap_or("?");
-    format!("Machine load (1-minute average) before measuring: {one_minute}.")
+    load.split_whitespace().next().unwrap_or("?").to_owned()
 }
 
 /// User + system CPU time of this process so far, from `/proc/self/stat` (fields 14 and 15,
 /// in USER_HZ ticks, which Linux fixes at 100 per second for user space).
 fn process_cpu() -> Result<Duration> {
-    let stat = std::fs::read_to_string("/proc/self/stat")?;
+    cpu_of_stat(&std::fs::read_to_string("/proc/self/stat")?)
+}
+
+/// User + system CPU time in a `stat` line of `/proc` (a process's or a thread's).
+fn cpu_of_stat(stat: &str) -> Result<Duration> {
     // The command name (field 2) may contain spaces; the fields after it cannot.
     let after_name = stat.rsplit_once(')').context("/proc/self/stat format")?.1;
     let fields: Vec<&str> = after_name.split_whitespace().collect();
@@ -430,11 +465,31 @@ async fn build_to(log: &BenchLog, from: u64, to: u64, tasks: usize) -> Result<Du
 async fn report_progress(next: Arc<AtomicU64>, from: u64, to: u64, start: Instant) {
     let mut tick = tokio::time::interval(Duration::from_secs(15));
     tick.tick().await;
+    let cpu = || [thread_cpu("sequencer").unwrap_or_default(), thread_cpu("leaf-index").unwrap_or_default()];
+    let (mut last_done, mut last_at, mut last_cpu) = (0, Instant::now(), cpu());
     loop {
         tick.tick().await;
         let done = next.load(Ordering::Relaxed).min(to) - from;
         let rate = done as f64 / start.elapsed().as_secs_f64();
-        eprintln!("  building: {} of {} leaves ({rate:.0}/s)", from + done, to);
+        let recent = (done - last_done) as f64 / last_at.elapsed().as_secs_f64();
+        let now_cpu = cpu();
+        // CPU per leaf of the sequencer and indexer threads: what the tree size changes,
+        // unlike wall-clock rates on a shared machine.
+        let per_leaf = |i: usize| {
+            let leaves = (done - last_done).max(1) as f64;
+            fmt_secs(now_cpu[i].saturating_sub(last_cpu[i]).as_secs_f64() / leaves)
+        };
+        eprintln!(
+            "  building: {} of {} leaves ({rate:.0}/s since {}, {recent:.0}/s in the last 15 s; CPU per leaf: \
+             sequencer {}, indexer {}; load {})",
+            from + done,
+            to,
+            human(from),
+            per_leaf(0),
+            per_leaf(1),
+            machine_load_value()
+        );
+        (last_done, last_at, last_cpu) = (done, Instant::now(), now_cpu);
     }
 }
 

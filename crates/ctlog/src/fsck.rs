@@ -26,8 +26,8 @@ use tlog::{CompactRange, Hash, Sha3_256, Sha256, TreeHasher};
 use wire::{LogEvent, SignedSth};
 
 use crate::store::{
-    C2SP_COMPACT_KEY, C2SP_TILES, COMPACT_KEY, LEAF_INDEX, LEAVES, LogStore, META, Result, STH_BY_SIZE, STHS,
-    StoreError, TILES, decode_compact, decode_leaf, decode_sth, encode_compact,
+    C2SP_COMPACT_KEY, C2SP_TILES, COMPACT_KEY, LEAVES, LogStore, META, Result, STH_BY_SIZE, STHS, StoreError, TILES,
+    decode_compact, decode_leaf, decode_sth, encode_compact,
 };
 
 /// How serious a problem is, and whether `--repair` may fix it.
@@ -118,6 +118,9 @@ struct HeadRecord {
 /// Only when storage cannot be read; everything that is read but wrong is a [`Problem`].
 pub fn check(store: &LogStore, key: &LogVerifyingKey) -> Result<Report> {
     let mut report = Report::default();
+    // The index file first: it only ever covers committed leaves, so every leaf it covers is in
+    // the snapshot of the log taken after it.
+    let (indexed, index) = store.index.read_view()?;
     let snapshot = store.snapshot()?;
     let txn = &snapshot.txn;
     let meta = txn.open_table(META)?;
@@ -163,7 +166,13 @@ pub fn check(store: &LogStore, key: &LogVerifyingKey) -> Result<Report> {
     } else if rebuilt_c2sp.hashes() != c2sp.hashes() {
         report.add(ProblemKind::Derived, "stored C2SP compact range differs from the re-derived one");
     }
-    check_index(txn, head.size, &mut report)?;
+    check_index(txn, &index, indexed.min(head.size), &mut report)?;
+    if indexed > head.size {
+        report.add(
+            ProblemKind::Derived,
+            format!("the leaf-hash index covers {indexed} leaves, more than the head's {}", head.size),
+        );
+    }
     check_size_index(txn, &heads, &mut report)?;
     Ok(report)
 }
@@ -375,10 +384,15 @@ fn check_tiles_beyond(
     Ok(())
 }
 
-/// The leaf-hash index: every leaf's hash maps to its first index, and nothing else is in it.
-fn check_index(txn: &redb::ReadTransaction, size: u64, report: &mut Report) -> Result<()> {
+/// The leaf-hash index file: the hash of every leaf it covers (the first `size`; the rest are
+/// still queued for the indexer) maps to its first index, and nothing else is in it.
+fn check_index(
+    txn: &redb::ReadTransaction,
+    index: &redb::ReadOnlyTable<[u8; 32], u64>,
+    size: u64,
+    report: &mut Report,
+) -> Result<()> {
     let leaves = txn.open_table(LEAVES)?;
-    let index = txn.open_table(LEAF_INDEX)?;
     for row in leaves.range(..size)? {
         let (i, raw) = row?;
         let leaf = decode_leaf(i.value(), raw.value())?;
@@ -404,8 +418,8 @@ fn check_index(txn: &redb::ReadTransaction, size: u64, report: &mut Report) -> R
         let (hash, first) = row?;
         if first.value() >= size {
             report.add(
-                ProblemKind::Uncommitted,
-                format!("hash index entry {} points beyond the head", hex::encode(hash.value())),
+                ProblemKind::Derived,
+                format!("hash index entry {} points beyond the leaves it covers", hex::encode(hash.value())),
             );
         }
     }
@@ -469,10 +483,10 @@ pub fn repair(store: &LogStore, key: &LogVerifyingKey) -> Result<(Repaired, Repo
 }
 
 impl LogStore {
-    /// Removes rows beyond `size`, then rewrites tiles, the leaf-hash index, the compact range,
-    /// the C2SP tree and the size index from the first `size` leaves and the stored STHs, in
-    /// one durable transaction. Only for [`repair`], after the leaves reproduced every signed
-    /// root.
+    /// Removes rows beyond `size`, then rewrites tiles, the compact range, the C2SP tree and
+    /// the size index from the first `size` leaves and the stored STHs, in one durable
+    /// transaction, and then the leaf-hash index file. Only for [`repair`], after the leaves
+    /// reproduced every signed root.
     fn rebuild_derived(&self, size: u64) -> Result<()> {
         self.write_raw(|txn| {
             let mut leaves = txn.open_table(LEAVES)?;
@@ -481,8 +495,6 @@ impl LogStore {
             for i in beyond {
                 leaves.remove(i)?;
             }
-            let mut index = txn.open_table(LEAF_INDEX)?;
-            index.retain(|_, _| false)?;
             let mut tiles = txn.open_table(TILES)?;
             tiles.retain(|_, _| false)?;
             let mut c2sp_tiles = txn.open_table(C2SP_TILES)?;
@@ -494,9 +506,6 @@ impl LogStore {
             for row in leaves.range(..size)? {
                 let (i, raw) = row?;
                 let leaf = decode_leaf(i.value(), raw.value())?;
-                if index.get(&leaf.leaf_hash)?.is_none() {
-                    index.insert(&leaf.leaf_hash, leaf.index)?;
-                }
                 for (id, tile) in building.append(&mut compact, leaf.leaf_hash) {
                     tiles.insert((id.level, id.index), tile.to_bytes().as_slice())?;
                 }
@@ -524,6 +533,7 @@ impl LogStore {
                 }
             }
             Ok(())
-        })
+        })?;
+        self.index.rebuild(self.database(), size)
     }
 }

@@ -11,6 +11,7 @@ mod error;
 mod feed;
 pub mod fsck;
 mod gossip;
+mod index;
 mod internal_api;
 mod peer_client;
 mod public_api;

@@ -1,4 +1,5 @@
-//! Durable state of the log in one redb file: leaves, hash tiles, every STH, and gossip records.
+//! Durable state of the log in one redb file: leaves, hash tiles, every STH, and gossip records;
+//! beside it, the leaf-hash index in a file of its own ([`crate::index`]).
 //!
 //! Durability contract: [`LogStore::commit_batch`] returns only after the batch's leaves, tiles
 //! and its signed STH are on disk in ONE redb transaction (`Durability::Immediate`). A crash
@@ -7,7 +8,8 @@
 //! the writer.
 
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use redb::{
     Database, Durability, ReadTransaction, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition,
@@ -16,10 +18,13 @@ use tlog::tile::{TILE_HEIGHT, TILE_WIDTH, Tile, TileId, locate};
 use tlog::{CompactRange, Hash, NodeId, Sha3_256, Sha256, TreeHasher};
 use wire::SignedSth;
 
+use crate::index::LeafIndex;
+
 /// `index -> leaf_hash (32 bytes) ‖ event JSON`.
 pub(crate) const LEAVES: TableDefinition<u64, &[u8]> = TableDefinition::new("leaves");
-/// `leaf_hash -> first index` (proofs by hash; duplicates keep the first).
-pub(crate) const LEAF_INDEX: TableDefinition<[u8; 32], u64> = TableDefinition::new("leaf_index");
+/// Where the leaf-hash index used to be (inside the commit transaction); now in its own file
+/// ([`crate::index`]). Deleted at open.
+const OLD_LEAF_INDEX: TableDefinition<[u8; 32], u64> = TableDefinition::new("leaf_index");
 /// `(tile level, tile index) -> fat tile bytes`.
 pub(crate) const TILES: TableDefinition<(u8, u64), &[u8]> = TableDefinition::new("tiles");
 /// The C2SP view: fat tiles of the RFC 6962 SHA-256 tree over the same entries (leaf =
@@ -113,23 +118,34 @@ use crate::backend::{Discarded, Head};
 pub enum Torn {
     /// Only the leaf rows.
     Leaves,
-    /// Leaf rows, the leaf-hash index and the tiles: everything but the head.
+    /// Leaf rows and the tiles: everything but the head.
     AllButHead,
 }
 
-/// The log's redb file. Cheap to share (`Arc`); one writer (the sequencer) at a time.
+/// The log's redb file (and its leaf-hash index). Cheap to share (`Arc`); one writer (the
+/// sequencer) at a time.
 pub struct LogStore {
     db: Database,
+    pub(crate) index: Arc<LeafIndex>,
+}
+
+/// The leaf-hash index file that belongs to the log database at `path`
+/// (`ctlog.redb` → `ctlog.index.redb`).
+#[must_use]
+pub fn index_path(path: &Path) -> PathBuf {
+    path.with_extension("index.redb")
 }
 
 impl LogStore {
-    /// Opens (or creates) the database and makes sure every table exists.
+    /// Opens (or creates) the database and its leaf-hash index ([`index_path`]) and makes sure
+    /// every table exists. No thread is started (the sequencer starts the indexer).
     pub fn open(path: &Path) -> Result<Self> {
         let db = Database::create(path)?;
-        let txn = db.begin_write()?;
+        let mut txn = db.begin_write()?;
+        txn.set_durability(Durability::Immediate)?;
         {
             txn.open_table(LEAVES)?;
-            txn.open_table(LEAF_INDEX)?;
+            txn.delete_table(OLD_LEAF_INDEX)?;
             txn.open_table(TILES)?;
             txn.open_table(C2SP_TILES)?;
             txn.open_table(STHS)?;
@@ -141,7 +157,9 @@ impl LogStore {
             txn.open_table(FORKS)?;
         }
         txn.commit()?;
-        Ok(Self { db })
+        let size = head_of(&db.begin_read()?)?.compact.size();
+        let index = Arc::new(LeafIndex::open(&index_path(path), &db, size)?);
+        Ok(Self { db, index })
     }
 
     /// The compact range of the committed tree (empty for a new log).
@@ -166,11 +184,28 @@ impl LogStore {
         read_tile(&txn, C2SP_TILES, id)
     }
 
-    /// Commits a batch durably: leaves, their hash index, dirty tiles, compact range and STH.
+    /// Commits a batch durably: leaves, dirty tiles, compact range and STH. The leaves are
+    /// findable by hash before the commit returns; the indexer writes them to the index file
+    /// afterwards ([`crate::index`]).
     pub fn commit_batch(&self, first_index: u64, batch: &Batch<'_>) -> Result<()> {
+        self.index.start()?;
+        self.index.committing(first_index, batch.leaves)?;
+        match self.write_batch(first_index, batch) {
+            Ok(()) => {
+                self.index.committed(first_index, batch.leaves);
+                Ok(())
+            }
+            Err(e) => {
+                self.index.not_committed(first_index, batch.leaves);
+                Err(e)
+            }
+        }
+    }
+
+    fn write_batch(&self, first_index: u64, batch: &Batch<'_>) -> Result<()> {
         let mut txn = self.db.begin_write()?;
         txn.set_durability(Durability::Immediate)?;
-        insert_leaves(&txn, first_index, batch.leaves, true)?;
+        insert_leaves(&txn, first_index, batch.leaves)?;
         insert_tiles(&txn, TILES, batch.tiles)?;
         insert_tiles(&txn, C2SP_TILES, batch.c2sp_tiles)?;
         let mut meta = txn.open_table(META)?;
@@ -188,7 +223,7 @@ impl LogStore {
     pub fn commit_batch_torn(&self, first_index: u64, batch: &Batch<'_>, torn: Torn) -> Result<()> {
         let mut txn = self.db.begin_write()?;
         txn.set_durability(Durability::Immediate)?;
-        insert_leaves(&txn, first_index, batch.leaves, matches!(torn, Torn::AllButHead))?;
+        insert_leaves(&txn, first_index, batch.leaves)?;
         if matches!(torn, Torn::AllButHead) {
             insert_tiles(&txn, TILES, batch.tiles)?;
             insert_tiles(&txn, C2SP_TILES, batch.c2sp_tiles)?;
@@ -199,43 +234,25 @@ impl LogStore {
 
     /// The committed head: compact range and newest STH, read in one snapshot.
     pub fn head(&self) -> Result<Head> {
-        let txn = self.db.begin_read()?;
-        let meta = txn.open_table(META)?;
-        let compact = match meta.get(COMPACT_KEY)? {
-            Some(raw) => decode_compact(raw.value())?,
-            None => CompactRange::new(),
-        };
-        let c2sp = match meta.get(C2SP_COMPACT_KEY)? {
-            Some(raw) => decode_compact(raw.value())?,
-            None => CompactRange::new(),
-        };
-        let sth = txn.open_table(STHS)?.last()?.map(|(_, v)| decode_sth(v.value())).transpose()?;
-        Ok(Head { compact, c2sp, sth })
+        head_of(&self.db.begin_read()?)
     }
 
-    /// Removes leaves, index entries and tile nodes beyond the head, in one durable
-    /// transaction (see [`crate::backend`]).
+    /// Removes leaves and tile nodes beyond the head, in one durable transaction (see
+    /// [`crate::backend`]), and starts the leaf-hash indexer (this runs when the sequencer
+    /// starts, inside the service's sandbox).
     pub fn discard_uncommitted(&self) -> Result<Discarded> {
         let head = self.head()?;
         let size = head.compact.size();
+        self.index.discard_beyond(size);
+        self.index.start()?;
         let mut txn = self.db.begin_write()?;
         txn.set_durability(Durability::Immediate)?;
         let mut discarded = Discarded::default();
         {
             let mut leaves = txn.open_table(LEAVES)?;
-            let mut index = txn.open_table(LEAF_INDEX)?;
-            let beyond: Vec<(u64, Hash)> = leaves
-                .range(size..)?
-                .map(|row| {
-                    let (k, v) = row?;
-                    Ok((k.value(), decode_leaf(k.value(), v.value())?.leaf_hash))
-                })
-                .collect::<Result<_>>()?;
-            for (i, hash) in beyond {
+            let beyond: Vec<u64> = leaves.range(size..)?.map(|row| Ok(row?.0.value())).collect::<Result<_>>()?;
+            for i in beyond {
                 leaves.remove(i)?;
-                if index.get(&hash)?.is_some_and(|first| first.value() >= size) {
-                    index.remove(&hash)?;
-                }
                 discarded.leaves += 1;
             }
             discarded.tiles += cut_tiles::<Sha3_256>(&txn, TILES, size)?;
@@ -347,7 +364,12 @@ impl LogStore {
 
     /// A consistent snapshot for answering reads.
     pub fn snapshot(&self) -> Result<Snapshot> {
-        Ok(Snapshot { txn: self.db.begin_read()? })
+        Ok(Snapshot { txn: self.db.begin_read()?, index: self.index.clone() })
+    }
+
+    /// The log database itself (for `fsck --repair` rebuilding the index).
+    pub(crate) fn database(&self) -> &Database {
+        &self.db
     }
 
     /// Write access for gossip records (short transactions, durable).
@@ -368,13 +390,8 @@ impl LogStore {
     }
 }
 
-/// Leaf rows in index order (appends at the table's right edge), then the hash index.
-fn insert_leaves(
-    txn: &redb::WriteTransaction,
-    first_index: u64,
-    leaves: &[(Hash, Vec<u8>)],
-    with_index: bool,
-) -> Result<()> {
+/// Leaf rows in index order (appends at the table's right edge).
+fn insert_leaves(txn: &redb::WriteTransaction, first_index: u64, leaves: &[(Hash, Vec<u8>)]) -> Result<()> {
     let mut table = txn.open_table(LEAVES)?;
     let mut record = Vec::new();
     for (index, (hash, json)) in (first_index..).zip(leaves) {
@@ -382,22 +399,6 @@ fn insert_leaves(
         record.extend_from_slice(hash);
         record.extend_from_slice(json);
         table.insert(index, record.as_slice())?;
-    }
-    if !with_index {
-        return Ok(());
-    }
-    // Leaf hashes are random, so every index insert lands on its own B-tree page; in key order
-    // the pages a batch shares are written while still hot.
-    let mut by_hash: Vec<(&Hash, u64)> = leaves.iter().map(|(hash, _)| hash).zip(first_index..).collect();
-    by_hash.sort_unstable();
-    let mut index = txn.open_table(LEAF_INDEX)?;
-    for (hash, leaf_index) in by_hash {
-        // One lookup instead of get-then-insert; a duplicate hash keeps its first index, so an
-        // insert that replaced one puts it back (rare: equal events in the same millisecond).
-        let replaced = index.insert(hash, leaf_index)?.map(|old| old.value());
-        if let Some(first) = replaced {
-            index.insert(hash, first)?;
-        }
     }
     Ok(())
 }
@@ -443,6 +444,21 @@ fn cut_tiles<H: TreeHasher>(txn: &redb::WriteTransaction, table: TileTable, size
 
 /// A table of fat tiles: [`TILES`] (SHA3-256) or [`C2SP_TILES`] (SHA-256).
 pub(crate) type TileTable = TableDefinition<'static, (u8, u64), &'static [u8]>;
+
+/// The compact ranges (SHA3 and C2SP) and newest STH in `txn`.
+fn head_of(txn: &ReadTransaction) -> Result<Head> {
+    let meta = txn.open_table(META)?;
+    let compact = match meta.get(COMPACT_KEY)? {
+        Some(raw) => decode_compact(raw.value())?,
+        None => CompactRange::new(),
+    };
+    let c2sp = match meta.get(C2SP_COMPACT_KEY)? {
+        Some(raw) => decode_compact(raw.value())?,
+        None => CompactRange::new(),
+    };
+    let sth = txn.open_table(STHS)?.last()?.map(|(_, v)| decode_sth(v.value())).transpose()?;
+    Ok(Head { compact, c2sp, sth })
+}
 
 fn insert_tiles(txn: &redb::WriteTransaction, table: TileTable, tiles: &BTreeMap<TileId, Tile>) -> Result<()> {
     let mut table = txn.open_table(table)?;
@@ -526,6 +542,7 @@ pub struct GossipTables<'t> {
 /// A read-only MVCC view of the log; everything in it is mutually consistent.
 pub struct Snapshot {
     pub(crate) txn: ReadTransaction,
+    index: Arc<LeafIndex>,
 }
 
 impl Snapshot {
@@ -614,10 +631,21 @@ impl Snapshot {
         Ok(out)
     }
 
-    /// Index of the first leaf with this hash.
+    /// Index of the first leaf with this hash in this snapshot. Each candidate the index gives
+    /// is checked against the leaf row, so an index entry for a leaf this snapshot does not hold
+    /// (yet) is never an answer.
     pub fn index_of(&self, leaf_hash: &Hash) -> Result<Option<u64>> {
-        let table = self.txn.open_table(LEAF_INDEX)?;
-        Ok(table.get(leaf_hash)?.map(|v| v.value()))
+        let leaves = self.txn.open_table(LEAVES)?;
+        let mut first: Option<u64> = None;
+        for candidate in self.index.candidates(leaf_hash)?.into_iter().flatten() {
+            if first.is_some_and(|f| f <= candidate) {
+                continue;
+            }
+            if leaves.get(candidate)?.is_some_and(|raw| raw.value().starts_with(leaf_hash)) {
+                first = Some(candidate);
+            }
+        }
+        Ok(first)
     }
 
     /// The newest STH.

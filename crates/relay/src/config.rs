@@ -43,9 +43,16 @@ pub struct Config {
     pub registry_url: Option<String>,
     /// Relays that may register in this relay's registry (`POST /v2/relays/register`), by the
     /// fingerprint of their sector log's key (`pk_hash`, 64 hex, as `paramant ctlog pubkey`
-    /// prints it). Empty (the default): the registry accepts no registrations.
+    /// prints it). Empty (the default): the registry accepts no registrations (unless
+    /// `registry_url_proof`).
     #[serde(default)]
     pub registry_keys: Vec<String>,
+    /// Also accept registrations from relays whose key is not in `registry_keys` when the URL
+    /// they register proves it: `<url>/.well-known/paramant-relay.json` (which every relay
+    /// serves) must name that URL and the signing log key's `pk_hash`. The fetch follows the
+    /// webhook rules (`[webhook] ports`, public addresses only). Default false.
+    #[serde(default)]
+    pub registry_url_proof: bool,
     /// Trial key requests (`POST /v2/request-trial`).
     #[serde(default)]
     pub trial: TrialConfig,

@@ -161,6 +161,42 @@ impl Webhooks {
         headers: &[(&str, &str)],
         body: Bytes,
     ) -> Result<hyper::StatusCode, String> {
+        let mut request = hyper::Request::post(target.path.as_str()).header("content-type", "application/json");
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        Ok(self.send_checked(target, reach, request, Full::new(body)).await?.status())
+    }
+
+    /// GETs `target` like [`Self::post`] and reads at most `limit` bytes of the answer (a longer
+    /// body is an error). The caller bounds the time.
+    pub async fn get_small(
+        &self,
+        target: &WebhookTarget,
+        reach: Reach,
+        limit: usize,
+    ) -> Result<(hyper::StatusCode, Bytes), String> {
+        use http_body_util::BodyExt;
+        let request = hyper::Request::get(target.path.as_str());
+        let response = self.send_checked(target, reach, request, Full::new(Bytes::new())).await?;
+        let status = response.status();
+        let body = http_body_util::Limited::new(response.into_body(), limit)
+            .collect()
+            .await
+            .map_err(|e| format!("answer: {e}"))?
+            .to_bytes();
+        Ok((status, body))
+    }
+
+    /// Resolves `target`, refuses it unless every address is allowed by `reach`, and sends the
+    /// request to the checked address (https with the Mozilla roots, or plain http).
+    async fn send_checked(
+        &self,
+        target: &WebhookTarget,
+        reach: Reach,
+        request: hyper::http::request::Builder,
+        body: Full<Bytes>,
+    ) -> Result<hyper::Response<hyper::body::Incoming>, String> {
         let addrs: Vec<SocketAddr> = tokio::net::lookup_host((target.host.as_str(), target.port))
             .await
             .map_err(|e| format!("resolve: {e}"))?
@@ -170,14 +206,11 @@ impl Webhooks {
             return Err("the host resolves to a non-public address; refused".into());
         }
         let stream = tokio::net::TcpStream::connect(addrs[0]).await.map_err(|e| format!("connect: {e}"))?;
-        let mut request = hyper::Request::post(target.path.as_str())
+        let request = request
             .header("host", &target.host)
-            .header("content-type", "application/json")
-            .header("user-agent", concat!("paramant-relay/", env!("CARGO_PKG_VERSION")));
-        for (name, value) in headers {
-            request = request.header(*name, *value);
-        }
-        let request = request.body(Full::new(body)).map_err(|e| e.to_string())?;
+            .header("user-agent", concat!("paramant-relay/", env!("CARGO_PKG_VERSION")))
+            .body(body)
+            .map_err(|e| e.to_string())?;
         if target.https {
             let name = rustls::pki_types::ServerName::try_from(target.host.clone()).map_err(|e| e.to_string())?;
             let tls = self.tls.connect(name, stream).await.map_err(|e| format!("tls: {e}"))?;
@@ -197,14 +230,16 @@ pub enum Reach {
     Any,
 }
 
-async fn send_http1<T>(io: T, request: hyper::Request<Full<Bytes>>) -> Result<hyper::StatusCode, String>
+async fn send_http1<T>(
+    io: T,
+    request: hyper::Request<Full<Bytes>>,
+) -> Result<hyper::Response<hyper::body::Incoming>, String>
 where
     T: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
 {
     let (mut sender, conn) = hyper::client::conn::http1::handshake(io).await.map_err(|e| e.to_string())?;
     tokio::spawn(conn);
-    let response = sender.send_request(request).await.map_err(|e| e.to_string())?;
-    Ok(response.status())
+    sender.send_request(request).await.map_err(|e| e.to_string())
 }
 
 #[cfg(test)]

@@ -258,3 +258,43 @@ fn the_serving_relay_lists_itself_with_its_logs_key_before_any_registration() {
     let paged = sector.get("/v2/relays?offset=1", None).json();
     assert_eq!((paged["total"].clone(), paged["relays"].clone()), (json!(1), json!([])));
 }
+
+#[test]
+fn a_relay_proves_control_of_its_url_and_a_forged_or_unreachable_proof_is_refused() {
+    // A registry that lists no key but accepts URL proofs (loopback targets allowed here).
+    let registry = Sector::with_config("registry_url_proof = true\n[webhook]\ndanger_allow_private_targets = true\n");
+    let seed = [0x7a; 32];
+    let relay_key = crypto::LogSigningKey::from_seed(&seed);
+    let relay = Sector::with_config_and_log_seed("", Some(&seed));
+    let identity = relay.get("/.well-known/paramant-relay.json", None).json();
+    assert_eq!((identity["url"].clone(), identity["pk_hash"].clone()), (json!(relay.url), json!(pk_hash(&relay_key))));
+
+    // A stranger's key for the relay's URL: the URL names another key, so nothing is stored.
+    let stranger = crypto::LogSigningKey::generate().unwrap();
+    let forged = registry.post("/v2/relays/register", None, &registration(&stranger, &relay.url, "relay", now_ms()));
+    forged.assert_error(403, "forbidden");
+    assert!(forged.text().contains("names another log key"), "{}", forged.text());
+    // A URL nobody answers on: no proof.
+    let closed = format!("http://127.0.0.1:{}", free_port());
+    let unreachable = registry.post("/v2/relays/register", None, &registration(&stranger, &closed, "relay", now_ms()));
+    unreachable.assert_error(403, "forbidden");
+    assert!(unreachable.text().contains("could not be fetched"), "{}", unreachable.text());
+    // The registry's own identity document names the registry's URL, not the one registered.
+    let elsewhere = registry.post(
+        "/v2/relays/register",
+        None,
+        &registration(&relay_key, &format!("{}/", registry.url), "relay", now_ms()),
+    );
+    elsewhere.assert_error(403, "forbidden");
+    assert_eq!(registry.get("/v2/relays", None).json()["total"], 1, "nothing was registered");
+
+    // The relay's own key for its own URL: proven, registered, listed and logged once.
+    let proven = registry.post("/v2/relays/register", None, &registration(&relay_key, &relay.url, "relay", now_ms()));
+    assert_eq!(proven.status, 200, "{}", proven.text());
+    let listed = registry.get("/v2/relays", None).json();
+    assert_eq!((listed["total"].clone(), listed["relays"][1]["url"].clone()), (json!(2), json!(relay.url)));
+    // Now the URL is taken by its real operator; the stranger stays out.
+    registry
+        .post("/v2/relays/register", None, &registration(&stranger, &relay.url, "relay", now_ms()))
+        .assert_error(409, "key_mismatch");
+}

@@ -44,6 +44,7 @@ pub fn router(state: SharedState) -> Router {
     let api = Router::new()
         .route("/health", get(info::health))
         .route("/.well-known/paramant-release.pub", get(well_known::release_public_keys))
+        .route("/.well-known/paramant-relay.json", get(well_known::relay_identity))
         .route("/v2/capabilities", get(info::capabilities))
         .route("/v2/openapi.json", get(info::openapi))
         .route("/v2/auth/capabilities", get(info::auth_capabilities))

@@ -22,6 +22,8 @@ use crate::keys::Plan;
 use crate::state::{SharedState, now_ms};
 use crate::webhook::{Reach, is_public};
 
+mod url_proof;
+
 /// Accepted clock difference of a registration.
 const MAX_SKEW_MS: u64 = 5 * 60 * 1000;
 /// Trial limits (API reference): 3 requests per IP per 24 h, 1 per email per 7 days.
@@ -34,8 +36,9 @@ const EMAIL_WINDOW_MS: u64 = 7 * 24 * 3600 * 1000;
 const MIN_CHANGE_INTERVAL_MS: u64 = 10 * 60 * 1000;
 
 /// `POST /v2/relays/register`: a [`wire::SignedRegistration`]. Only relays whose log key the
-/// operator listed in `registry_keys` may register (a self-made key is refused before anything
-/// is stored); the log gets a leaf only when the entry changed, at most once per 10 minutes per
+/// operator listed in `registry_keys` may register, or — with `registry_url_proof` — relays
+/// whose URL serves `/.well-known/paramant-relay.json` naming the signing key ([`url_proof`]);
+/// anything else is refused before anything is stored; the log gets a leaf only when the entry changed, at most once per 10 minutes per
 /// relay; a renewal only updates `last_seen`.
 pub async fn register_relay(
     State(state): State<SharedState>,
@@ -68,7 +71,8 @@ pub async fn register_relay(
         other => ApiError::bad_request(other.to_string()),
     })?;
     let pk_hash = hex::encode(key.pk_hash());
-    if !state.config.registry_keys.iter().any(|k| k.eq_ignore_ascii_case(&pk_hash)) {
+    let configured = state.config.registry_keys.iter().any(|k| k.eq_ignore_ascii_case(&pk_hash));
+    if !configured && !state.config.registry_url_proof {
         return Err(ApiError::forbidden("this relay's log key is not one the registry's operator allows"));
     }
     let existing = state.db.relay(url.as_str())?;
@@ -76,6 +80,11 @@ pub async fn register_relay(
         && old.pk_hash != pk_hash
     {
         return Err(ApiError::conflict("key_mismatch", "this URL is registered with another key"));
+    }
+    // A key the operator did not list must prove the URL names it, once per (URL, key): a
+    // renewal of an entry proven before does not fetch again.
+    if !configured && existing.is_none() {
+        url_proof::check(&state, &url, reg, &pk_hash).await?;
     }
     let now_ms = now_ms();
     let now = wire::iso8601_ms(now_ms);
@@ -161,7 +170,7 @@ async fn self_entry(state: &SharedState, registered: Option<RelayRecord>) -> Val
 }
 
 /// The log's `pk_hash`, cached after the first answer (None while the log does not answer).
-async fn log_pk_hash(state: &SharedState) -> Option<String> {
+pub(crate) async fn log_pk_hash(state: &SharedState) -> Option<String> {
     if let Some(known) = state.log_pk_hash.get() {
         return Some(known.clone());
     }

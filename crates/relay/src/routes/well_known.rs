@@ -33,3 +33,19 @@ pub fn check(config: &Config) -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+/// `GET /.well-known/paramant-relay.json`: which sector log's key speaks for this relay's URL
+/// (`{"url", "sector", "pk_hash"}`). A registry that accepts registrations by URL proof
+/// (`registry_url_proof`) fetches it from the URL being registered: only whoever serves that
+/// URL can make it name their log's key. 503 while the log has not answered yet.
+pub async fn relay_identity(State(state): State<SharedState>) -> Response {
+    let Some(pk_hash) = super::registry::log_pk_hash(&state).await else {
+        return ApiError::unavailable("log_unavailable", "the sector log has not answered yet", 5).into_response();
+    };
+    let body = serde_json::json!({
+        "url": state.config.public_url(),
+        "sector": state.config.sector,
+        "pk_hash": pk_hash,
+    });
+    ([(CACHE_CONTROL, "no-store")], axum::Json(body)).into_response()
+}
