@@ -12,6 +12,7 @@ mod feed;
 pub mod fsck;
 mod gossip;
 mod internal_api;
+mod internal_batch;
 mod peer_client;
 mod public_api;
 mod receipt;
