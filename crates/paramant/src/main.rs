@@ -11,11 +11,6 @@ mod up;
 
 use std::process::ExitCode;
 
-/// mimalloc, not glibc malloc, for every service this binary runs (README "Relay benchmark":
-/// allocation was a fifth of the relay's CPU per 1 KiB upload).
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 /// The pass-through subcommands, for help, completions and man pages.
 const SERVICES: &[(&str, &str)] = &[
     ("up", "Run the appliance's services locally: paramant up [--data DIR] (DIR defaults to ./paramant-data)"),

@@ -309,3 +309,18 @@ fn a_free_key_gets_ten_uploads_a_day_and_one_hour_retention() {
     let enterprise = sector.key("enterprise");
     sector.upload_ok(&enterprise, &payload(110, 64), json!({}));
 }
+
+#[test]
+fn a_ct_read_on_the_relay_after_an_upload_sees_that_upload() {
+    let sector = Sector::start();
+    let key = sector.key("pro");
+    // Read (and so cache) the tree head on the relay's origin, then upload.
+    let before = sector.get("/v2/sth", None).json()["sth"]["tree_size"].as_u64().unwrap();
+    assert_eq!(sector.get("/v2/sth", None).json()["sth"]["tree_size"], before);
+    let reply = sector.upload(&key, &payload(9, 256), json!({}));
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    let proved = reply.json()["merkle_proof"]["tree_size"].as_u64().unwrap();
+    // The answer that acknowledged the upload came after its append emptied the cache.
+    let after = sector.get("/v2/sth", None).json()["sth"]["tree_size"].as_u64().unwrap();
+    assert!(after >= proved && proved > before, "before {before}, proved {proved}, read after {after}");
+}
