@@ -31,6 +31,7 @@ const MAX_INTERNAL_BODY: usize = 256 * 1024;
 pub fn router(state: SharedState) -> Router {
     Router::new()
         .route("/internal/append", post(append))
+        .route("/internal/append-batch", post(crate::internal_batch::append_batch))
         .route("/internal/receipt", post(receipt))
         .route("/internal/prove", get(prove))
         .route("/internal/sign-registration", post(sign_registration))
@@ -67,13 +68,18 @@ struct AppendRequest {
 }
 
 /// Parses an event, stamping a placeholder timestamp the sequencer replaces.
-fn parse_event(mut event: Value) -> ApiResult<LogEvent> {
+fn parse_event(event: Value) -> ApiResult<LogEvent> {
+    check_event(event).map_err(ApiError::bad_request)
+}
+
+/// [`parse_event`] with the refusal in words (for `/internal/append-batch`).
+pub(crate) fn check_event(mut event: Value) -> Result<LogEvent, String> {
     let Value::Object(map) = &mut event else {
-        return Err(ApiError::bad_request("event must be a JSON object"));
+        return Err("event must be a JSON object".into());
     };
     map.insert("timestamp".into(), wire::iso8601_ms(now_ms()).into());
-    let event: LogEvent = serde_json::from_value(event).map_err(|e| ApiError::bad_request(format!("event: {e}")))?;
-    event.validate().map_err(|e| ApiError::bad_request(format!("event: {e}")))?;
+    let event: LogEvent = serde_json::from_value(event).map_err(|e| format!("event: {e}"))?;
+    event.validate().map_err(|e| format!("event: {e}"))?;
     Ok(event)
 }
 

@@ -13,6 +13,7 @@ pub mod fsck;
 mod gossip;
 mod index;
 mod internal_api;
+mod internal_batch;
 mod peer_client;
 mod public_api;
 mod receipt;

@@ -32,6 +32,9 @@ pub(crate) struct ConnState {
     parked: Mutex<Option<Box<dyn Send>>>,
     /// Deliveries waiting for their acknowledgement.
     waiters: AtomicUsize,
+    /// Requests in progress: from their head being parsed until their response body is
+    /// dropped (written whole, or abandoned).
+    busy: AtomicUsize,
     /// Times hyper flushed with an empty write buffer.
     flushes: AtomicU64,
     /// Milliseconds since `epoch` of the last byte read or written.
@@ -45,6 +48,7 @@ impl ConnState {
             fd: Mutex::new(fd),
             parked: Mutex::new(None),
             waiters: AtomicUsize::new(0),
+            busy: AtomicUsize::new(0),
             flushes: AtomicU64::new(0),
             last_progress_ms: AtomicU64::new(0),
             epoch: Instant::now(),
@@ -67,6 +71,30 @@ impl ConnState {
         // cleared under this lock (`TrackedIo::drop`, `abort`, `DeliveryWatch::drop`).
         let raw = (*fd)?;
         socket::send_queue(borrow_fd(raw))
+    }
+
+    /// Marks a request in progress until the guard is dropped.
+    pub(crate) fn request_started(self: &Arc<Self>) -> RequestGuard {
+        self.busy.fetch_add(1, Ordering::AcqRel);
+        RequestGuard(self.clone())
+    }
+
+    /// Closes the connection (FIN both ways, so hyper's next read ends it) if it is idle: no
+    /// request in progress and no delivery waiting for its acknowledgement. Whether it did.
+    ///
+    /// A request whose head arrives at this very moment can be cut off before its answer, as
+    /// when a keep-alive timeout fires; HTTP clients retry such requests on a new connection.
+    pub(crate) fn try_evict(&self) -> bool {
+        let fd = self.fd.lock().unwrap_or_else(|p| p.into_inner());
+        let idle = self.busy.load(Ordering::Acquire) == 0 && self.waiters.load(Ordering::Acquire) == 0;
+        match *fd {
+            Some(raw) if idle => {
+                let borrowed = borrow_fd(raw);
+                let _ = socket2::SockRef::from(&borrowed).shutdown(std::net::Shutdown::Both);
+                true
+            }
+            _ => false,
+        }
     }
 
     /// Resets the connection (RST, unsent bytes discarded) and stops its IO.
@@ -182,6 +210,47 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> AsyncWrite for TrackedI
             return Poll::Ready(Ok(()));
         }
         Pin::new(self.io()).poll_shutdown(cx)
+    }
+}
+
+/// A request in progress on its connection (see [`ConnState::request_started`]).
+pub(crate) struct RequestGuard(Arc<ConnState>);
+
+impl Drop for RequestGuard {
+    fn drop(&mut self) {
+        self.0.busy.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// A response body that keeps its request counted as in progress until hyper drops it.
+pub(crate) struct GuardedBody {
+    inner: axum::body::Body,
+    _request: RequestGuard,
+}
+
+impl GuardedBody {
+    pub(crate) fn new(inner: axum::body::Body, request: RequestGuard) -> Self {
+        Self { inner, _request: request }
+    }
+}
+
+impl hyper::body::Body for GuardedBody {
+    type Data = hyper::body::Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<hyper::body::Frame<Self::Data>, Self::Error>>> {
+        Pin::new(&mut self.inner).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        self.inner.size_hint()
     }
 }
 

@@ -23,6 +23,7 @@ mod socket;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use axum::Router;
@@ -37,6 +38,12 @@ pub use conn::{Connection, Delivered, DeliveryWatch};
 const RESERVED_FDS: u64 = 256;
 /// Pause after `accept` failed for lack of descriptors or memory, so the loop does not spin.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
+/// Refused connections that may linger at once (each holds a descriptor for up to [`LINGER`]).
+const MAX_LINGERING: usize = 64;
+/// Longest a refused connection lingers, reading what its client still sends.
+const LINGER: Duration = Duration::from_secs(2);
+/// Most bytes read from a refused connection before it is closed anyway.
+const LINGER_DRAIN: usize = 256 * 1024;
 /// The whole answer to a connection beyond a cap.
 const REFUSAL: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\n\
 retry-after: 5\r\nconnection: close\r\ncontent-length: 82\r\n\r\n\
@@ -152,8 +159,10 @@ impl Server {
     pub async fn serve(self, listener: Listener, stop: impl Future<Output = ()> + Send) -> std::io::Result<()> {
         self.limits.check().map_err(std::io::Error::other)?;
         let fds = raise_fd_limit();
-        let max_total = self.limits.max_connections.min(fds.saturating_sub(RESERVED_FDS).max(1) as usize);
+        let spare = fds.saturating_sub(RESERVED_FDS + MAX_LINGERING as u64).max(1);
+        let max_total = self.limits.max_connections.min(spare as usize);
         let slots = slots::Slots::new(max_total, self.limits.max_connections_per_ip);
+        let lingering = Arc::new(AtomicUsize::new(0));
         let shared = Arc::new(self);
         let graceful = GracefulShutdown::new();
         let mut stop = std::pin::pin!(stop);
@@ -171,15 +180,19 @@ impl Server {
                     continue;
                 }
             };
-            let Ok(slot) = slots.admit(peer.map(|p| p.ip())) else {
+            let state = match &stream {
+                Accepted::Tcp(tcp) => conn::ConnState::new(Some(conn::tcp_fd(tcp))),
+                Accepted::Unix(_) => conn::ConnState::new(None),
+            };
+            let Ok(slot) = slots.admit(peer.map(|p| p.ip()), Some(state.clone())) else {
                 (shared.on_refused)();
-                refuse(stream);
+                refuse(stream, &lingering);
                 continue;
             };
             let server = shared.clone();
             let watcher = graceful.watcher();
             tokio::spawn(async move {
-                server.connection(stream, peer, watcher).await;
+                server.connection(stream, state, peer, watcher).await;
                 drop(slot);
             });
         }
@@ -191,6 +204,7 @@ impl Server {
     async fn connection(
         self: Arc<Self>,
         stream: Accepted,
+        state: Arc<conn::ConnState>,
         peer: Option<SocketAddr>,
         watcher: hyper_util::server::graceful::Watcher,
     ) {
@@ -198,7 +212,6 @@ impl Server {
         match stream {
             Accepted::Tcp(tcp) => {
                 let _ = tcp.set_nodelay(true);
-                let state = conn::ConnState::new(Some(conn::tcp_fd(&tcp)));
                 let io = conn::TrackedIo::new(tcp, state.clone());
                 match &self.tls {
                     Some(acceptor) => {
@@ -211,7 +224,6 @@ impl Server {
                 }
             }
             Accepted::Unix(unix) => {
-                let state = conn::ConnState::new(None);
                 let io = conn::TrackedIo::new(unix, state.clone());
                 self.run(io, state, peer, watcher).await;
             }
@@ -235,7 +247,13 @@ impl Server {
                 request.extensions_mut().insert(ConnectInfo::<SocketAddr>(peer));
             }
             request.extensions_mut().insert(handle.clone());
-            tower_service::Service::call(&mut app.clone(), request)
+            // In progress (not evictable) until hyper drops the response body.
+            let request_guard = handle.0.request_started();
+            let response = tower_service::Service::call(&mut app.clone(), request);
+            async move {
+                let response = response.await?;
+                Ok::<_, std::convert::Infallible>(response.map(|body| conn::GuardedBody::new(body, request_guard)))
+            }
         });
         let mut builder = hyper::server::conn::http1::Builder::new();
         builder
@@ -281,14 +299,53 @@ fn is_resource_exhaustion(e: &std::io::Error) -> bool {
     matches!(e.raw_os_error(), Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM))
 }
 
-/// Answers a connection beyond a cap with the canned 503, if the socket takes it at once,
-/// and closes it. No task, no buffer, no read.
-fn refuse(stream: Accepted) {
-    if let Accepted::Tcp(tcp) = &stream {
-        let _ = tcp.try_write(REFUSAL);
+/// Answers a connection beyond a cap with the canned 503 (if the socket takes it at once) and
+/// closes it with a lingering close: our side is shut for writing, then whatever the client
+/// sends is read and dropped for up to [`LINGER`], so that the request the client already sent
+/// does not make our close a reset that could destroy the 503 before the client read it. At
+/// most [`MAX_LINGERING`] refusals linger at once; beyond, the socket is closed at once.
+fn refuse(stream: Accepted, lingering: &Arc<AtomicUsize>) {
+    let written = match &stream {
+        Accepted::Tcp(tcp) => tcp.try_write(REFUSAL),
+        Accepted::Unix(unix) => unix.try_write(REFUSAL),
+    };
+    if !matches!(written, Ok(n) if n == REFUSAL.len()) {
+        return;
     }
-    if let Accepted::Unix(unix) = &stream {
-        let _ = unix.try_write(REFUSAL);
+    if lingering.fetch_add(1, Ordering::AcqRel) >= MAX_LINGERING {
+        lingering.fetch_sub(1, Ordering::AcqRel);
+        return;
+    }
+    let lingering = lingering.clone();
+    tokio::spawn(async move {
+        let _ = tokio::time::timeout(LINGER, linger(stream)).await;
+        lingering.fetch_sub(1, Ordering::AcqRel);
+    });
+}
+
+/// Shuts our side for writing, then reads and drops up to [`LINGER_DRAIN`] bytes until the
+/// client closes.
+async fn linger(stream: Accepted) {
+    use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
+    async fn drain(stream: &mut (impl AsyncRead + Unpin)) {
+        let mut buf = [0u8; 4096];
+        let mut drained = 0;
+        while drained < LINGER_DRAIN {
+            match stream.read(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => drained += n,
+            }
+        }
+    }
+    match stream {
+        Accepted::Tcp(mut tcp) => {
+            let _ = tcp.shutdown().await;
+            drain(&mut tcp).await;
+        }
+        Accepted::Unix(mut unix) => {
+            let _ = unix.shutdown().await;
+            drain(&mut unix).await;
+        }
     }
 }
 

@@ -17,7 +17,7 @@ use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
 /// An error answer: status, API error code, client-safe detail, optional `Retry-After`.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct ApiError {
     status: StatusCode,
     code: &'static str,

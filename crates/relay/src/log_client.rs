@@ -2,41 +2,55 @@
 //! the shared secret, and forwarding of the public CT endpoints so they answer on the relay's
 //! origin too. Pooled HTTP/1.1 keep-alive connections over loopback.
 
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::body::Body;
-use axum::http::{Method, Request, Response, StatusCode, Uri};
+use axum::http::{HeaderName, HeaderValue, Method, Request, Response, StatusCode, Uri};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use jsonapi::ApiError;
-use serde::de::{DeserializeOwned, IgnoredAny};
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use tokio::task::JoinSet;
 use wire::LogEvent;
-use wire::log_api::{AppendAnswer, AppendRequest, ReceiptRequest, RegistrationRequest};
+
+use crate::ct_cache::CtCache;
+use crate::log_batch::Batcher;
+use wire::log_api::{ReceiptRequest, RegistrationRequest};
 
 /// Longest a log call may take; an append waits for a durable, signed batch.
 const LOG_TIMEOUT: Duration = Duration::from_secs(30);
+/// Headers of a forwarded answer that reach the client.
+const FORWARDED_HEADERS: [&str; 4] = ["content-type", "retry-after", "content-security-policy", "cache-control"];
 /// Largest log answer we read (proofs and receipts are a few KiB).
 const MAX_LOG_RESPONSE: usize = 1 << 20;
 
 /// Client of one log.
 pub struct LogClient {
-    client: Client<HttpConnector, Full<Bytes>>,
-    internal_url: String,
+    link: Arc<Link>,
+    /// Appends, sent in batches.
+    batcher: Arc<Batcher>,
     public_url: String,
-    token: crypto::Secret,
     /// This relay's public base URL, sent with forwarded public reads so the log's feed links
     /// point at the relay's origin (see [`LogClient::with_public_origin`]).
     public_origin: String,
     /// Writes nobody waits for (a delivery is logged after its body was sent); a stopping
     /// relay waits for them in [`LogClient::flush`] so that no burn goes unlogged.
     background: Mutex<JoinSet<()>>,
+}
+
+/// The connection to the log's internal API, shared with the append batcher.
+pub struct Link {
+    client: Client<HttpConnector, Full<Bytes>>,
+    pub internal_url: String,
+    pub token: crypto::Secret,
+    /// Public GET answers, kept briefly (see `ct_cache`); emptied by every append.
+    pub cache: CtCache,
 }
 
 /// The part of the log's receipt answer ([`wire::log_api::ReceiptAnswer`]) the relay sends
@@ -58,11 +72,16 @@ impl LogClient {
         let mut connector = HttpConnector::new();
         connector.set_nodelay(true);
         connector.set_connect_timeout(Some(Duration::from_secs(5)));
-        Self {
+        let link = Arc::new(Link {
             client: Client::builder(TokioExecutor::new()).build(connector),
             internal_url: internal_url.trim_end_matches('/').to_owned(),
-            public_url: public_url.trim_end_matches('/').to_owned(),
             token,
+            cache: CtCache::default(),
+        });
+        Self {
+            batcher: Batcher::new(link.clone()),
+            link,
+            public_url: public_url.trim_end_matches('/').to_owned(),
             public_origin: String::new(),
             background: Mutex::default(),
         }
@@ -89,22 +108,16 @@ impl LogClient {
         while tasks.join_next().await.is_some() {}
     }
 
-    /// Appends an event (its timestamp is the log's to set) and returns its proof.
+    /// Appends an event (its timestamp is the log's to set) and returns its proof, once the
+    /// event is durable in the log under a signed STH (sent in a batch, see `log_batch`).
     pub async fn append(&self, event: LogEvent) -> Result<Appended, ApiError> {
-        let answer: AppendAnswer = self.internal("/internal/append", &AppendRequest { event }).await?;
-        let (leaf_hash, leaf_index) = (answer.leaf_hash.clone(), answer.leaf_index);
-        // The API's `merkle_proof` is the log's answer without its `ok`.
-        let mut merkle_proof = serde_json::to_value(answer).map_err(|e| ApiError::internal("merkle proof", &e))?;
-        if let Value::Object(map) = &mut merkle_proof {
-            map.remove("ok");
-        }
-        Ok(Appended { leaf_hash, leaf_index, merkle_proof })
+        let json = serde_json::to_vec(&event).map_err(|e| ApiError::internal("encode", &e))?;
+        self.batcher.append(json).await
     }
 
-    /// Appends an event whose proof nobody needs (deliveries): the answer is checked, not parsed.
+    /// Appends an event whose proof nobody needs (deliveries).
     pub async fn record(&self, event: LogEvent) -> Result<(), ApiError> {
-        let _: IgnoredAny = self.internal("/internal/append", &AppendRequest { event }).await?;
-        Ok(())
+        self.append(event).await.map(|_| ())
     }
 
     /// A signed receipt (header value) proving the transfer leaf against the newest STH.
@@ -138,9 +151,69 @@ impl LogClient {
         self.internal("/internal/sign-registration", &request).await
     }
 
+    async fn internal<T: DeserializeOwned>(&self, path: &str, body: &impl Serialize) -> Result<T, ApiError> {
+        self.link.internal(path, body).await
+    }
+
+    /// Forwards a public CT request (GET or POST with a small body) to the log and relays the
+    /// answer as is; `client_ip` travels as `X-Real-IP` for the log's per-IP limits. A GET is
+    /// answered from the cache while its answer is fresh (see `ct_cache`).
+    pub async fn forward_public(
+        &self,
+        method: Method,
+        path_and_query: &str,
+        body: Bytes,
+        client_ip: &str,
+    ) -> Result<Response<Body>, ApiError> {
+        let miss = if method == Method::GET {
+            match self.link.cache.get(path_and_query) {
+                Ok(hit) => return Ok(hit),
+                Err(miss) => Some(miss),
+            }
+        } else {
+            None
+        };
+        let uri: Uri = format!("{}{path_and_query}", self.public_url)
+            .parse()
+            .map_err(|_| ApiError::bad_request("invalid request path"))?;
+        let request = Request::builder()
+            .method(method)
+            .uri(uri)
+            .header("content-type", "application/json")
+            .header("x-real-ip", client_ip)
+            .header("x-paramant-public-origin", self.public_origin.as_str())
+            .body(Full::new(body))
+            .map_err(|e| ApiError::internal("forward", &e))?;
+        let response = tokio::time::timeout(LOG_TIMEOUT, self.link.client.request(request))
+            .await
+            .map_err(|_| ApiError::unavailable("log_unavailable", "the transparency log is not answering", 5))?
+            .map_err(|e| ApiError::internal("forward", &e))?;
+        let (parts, body) = response.into_parts();
+        let bytes = Limited::new(body, 4 * MAX_LOG_RESPONSE)
+            .collect()
+            .await
+            .map_err(|e| ApiError::internal("forward body", &e))?
+            .to_bytes();
+        let headers: Vec<(HeaderName, HeaderValue)> = FORWARDED_HEADERS
+            .iter()
+            .filter_map(|name| Some((HeaderName::from_static(name), parts.headers.get(*name)?.clone())))
+            .collect();
+        if let Some(miss) = miss {
+            self.link.cache.put(miss, path_and_query, parts.status, &headers, &bytes);
+        }
+        let mut out = Response::new(Body::from(bytes));
+        *out.status_mut() = parts.status;
+        for (name, value) in headers {
+            out.headers_mut().insert(name, value);
+        }
+        Ok(out)
+    }
+}
+
+impl Link {
     /// Calls the internal API; a success is parsed as `T` (a log answer that does not fit is
     /// the relay's problem, a 500), a refusal becomes the relay's answer.
-    async fn internal<T: DeserializeOwned>(&self, path: &str, body: &impl Serialize) -> Result<T, ApiError> {
+    pub async fn internal<T: DeserializeOwned>(&self, path: &str, body: &impl Serialize) -> Result<T, ApiError> {
         let uri: Uri = format!("{}{path}", self.internal_url).parse().map_err(|e| ApiError::internal("log url", &e))?;
         let request = Request::post(uri)
             .header("content-type", "application/json")
@@ -151,17 +224,21 @@ impl LogClient {
         if status.is_success() {
             return serde_json::from_slice(&bytes).map_err(|e| ApiError::internal("log answer", &e));
         }
-        let answer: Value = serde_json::from_slice(&bytes).unwrap_or_default();
-        // The log refused the event: a client error of ours maps to a 4xx of the relay only
-        // when the log says 4xx; anything else is the relay's problem.
-        if status.is_client_error() {
-            let detail = answer["detail"].as_str().unwrap_or("the log refused the request").to_owned();
-            return Err(ApiError::new(status, "log_refused", detail));
-        }
-        Err(ApiError::unavailable("log_unavailable", "the transparency log is not answering", 5))
+        Err(self.refusal(status, &bytes))
     }
 
-    async fn send(&self, request: Request<Full<Bytes>>) -> Result<(StatusCode, Bytes), ApiError> {
+    /// The relay's answer to a log that did not say yes: a client error of ours maps to a 4xx
+    /// of the relay only when the log says 4xx; anything else is the relay's problem.
+    pub fn refusal(&self, status: StatusCode, bytes: &[u8]) -> ApiError {
+        if status.is_client_error() {
+            let answer: Value = serde_json::from_slice(bytes).unwrap_or_default();
+            let detail = answer["detail"].as_str().unwrap_or("the log refused the request").to_owned();
+            return ApiError::new(status, "log_refused", detail);
+        }
+        ApiError::unavailable("log_unavailable", "the transparency log is not answering", 5)
+    }
+
+    pub async fn send(&self, request: Request<Full<Bytes>>) -> Result<(StatusCode, Bytes), ApiError> {
         let unavailable = |e: &dyn std::fmt::Display| {
             crate::DAEMON.log(format_args!("log call failed: {e}"));
             ApiError::unavailable("log_unavailable", "the transparency log is not answering", 5)
@@ -177,45 +254,5 @@ impl LogClient {
             .map_err(|e| unavailable(&e))?
             .to_bytes();
         Ok((status, bytes))
-    }
-
-    /// Forwards a public CT request (GET or POST with a small body) to the log and relays the
-    /// answer as is; `client_ip` travels as `X-Real-IP` for the log's per-IP limits.
-    pub async fn forward_public(
-        &self,
-        method: Method,
-        path_and_query: &str,
-        body: Bytes,
-        client_ip: &str,
-    ) -> Result<Response<Body>, ApiError> {
-        let uri: Uri = format!("{}{path_and_query}", self.public_url)
-            .parse()
-            .map_err(|_| ApiError::bad_request("invalid request path"))?;
-        let request = Request::builder()
-            .method(method)
-            .uri(uri)
-            .header("content-type", "application/json")
-            .header("x-real-ip", client_ip)
-            .header("x-paramant-public-origin", self.public_origin.as_str())
-            .body(Full::new(body))
-            .map_err(|e| ApiError::internal("forward", &e))?;
-        let response = tokio::time::timeout(LOG_TIMEOUT, self.client.request(request))
-            .await
-            .map_err(|_| ApiError::unavailable("log_unavailable", "the transparency log is not answering", 5))?
-            .map_err(|e| ApiError::internal("forward", &e))?;
-        let (parts, body) = response.into_parts();
-        let bytes = Limited::new(body, 4 * MAX_LOG_RESPONSE)
-            .collect()
-            .await
-            .map_err(|e| ApiError::internal("forward body", &e))?
-            .to_bytes();
-        let mut out = Response::new(Body::from(bytes));
-        *out.status_mut() = parts.status;
-        for name in ["content-type", "retry-after", "content-security-policy", "cache-control"] {
-            if let Some(v) = parts.headers.get(name) {
-                out.headers_mut().insert(name, v.clone());
-            }
-        }
-        Ok(out)
     }
 }

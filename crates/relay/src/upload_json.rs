@@ -183,7 +183,9 @@ impl UploadParser {
             state: State::Start,
             text: Vec::new(),
             payload: Some(Base64Sink {
-                pending: Vec::with_capacity(STAGE + 4 + 4),
+                // A small upload's text fits a small stage (a 64 KiB buffer per 1 KiB upload
+                // was a large share of the allocator's work).
+                pending: Vec::with_capacity((size_hint.div_ceil(3) * 4).min(STAGE) + 4 + 4),
                 out: Vec::with_capacity(size_hint.min(max_payload) + 3),
                 hasher: Sha256::new(),
                 max: max_payload,

@@ -108,3 +108,85 @@ fn a_client_that_never_sends_a_byte_is_closed_after_the_header_timeout() {
     assert!(matches!(read, Ok(0)) || read.is_err(), "expected the relay to close, got {read:?}");
     assert!(started.elapsed() >= Duration::from_secs(1) && started.elapsed() < DEADLINE);
 }
+
+/// Reads what the relay answers until it closes; a reset instead of an orderly close fails.
+fn read_answer(stream: &mut TcpStream) -> String {
+    stream.set_read_timeout(Some(DEADLINE)).unwrap();
+    let mut answer = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        match stream.read(&mut buf) {
+            Ok(0) => return String::from_utf8_lossy(&answer).into_owned(),
+            Ok(n) => answer.extend_from_slice(&buf[..n]),
+            Err(e) => panic!("{e} after {:?}", String::from_utf8_lossy(&answer)),
+        }
+    }
+}
+
+#[test]
+fn a_refused_client_reads_the_503_even_when_it_already_sent_its_request() {
+    let sector = Sector::with_config("[connections]\nmax_connections_per_ip = 2\n");
+    let from = Ipv4Addr::new(127, 0, 2, 1);
+    let _held: Vec<TcpStream> = (0..2).map(|_| connect_from(from, sector.addr).unwrap()).collect();
+    // The third connection from that address is refused. Its client sends a request with a
+    // body larger than a socket buffer before reading: a close with those bytes unread would
+    // be a reset, which destroys the 503 before the client reads it.
+    let mut refused = connect_from(from, sector.addr).unwrap();
+    let body = vec![b'x'; 200_000];
+    let head = format!("POST /v2/inbound HTTP/1.1\r\nHost: relay\r\nContent-Length: {}\r\n\r\n", body.len());
+    refused.set_write_timeout(Some(DEADLINE)).unwrap();
+    refused.write_all(head.as_bytes()).unwrap();
+    refused.write_all(&body).unwrap();
+    let answer = read_answer(&mut refused);
+    assert!(answer.starts_with("HTTP/1.1 503"), "{answer:?}");
+    assert!(answer.contains("too_many_connections"), "{answer:?}");
+}
+
+#[test]
+fn a_full_relay_closes_its_oldest_idle_connection_for_a_new_client_and_keeps_busy_ones() {
+    const CAP: usize = 60;
+    let sector = Sector::with_config(&format!("[connections]\nmax_connections = {CAP}\nmax_connections_per_ip = 4\n"));
+    let key = sector.key("pro");
+    // The oldest connection is busy: an upload whose body has not arrived yet. Its handler
+    // runs (and asks for the body) once the relay answers `100 Continue`.
+    let payload = payload(7, 1024);
+    let body =
+        serde_json::to_vec(&serde_json::json!({"hash": sha256_hex(&payload), "payload": b64(&payload)})).unwrap();
+    let mut busy = connect_from(Ipv4Addr::new(127, 0, 3, 1), sector.addr).unwrap();
+    let head = format!(
+        "POST /v2/inbound HTTP/1.1\r\nHost: relay\r\nX-Api-Key: {key}\r\nContent-Type: application/json\r\n\
+         Expect: 100-continue\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    );
+    busy.write_all(head.as_bytes()).unwrap();
+    let interim = read_answer_head(&mut busy);
+    assert!(interim.starts_with("HTTP/1.1 100"), "{interim:?}");
+    // Every other slot filled with idle connections from many addresses (4 per address).
+    let mut idle = Vec::new();
+    for i in 0..CAP - 1 {
+        let from = Ipv4Addr::new(127, 0, 4 + (i / 4 / 250) as u8, 1 + (i / 4 % 250) as u8);
+        idle.push(connect_from(from, sector.addr).unwrap());
+    }
+    // A new client is served: the oldest idle connection made room, the busy one did not.
+    let reply = sector.get("/health", None);
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    assert_eq!(read_answer(&mut idle[0]), "", "the oldest idle connection is closed without an answer");
+    busy.write_all(&body).unwrap();
+    let answer = read_answer_head(&mut busy);
+    assert!(answer.starts_with("HTTP/1.1 200"), "the busy upload was cut off: {answer:?}");
+}
+
+/// Reads until the end of a response head.
+fn read_answer_head(stream: &mut TcpStream) -> String {
+    stream.set_read_timeout(Some(DEADLINE)).unwrap();
+    let mut answer = Vec::new();
+    let mut buf = [0u8; 4096];
+    while !answer.windows(4).any(|w| w == b"\r\n\r\n") {
+        match stream.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => answer.extend_from_slice(&buf[..n]),
+            Err(e) => panic!("{e} after {:?}", String::from_utf8_lossy(&answer)),
+        }
+    }
+    String::from_utf8_lossy(&answer).into_owned()
+}

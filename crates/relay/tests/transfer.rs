@@ -186,7 +186,8 @@ fn stream_next_announces_a_device_upload_until_the_blob_is_burned() {
     assert_eq!(sdk(&other).json()["available"], false, "queues are per API key");
 
     assert_eq!(sector.download(&key, &hash).status, 200);
-    assert_eq!(sdk(&key).json()["available"], false);
+    // The burn follows the client's acknowledgement of the body, after the download returned.
+    wait_until("the burned blob to leave the queue", || (sdk(&key).json()["available"] == false).then_some(()));
     assert_eq!(by_header(&key).status, 204);
     sector.get("/v2/stream-next", Some(&key)).assert_error(400, "bad_request");
     sector.get("/v2/stream-next?device=bad%20device", Some(&key)).assert_error(400, "bad_request");
@@ -307,4 +308,19 @@ fn a_free_key_gets_ten_uploads_a_day_and_one_hour_retention() {
     assert!((1..=86_400).contains(&retry), "Retry-After {retry}");
     let enterprise = sector.key("enterprise");
     sector.upload_ok(&enterprise, &payload(110, 64), json!({}));
+}
+
+#[test]
+fn a_ct_read_on_the_relay_after_an_upload_sees_that_upload() {
+    let sector = Sector::start();
+    let key = sector.key("pro");
+    // Read (and so cache) the tree head on the relay's origin, then upload.
+    let before = sector.get("/v2/sth", None).json()["sth"]["tree_size"].as_u64().unwrap();
+    assert_eq!(sector.get("/v2/sth", None).json()["sth"]["tree_size"], before);
+    let reply = sector.upload(&key, &payload(9, 256), json!({}));
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    let proved = reply.json()["merkle_proof"]["tree_size"].as_u64().unwrap();
+    // The answer that acknowledged the upload came after its append emptied the cache.
+    let after = sector.get("/v2/sth", None).json()["sth"]["tree_size"].as_u64().unwrap();
+    assert!(after >= proved && proved > before, "before {before}, proved {proved}, read after {after}");
 }
