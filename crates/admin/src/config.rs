@@ -4,6 +4,7 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
+use harden::{http_port, smtp_port};
 use serde::Deserialize;
 
 /// `paramant-admin` settings. Unknown keys are an error, so typos never pass silently.
@@ -262,24 +263,6 @@ impl Config {
             enforcement: self.sandbox.landlock,
         }
     }
-}
-
-/// The port of an `http://HOST[:PORT][/…]` URL (80 when absent); `None` when it is not one.
-fn http_port(url: &str) -> Option<u16> {
-    let rest = url.strip_prefix("http://")?;
-    let authority = &rest[..rest.find('/').unwrap_or(rest.len())];
-    let (host, port) = match authority.rsplit_once(':') {
-        Some((host, port)) if !port.ends_with(']') => (host, port.parse().ok()?),
-        _ => (authority, 80),
-    };
-    (!host.is_empty() && port != 0).then_some(port)
-}
-
-/// The port of an SMTP relay's `HOST:PORT`.
-fn smtp_port(server: &str) -> Option<u16> {
-    let (host, port) = server.rsplit_once(':')?;
-    let port: u16 = port.parse().ok()?;
-    (!host.is_empty() && port != 0).then_some(port)
 }
 
 #[cfg(test)]
