@@ -11,8 +11,8 @@ import time
 import urllib.request
 from pathlib import Path
 
+from selenium.common.exceptions import WebDriverException
 from selenium.webdriver.common.by import By
-from selenium.webdriver.support import expected_conditions
 from selenium.webdriver.support.ui import WebDriverWait
 
 EMAIL = "browser-user@example.com"
@@ -61,13 +61,14 @@ def navigate(driver, element):
     loaded. WebDriver's click can return before a form submission's navigation has begun (the
     browser schedules it), so checks made right after a bare click may still see the old page:
     its URL (the same for a form that redirects back), its session, or an action not yet done
-    on the server. Waiting for the old document to go stale, then for the new one to finish
-    loading, orders every check after the server's answer."""
-    old_document = driver.find_element(By.TAG_NAME, "html")
+    on the server. The old page's window gets a mark; every navigation makes a new window
+    without it, so the wait ends only on the new page, fully loaded. While the document is being
+    swapped, chromedriver may answer a query with a transient error: the wait asks again."""
+    driver.execute_script("window.oldPage = true")
     element.click()
-    wait = WebDriverWait(driver, 30)
-    wait.until(expected_conditions.staleness_of(old_document))
-    wait.until(lambda d: d.execute_script("return document.readyState") == "complete")
+    WebDriverWait(driver, 30, ignored_exceptions=(WebDriverException,)).until(
+        lambda d: d.execute_script("return window.oldPage !== true && document.readyState === 'complete'")
+    )
 
 
 def enroll(driver, link: str, step: int = 0) -> tuple[str, str]:
