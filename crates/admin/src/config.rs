@@ -55,6 +55,10 @@ pub struct Config {
     /// ports; connecting to the relays', the log's and the SMTP ports only.
     #[serde(default)]
     pub sandbox: harden::SandboxConfig,
+    /// Timeouts and connection caps of both listeners (`header_read_timeout_secs`,
+    /// `idle_timeout_secs`, `max_connections`, `max_connections_per_ip`), as the relay and the log.
+    #[serde(default)]
+    pub connections: httpserve::Limits,
 }
 
 /// One relay's internal API.
@@ -178,6 +182,7 @@ impl Config {
 
     fn validate(&self) -> Result<(), configfile::Invalid> {
         let invalid = |field, message: &str| configfile::Invalid::new(field, message);
+        self.connections.check().map_err(|m| invalid("connections", m))?;
         if !self.internal_listen.ip().is_loopback() {
             return Err(invalid("internal_listen", "the internal API must listen on loopback only"));
         }
@@ -291,6 +296,13 @@ mod tests {
     fn an_internal_listener_off_loopback_is_refused() {
         let text = MINIMAL.replace("127.0.0.1:8301", "0.0.0.0:8301");
         assert!(parse(&text).unwrap_err().starts_with("internal_listen"));
+    }
+
+    #[test]
+    fn connection_limits_default_like_the_relays_and_a_zero_cap_is_refused() {
+        assert_eq!(parse(MINIMAL).unwrap().connections.max_connections_per_ip, 256);
+        let text = format!("{MINIMAL}[connections]\nmax_connections_per_ip = 0\n");
+        assert!(parse(&text).unwrap_err().starts_with("connections"));
     }
 
     #[test]
