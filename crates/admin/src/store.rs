@@ -8,7 +8,7 @@
 
 use std::path::Path;
 
-use redb::{Database, Durability, ReadableDatabase, ReadableTable, TableDefinition, WriteTransaction};
+use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition, WriteTransaction};
 use serde::{Deserialize, Serialize};
 
 /// `user_id -> UserRecord JSON`.
@@ -176,11 +176,7 @@ impl AdminDb {
 
     /// Runs `f` in one durable write transaction; commits only if `f` returns Ok.
     pub fn write<T, E: From<DbError>>(&self, f: impl FnOnce(&WriteTransaction) -> Result<T, E>) -> Result<T, E> {
-        let mut txn = self.db.begin_write().map_err(DbError::from)?;
-        txn.set_durability(Durability::Immediate).map_err(DbError::from)?;
-        let out = f(&txn)?;
-        txn.commit().map_err(DbError::from)?;
-        Ok(out)
+        jsonapi::write_durably(&self.db, f)
     }
 
     /// The account `user_id`, if any.

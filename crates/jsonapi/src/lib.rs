@@ -19,7 +19,7 @@ use serde_json::json;
 #[cfg(feature = "storage")]
 mod storage;
 #[cfg(feature = "storage")]
-pub use storage::StorageError;
+pub use storage::{StorageError, write_durably};
 
 /// An error answer: status, API error code, client-safe detail, optional `Retry-After`.
 #[derive(Debug)]

@@ -37,6 +37,20 @@ impl From<StorageError> for ApiError {
     }
 }
 
+/// Runs `f` in one durable write transaction of `db` (`Durability::Immediate`) and commits only
+/// if `f` returns Ok: a client is answered after its change is on disk, and a read-check-write
+/// inside `f` is atomic (redb serialises write transactions).
+pub fn write_durably<T, E: From<StorageError>>(
+    db: &redb::Database,
+    f: impl FnOnce(&redb::WriteTransaction) -> Result<T, E>,
+) -> Result<T, E> {
+    let mut txn = db.begin_write().map_err(StorageError::from)?;
+    txn.set_durability(redb::Durability::Immediate).map_err(StorageError::from)?;
+    let out = f(&txn)?;
+    txn.commit().map_err(StorageError::from)?;
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -49,5 +63,25 @@ mod tests {
         let api = ApiError::from(storage);
         assert_eq!(api.status(), axum::http::StatusCode::INTERNAL_SERVER_ERROR);
         assert_eq!(api.code(), "internal");
+    }
+
+    #[test]
+    fn a_durable_write_commits_only_when_its_closure_succeeds() {
+        use redb::{ReadableDatabase, TableDefinition};
+        const T: TableDefinition<&str, u64> = TableDefinition::new("t");
+        let dir = tempfile::tempdir().expect("temp dir");
+        let db = redb::Database::create(dir.path().join("t.redb")).expect("database");
+        let put = |value: u64, fail: bool| {
+            write_durably(&db, |txn| {
+                let mut table = txn.open_table(T).map_err(StorageError::from)?;
+                table.insert("k", value).map_err(StorageError::from)?;
+                if fail { Err(ApiError::bad_request("refused")) } else { Ok(()) }
+            })
+        };
+        put(1, false).expect("committed");
+        assert_eq!(put(2, true).expect_err("refused").code(), "bad_request");
+        let txn = db.begin_read().expect("read");
+        let value = txn.open_table(T).expect("table").get("k").expect("get").map(|v| v.value());
+        assert_eq!(value, Some(1), "the failed write left nothing behind");
     }
 }

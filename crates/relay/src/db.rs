@@ -9,9 +9,7 @@
 
 use std::path::Path;
 
-use redb::{
-    Database, Durability, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition, WriteTransaction,
-};
+use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition, WriteTransaction};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -181,11 +179,7 @@ impl RelayDb {
 
     /// Runs `f` in one durable write transaction; commits only if `f` returns Ok.
     fn write<T, E: From<DbError>>(&self, f: impl FnOnce(&WriteTransaction) -> Result<T, E>) -> Result<T, E> {
-        let mut txn = self.db.begin_write().map_err(DbError::from)?;
-        txn.set_durability(Durability::Immediate).map_err(DbError::from)?;
-        let out = f(&txn)?;
-        txn.commit().map_err(DbError::from)?;
-        Ok(out)
+        jsonapi::write_durably(&self.db, f)
     }
 
     // ------------------------------------------------------------ keys
