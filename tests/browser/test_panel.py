@@ -11,7 +11,9 @@ import time
 import urllib.request
 from pathlib import Path
 
+from selenium.common.exceptions import WebDriverException
 from selenium.webdriver.common.by import By
+from selenium.webdriver.support.ui import WebDriverWait
 
 EMAIL = "browser-user@example.com"
 
@@ -54,6 +56,21 @@ def fill(driver, field_id: str, value: str):
     element.send_keys(value)
 
 
+def navigate(driver, element):
+    """Clicks `element` (a form's button or a link) and returns once the page it leads to has
+    loaded. WebDriver's click can return before a form submission's navigation has begun (the
+    browser schedules it), so checks made right after a bare click may still see the old page:
+    its URL (the same for a form that redirects back), its session, or an action not yet done
+    on the server. The old page's window gets a mark; every navigation makes a new window
+    without it, so the wait ends only on the new page, fully loaded. While the document is being
+    swapped, chromedriver may answer a query with a transient error: the wait asks again."""
+    driver.execute_script("window.oldPage = true")
+    element.click()
+    WebDriverWait(driver, 30, ignored_exceptions=(WebDriverException,)).until(
+        lambda d: d.execute_script("return window.oldPage !== true && document.readyState === 'complete'")
+    )
+
+
 def enroll(driver, link: str, step: int = 0) -> tuple[str, str]:
     """Opens a setup link, reads the secret, confirms with a code; (secret, page text)."""
     driver.get(link)
@@ -61,7 +78,7 @@ def enroll(driver, link: str, step: int = 0) -> tuple[str, str]:
     assert driver.find_element(By.CSS_SELECTOR, ".qr img").get_attribute("src").startswith("data:image/svg+xml;base64,")
     assert len(driver.find_elements(By.CSS_SELECTOR, "li.backup-code")) == 10
     fill(driver, "code", totp(secret, time.time() + 30 * step))
-    driver.find_element(By.ID, "confirm").click()
+    navigate(driver, driver.find_element(By.ID, "confirm"))
     assert driver.find_element(By.ID, "activated")
     return secret, driver.page_source
 
@@ -70,7 +87,7 @@ def login(driver, dev, secret: str, step: int):
     driver.get(dev["admin_url"] + "/login")
     fill(driver, "email", EMAIL)
     fill(driver, "code", totp(secret, time.time() + 30 * step))
-    driver.find_element(By.ID, "login").click()
+    navigate(driver, driver.find_element(By.ID, "login"))
 
 
 def test_user_and_admin_flows_in_a_browser(dev, browser, browser2):
@@ -78,17 +95,17 @@ def test_user_and_admin_flows_in_a_browser(dev, browser, browser2):
     # The user signs up and sets up TOTP from the mailed link.
     browser.get(base + "/signup")
     fill(browser, "email", EMAIL)
-    browser.find_element(By.ID, "signup").click()
+    navigate(browser, browser.find_element(By.ID, "signup"))
     assert browser.find_element(By.ID, "sent")
     secret, _ = enroll(browser, newest_setup_link(dev, EMAIL))
     key = browser.find_element(By.ID, "api-key").text
     assert key.startswith("pgp_") and relay_accepts(dev, key)
-    browser.find_element(By.ID, "to-account").click()
+    navigate(browser, browser.find_element(By.ID, "to-account"))
     assert browser.find_element(By.ID, "email").text == EMAIL
     assert browser.find_element(By.ID, "key-masked").text.startswith(key[:8])
 
     # Log out, log in again with the next step's code, see the account and its key.
-    browser.find_element(By.ID, "logout").click()
+    navigate(browser, browser.find_element(By.ID, "logout"))
     login(browser, dev, secret, step=1)
     assert browser.current_url.endswith("/account"), browser.page_source
     assert browser.find_element(By.ID, "key-masked").text.startswith(key[:8])
@@ -97,23 +114,23 @@ def test_user_and_admin_flows_in_a_browser(dev, browser, browser2):
     admin = browser2
     admin.get(base + "/admin")
     fill(admin, "token", dev["admin_token"])
-    admin.find_element(By.ID, "enroll").click()
+    navigate(admin, admin.find_element(By.ID, "enroll"))
     admin_secret = admin.find_element(By.ID, "secret").text
     fill(admin, "token", dev["admin_token"])
     fill(admin, "code", totp(admin_secret, time.time()))
-    admin.find_element(By.ID, "confirm").click()
+    navigate(admin, admin.find_element(By.ID, "confirm"))
     assert admin.current_url.endswith("/admin/users"), admin.page_source
     assert EMAIL in admin.find_element(By.ID, "users").text
 
     # The admin creates a key on the relay, then revokes it.
     admin.get(base + "/admin/keys")
     fill(admin, "label", "from the browser")
-    admin.find_element(By.ID, "create-key").click()
+    navigate(admin, admin.find_element(By.ID, "create-key"))
     new_key = admin.find_element(By.ID, "new-key").text
     new_hash = admin.find_element(By.ID, "new-key-hash").text
     assert relay_accepts(dev, new_key)
     admin.get(base + "/admin/keys")
-    admin.find_element(By.ID, f"revoke-{new_hash[:16]}").click()
+    navigate(admin, admin.find_element(By.ID, f"revoke-{new_hash[:16]}"))
     assert admin.current_url.endswith("/admin/keys")
     assert not relay_accepts(dev, new_key)
     row = admin.find_element(By.CSS_SELECTOR, f"tr.key[data-hash='{new_hash}'] td.active")
@@ -122,7 +139,7 @@ def test_user_and_admin_flows_in_a_browser(dev, browser, browser2):
     # The admin requires TOTP for the user: the user's session ends and a setup mail goes out.
     mails_before = mail_count(dev)
     admin.get(base + "/admin/users")
-    admin.find_element(By.XPATH, f"//tr[td[@class='email' and text()='{EMAIL}']]//button[starts-with(@id,'require-')]").click()
+    navigate(admin, admin.find_element(By.XPATH, f"//tr[td[@class='email' and text()='{EMAIL}']]//button[starts-with(@id,'require-')]"))
     assert admin.current_url.endswith("/admin/users"), admin.page_source
     browser.get(base + "/account")
     assert browser.current_url.endswith("/login"), "the session was revoked"

@@ -4,6 +4,7 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
+use harden::{http_port, smtp_port};
 use serde::Deserialize;
 
 /// `paramant-admin` settings. Unknown keys are an error, so typos never pass silently.
@@ -54,6 +55,10 @@ pub struct Config {
     /// ports; connecting to the relays', the log's and the SMTP ports only.
     #[serde(default)]
     pub sandbox: harden::SandboxConfig,
+    /// Timeouts and connection caps of both listeners (`header_read_timeout_secs`,
+    /// `idle_timeout_secs`, `max_connections`, `max_connections_per_ip`), as the relay and the log.
+    #[serde(default)]
+    pub connections: httpserve::Limits,
 }
 
 /// One relay's internal API.
@@ -177,6 +182,7 @@ impl Config {
 
     fn validate(&self) -> Result<(), configfile::Invalid> {
         let invalid = |field, message: &str| configfile::Invalid::new(field, message);
+        self.connections.check().map_err(|m| invalid("connections", m))?;
         if !self.internal_listen.ip().is_loopback() {
             return Err(invalid("internal_listen", "the internal API must listen on loopback only"));
         }
@@ -264,24 +270,6 @@ impl Config {
     }
 }
 
-/// The port of an `http://HOST[:PORT][/…]` URL (80 when absent); `None` when it is not one.
-fn http_port(url: &str) -> Option<u16> {
-    let rest = url.strip_prefix("http://")?;
-    let authority = &rest[..rest.find('/').unwrap_or(rest.len())];
-    let (host, port) = match authority.rsplit_once(':') {
-        Some((host, port)) if !port.ends_with(']') => (host, port.parse().ok()?),
-        _ => (authority, 80),
-    };
-    (!host.is_empty() && port != 0).then_some(port)
-}
-
-/// The port of an SMTP relay's `HOST:PORT`.
-fn smtp_port(server: &str) -> Option<u16> {
-    let (host, port) = server.rsplit_once(':')?;
-    let port: u16 = port.parse().ok()?;
-    (!host.is_empty() && port != 0).then_some(port)
-}
-
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
@@ -308,6 +296,13 @@ mod tests {
     fn an_internal_listener_off_loopback_is_refused() {
         let text = MINIMAL.replace("127.0.0.1:8301", "0.0.0.0:8301");
         assert!(parse(&text).unwrap_err().starts_with("internal_listen"));
+    }
+
+    #[test]
+    fn connection_limits_default_like_the_relays_and_a_zero_cap_is_refused() {
+        assert_eq!(parse(MINIMAL).unwrap().connections.max_connections_per_ip, 256);
+        let text = format!("{MINIMAL}[connections]\nmax_connections_per_ip = 0\n");
+        assert!(parse(&text).unwrap_err().starts_with("connections"));
     }
 
     #[test]

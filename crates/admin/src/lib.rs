@@ -146,9 +146,7 @@ pub struct Listeners {
 /// Binds the public and internal listeners.
 pub fn bind(config: &Config) -> anyhow::Result<Listeners> {
     let bind = |addr: SocketAddr| -> anyhow::Result<std::net::TcpListener> {
-        let listener = std::net::TcpListener::bind(addr).with_context(|| format!("cannot listen on {addr}"))?;
-        listener.set_nonblocking(true)?;
-        Ok(listener)
+        httpserve::bind_tcp(addr).with_context(|| format!("cannot listen on {addr}"))
     };
     Ok(Listeners { public: bind(config.public_listen)?, internal: bind(config.internal_listen)? })
 }
@@ -221,11 +219,18 @@ pub async fn serve(opened: Opened, hardening: harden::Hardening, listeners: List
     let public = tokio::net::TcpListener::from_std(listeners.public)?;
     let internal = tokio::net::TcpListener::from_std(listeners.internal)?;
     let drain = harden::Drain::new();
-    let app = public_router(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
-    let public_task = tokio::spawn(axum::serve(public, app).with_graceful_shutdown(drain.started()).into_future());
-    let internal_app = internal_api::router(state.clone());
-    let internal_task =
-        tokio::spawn(axum::serve(internal, internal_app).with_graceful_shutdown(drain.started()).into_future());
+    let limits = state.config.connections.clone();
+    // The panel has no metrics endpoint: refusals are answered (503) but not counted.
+    let public_server =
+        httpserve::Server { app: public_router(state.clone()), limits: limits.clone(), tls: None, on_refused: || {} };
+    let public_task = tokio::spawn(public_server.serve(httpserve::Listener::Tcp(public), drain.started()));
+    let internal_server = httpserve::Server {
+        app: internal_api::router(state.clone()),
+        limits: limits.without_per_ip_cap(),
+        tls: None,
+        on_refused: || {},
+    };
+    let internal_task = tokio::spawn(internal_server.serve(httpserve::Listener::Tcp(internal), drain.started()));
     let line = status_line(&state);
     DAEMON.log(format_args!("{line} on {}", state.config.public_url()));
     DAEMON.ready(&line);

@@ -8,7 +8,7 @@
 
 use std::path::Path;
 
-use redb::{Database, Durability, ReadableDatabase, ReadableTable, TableDefinition, WriteTransaction};
+use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition, WriteTransaction};
 use serde::{Deserialize, Serialize};
 
 /// `user_id -> UserRecord JSON`.
@@ -31,30 +31,8 @@ pub const AUDIT: TableDefinition<u64, &[u8]> = TableDefinition::new("audit");
 /// The user id the admin's own TOTP enrollment is stored under (never a valid account id).
 pub const ADMIN_SUBJECT: &str = "admin";
 
-/// Storage failure: always the operator's problem, never the client's.
-#[derive(Debug, thiserror::Error)]
-#[error("admin storage: {0}")]
-pub struct DbError(String);
-
-macro_rules! db_error_from {
-    ($($t:ty),*) => { $(impl From<$t> for DbError { fn from(e: $t) -> Self { DbError(e.to_string()) } })* };
-}
-db_error_from!(
-    redb::Error,
-    redb::DatabaseError,
-    redb::TransactionError,
-    redb::TableError,
-    redb::StorageError,
-    redb::CommitError,
-    redb::SetDurabilityError,
-    serde_json::Error
-);
-
-impl From<DbError> for jsonapi::ApiError {
-    fn from(e: DbError) -> Self {
-        jsonapi::ApiError::internal("storage", &e)
-    }
-}
+/// Storage failure: always the operator's problem, never the client's (a 500 `internal`).
+pub use jsonapi::StorageError as DbError;
 
 /// Where an account is in its life.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -198,11 +176,7 @@ impl AdminDb {
 
     /// Runs `f` in one durable write transaction; commits only if `f` returns Ok.
     pub fn write<T, E: From<DbError>>(&self, f: impl FnOnce(&WriteTransaction) -> Result<T, E>) -> Result<T, E> {
-        let mut txn = self.db.begin_write().map_err(DbError::from)?;
-        txn.set_durability(Durability::Immediate).map_err(DbError::from)?;
-        let out = f(&txn)?;
-        txn.commit().map_err(DbError::from)?;
-        Ok(out)
+        jsonapi::write_durably(&self.db, f)
     }
 
     /// The account `user_id`, if any.

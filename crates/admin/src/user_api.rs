@@ -251,12 +251,14 @@ struct StepUp {
     totp_code: Option<String>,
 }
 
-fn step_up_body(body: Result<Bytes, BytesRejection>) -> ApiResult<StepUp> {
+/// The gate of every sensitive action: the session, then a fresh TOTP code of its account in
+/// the body (an empty body is a missing code).
+fn stepped_up(state: &SharedState, headers: &HeaderMap, body: Result<Bytes, BytesRejection>) -> ApiResult<Authed> {
+    let authed = authenticate(state, headers)?;
     let bytes = jsonapi::body_bytes(body)?;
-    if bytes.is_empty() {
-        return Ok(StepUp::default());
-    }
-    jsonapi::parse_json(&bytes)
+    let request = if bytes.is_empty() { StepUp::default() } else { jsonapi::parse_json(&bytes)? };
+    accounts::require_fresh_code(state, &authed.user.user_id, request.totp_code.as_deref())?;
+    Ok(authed)
 }
 
 async fn delete_account(
@@ -264,9 +266,7 @@ async fn delete_account(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> ApiResult<Response> {
-    let authed = authenticate(&state, &headers)?;
-    let request = step_up_body(body)?;
-    accounts::require_fresh_code(&state, &authed.user.user_id, request.totp_code.as_deref())?;
+    let authed = stepped_up(&state, &headers, body)?;
     accounts::delete_account(&state, &authed.user).await?;
     crate::audit::note(&state, "user_account_deleted", &authed.user.user_id, "")?;
     Ok(with_cookie(json!({ "ok": true }), session_cookie(USER_COOKIE, "/", None, 0)))
@@ -277,9 +277,7 @@ async fn reset_totp(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> ApiResult<Response> {
-    let authed = authenticate(&state, &headers)?;
-    let request = step_up_body(body)?;
-    accounts::require_fresh_code(&state, &authed.user.user_id, request.totp_code.as_deref())?;
+    let authed = stepped_up(&state, &headers, body)?;
     accounts::reset_totp(&state, &authed.user, "you asked to set up your authenticator again.").await?;
     crate::audit::note(&state, "user_totp_reset", &authed.user.user_id, "")?;
     Ok(with_cookie(json!({ "ok": true, "setup_email_sent": true }), session_cookie(USER_COOKIE, "/", None, 0)))
@@ -299,9 +297,7 @@ async fn regenerate_codes(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> ApiResult<Response> {
-    let authed = authenticate(&state, &headers)?;
-    let request = step_up_body(body)?;
-    accounts::require_fresh_code(&state, &authed.user.user_id, request.totp_code.as_deref())?;
+    let authed = stepped_up(&state, &headers, body)?;
     let codes = accounts::regenerate_backup(&state, &authed.user.user_id).await?;
     crate::audit::note(&state, "user_backup_codes_regenerated", &authed.user.user_id, "")?;
     Ok(no_store(json!({ "ok": true, "backup_codes": codes })))
@@ -312,9 +308,7 @@ async fn rotate_key(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> ApiResult<Response> {
-    let authed = authenticate(&state, &headers)?;
-    let request = step_up_body(body)?;
-    accounts::require_fresh_code(&state, &authed.user.user_id, request.totp_code.as_deref())?;
+    let authed = stepped_up(&state, &headers, body)?;
     let key = accounts::new_account_key(&state, &authed.user.user_id).await?;
     crate::audit::note(&state, "user_key_rotated", &authed.user.user_id, "")?;
     Ok(no_store(json!({ "ok": true, "api_key": key })))

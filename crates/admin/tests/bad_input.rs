@@ -213,3 +213,38 @@ fn a_stranger_guessing_codes_cannot_lock_the_owner_out() {
     // … while the owner logs in as usual.
     assert_eq!(panel.login(&account.email, &account.secret).status, 200);
 }
+
+/// A TCP connection to the panel from the loopback address `source`.
+fn connect_from(panel: &Panel, source: [u8; 4]) -> std::net::TcpStream {
+    use nix::sys::socket::{AddressFamily, SockFlag, SockType, SockaddrIn, bind, connect, socket};
+    use std::os::fd::AsRawFd;
+    let port: u16 = panel.url.rsplit(':').next().unwrap().parse().unwrap();
+    let fd = socket(AddressFamily::Inet, SockType::Stream, SockFlag::empty(), None).unwrap();
+    let [a, b, c, d] = source;
+    bind(fd.as_raw_fd(), &SockaddrIn::new(a, b, c, d, 0)).unwrap();
+    connect(fd.as_raw_fd(), &SockaddrIn::new(127, 0, 0, 1, port)).unwrap();
+    let stream = std::net::TcpStream::from(fd);
+    stream.set_read_timeout(Some(std::time::Duration::from_secs(10))).unwrap();
+    stream
+}
+
+#[test]
+fn connections_beyond_the_per_address_cap_get_503_and_other_clients_are_served() {
+    use std::io::{Read, Write};
+    let panel = Panel::with_config("[connections]\nmax_connections_per_ip = 2\n");
+    // Two idle connections from one address take its slots (accepted in order) …
+    let held = [connect_from(&panel, [127, 0, 3, 3]), connect_from(&panel, [127, 0, 3, 3])];
+    // … the third is answered with the canned refusal and closed, before any request.
+    let mut third = connect_from(&panel, [127, 0, 3, 3]);
+    let mut answer = String::new();
+    third.read_to_string(&mut answer).unwrap();
+    assert!(answer.starts_with("HTTP/1.1 503"), "{answer}");
+    assert!(answer.contains("\"error\":\"too_many_connections\""), "{answer}");
+    // Another client address is served as usual meanwhile.
+    let mut other = connect_from(&panel, [127, 0, 4, 4]);
+    other.write_all(b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n").unwrap();
+    let mut answer = String::new();
+    other.read_to_string(&mut answer).unwrap();
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    drop(held);
+}

@@ -33,5 +33,5 @@ pub use privileges::drop_capabilities;
 pub use probe::{LandlockSupport, landlock_abi, landlock_support};
 pub use sandbox::{
     Enforcement, LandlockState, NET_RULES_ABI, Outlook, RESOLVER_FILES, SandboxConfig, SandboxPolicy, SandboxReport,
-    TESTED_ABI, TcpConnect, apply, outlook,
+    TESTED_ABI, TcpConnect, apply, http_port, outlook, smtp_port,
 };

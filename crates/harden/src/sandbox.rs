@@ -307,6 +307,28 @@ fn scopes(abi: ABI) -> BitFlags<Scope> {
     scopes
 }
 
+/// The port of an `http://HOST[:PORT][/…]` URL (80 when absent): what a sandbox must let the
+/// service connect to for it. `None` when it is not such a URL (a config error).
+#[must_use]
+pub fn http_port(url: &str) -> Option<u16> {
+    let rest = url.strip_prefix("http://")?;
+    let authority = &rest[..rest.find('/').unwrap_or(rest.len())];
+    let (host, port) = match authority.rsplit_once(':') {
+        // An IPv6 literal without a port ends in ']'.
+        Some((host, port)) if !port.ends_with(']') => (host, port.parse().ok()?),
+        _ => (authority, 80),
+    };
+    (!host.is_empty() && port != 0).then_some(port)
+}
+
+/// The port of an SMTP relay's `HOST:PORT`; `None` when it is not one.
+#[must_use]
+pub fn smtp_port(server: &str) -> Option<u16> {
+    let (host, port) = server.rsplit_once(':')?;
+    let port: u16 = port.parse().ok()?;
+    (!host.is_empty() && port != 0).then_some(port)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -381,5 +403,21 @@ mod tests {
         assert_eq!(LandlockState::FullyEnforced.to_string(), "fully_enforced");
         assert_eq!(LandlockState::PartiallyEnforced.as_str(), "partially_enforced");
         assert_eq!(LandlockState::NotEnforced.as_str(), "not_enforced");
+    }
+
+    #[test]
+    fn connect_ports_come_from_http_urls_and_smtp_servers() {
+        assert_eq!(http_port("http://127.0.0.1:8200"), Some(8200));
+        assert_eq!(http_port("http://log.local/"), Some(80));
+        assert_eq!(http_port("http://[::1]:9000/x"), Some(9000));
+        assert_eq!(http_port("http://[::1]"), Some(80));
+        for bad in ["https://log:1", "http://", "http://:80", "http://log:0", "http://log:x"] {
+            assert_eq!(http_port(bad), None, "{bad}");
+        }
+        assert_eq!(smtp_port("localhost:25"), Some(25));
+        assert_eq!(smtp_port("[::1]:2525"), Some(2525));
+        for bad in ["localhost", ":25", "mail:0", "mail:smtp"] {
+            assert_eq!(smtp_port(bad), None, "{bad}");
+        }
     }
 }

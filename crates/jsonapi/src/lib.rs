@@ -16,6 +16,11 @@ use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
+#[cfg(feature = "storage")]
+mod storage;
+#[cfg(feature = "storage")]
+pub use storage::{StorageError, write_durably};
+
 /// An error answer: status, API error code, client-safe detail, optional `Retry-After`.
 #[derive(Clone, Debug)]
 pub struct ApiError {

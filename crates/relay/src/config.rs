@@ -3,6 +3,7 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
+use harden::{http_port, smtp_port};
 use serde::Deserialize;
 
 use crate::ids::{PeerUrl, Scheme};
@@ -427,25 +428,6 @@ impl Config {
     }
 }
 
-/// The port of an `http://HOST[:PORT][/…]` URL (80 when absent); `None` when it is not one.
-fn http_port(url: &str) -> Option<u16> {
-    let rest = url.strip_prefix("http://")?;
-    let authority = &rest[..rest.find('/').unwrap_or(rest.len())];
-    let (host, port) = match authority.rsplit_once(':') {
-        // An IPv6 literal without a port ends in ']'.
-        Some((host, port)) if !port.ends_with(']') => (host, port.parse().ok()?),
-        _ => (authority, 80),
-    };
-    (!host.is_empty() && port != 0).then_some(port)
-}
-
-/// The port of an SMTP relay's `HOST:PORT`.
-fn smtp_port(server: &str) -> Option<u16> {
-    let (host, port) = server.rsplit_once(':')?;
-    let port: u16 = port.parse().ok()?;
-    (!host.is_empty() && port != 0).then_some(port)
-}
-
 /// An explicit path wins; then the systemd credential; then a file in the state directory.
 fn secret_path(explicit: &Option<PathBuf>, name: &str, state_dir: &Path) -> PathBuf {
     explicit.clone().or_else(|| crypto::credential_path(name)).unwrap_or_else(|| state_dir.join(name))
@@ -507,22 +489,6 @@ mod tests {
             other => panic!("expected any port, got {other:?}"),
         }
         assert_eq!(policy.bind_tcp, vec![8443, 8001], "binding stays restricted");
-    }
-
-    #[test]
-    fn ports_come_from_log_urls_and_smtp_servers() {
-        assert_eq!(http_port("http://127.0.0.1:8200"), Some(8200));
-        assert_eq!(http_port("http://log.local/"), Some(80));
-        assert_eq!(http_port("http://[::1]:9000/x"), Some(9000));
-        assert_eq!(http_port("http://[::1]"), Some(80));
-        for bad in ["https://log:1", "http://", "http://:80", "http://log:0", "http://log:x"] {
-            assert_eq!(http_port(bad), None, "{bad}");
-        }
-        assert_eq!(smtp_port("localhost:25"), Some(25));
-        assert_eq!(smtp_port("[::1]:2525"), Some(2525));
-        for bad in ["localhost", ":25", "mail:0", "mail:smtp"] {
-            assert_eq!(smtp_port(bad), None, "{bad}");
-        }
     }
 
     #[test]

@@ -9,9 +9,7 @@
 
 use std::path::Path;
 
-use redb::{
-    Database, Durability, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition, WriteTransaction,
-};
+use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition, WriteTransaction};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -37,30 +35,8 @@ const RELAYS: TableDefinition<&str, &[u8]> = TableDefinition::new("relays");
 /// `"ip:<addr>" | "email:<sha256>" -> JSON list of request times (ms)` for trial limits.
 const TRIAL_LIMITS: TableDefinition<&str, &[u8]> = TableDefinition::new("trial_limits");
 
-/// Storage failure: always the operator's problem, never the client's.
-#[derive(Debug, thiserror::Error)]
-#[error("relay storage: {0}")]
-pub struct DbError(String);
-
-macro_rules! db_error_from {
-    ($($t:ty),*) => { $(impl From<$t> for DbError { fn from(e: $t) -> Self { DbError(e.to_string()) } })* };
-}
-db_error_from!(
-    redb::Error,
-    redb::DatabaseError,
-    redb::TransactionError,
-    redb::TableError,
-    redb::StorageError,
-    redb::CommitError,
-    redb::SetDurabilityError,
-    serde_json::Error
-);
-
-impl From<DbError> for jsonapi::ApiError {
-    fn from(e: DbError) -> Self {
-        jsonapi::ApiError::internal("storage", &e)
-    }
-}
+/// Storage failure: always the operator's problem, never the client's (a 500 `internal`).
+pub use jsonapi::StorageError as DbError;
 
 /// A registered device, as stored.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -203,11 +179,7 @@ impl RelayDb {
 
     /// Runs `f` in one durable write transaction; commits only if `f` returns Ok.
     fn write<T, E: From<DbError>>(&self, f: impl FnOnce(&WriteTransaction) -> Result<T, E>) -> Result<T, E> {
-        let mut txn = self.db.begin_write().map_err(DbError::from)?;
-        txn.set_durability(Durability::Immediate).map_err(DbError::from)?;
-        let out = f(&txn)?;
-        txn.commit().map_err(DbError::from)?;
-        Ok(out)
+        jsonapi::write_durably(&self.db, f)
     }
 
     // ------------------------------------------------------------ keys
