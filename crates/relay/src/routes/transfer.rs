@@ -204,6 +204,7 @@ async fn store_upload(
     let sig_verified = sender_device.is_some();
     state.blobs.publish(&ids.key, payload_bytes(payload), sha256, appended.leaf_hash.clone(), sig_verified);
     monitoring::upload_stored(size);
+    state.stats.count(crate::stats::Counter::Transfer, now_ms());
     claim.published = true;
     state.audit.record(
         *caller.key_hash(),
