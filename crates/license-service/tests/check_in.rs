@@ -372,3 +372,64 @@ fn the_license_server_answers_bad_input_with_a_4xx() {
     // Nothing was recorded for the license.
     assert_eq!(env.record().check_ins, 0);
 }
+
+/// The reference server's JSON db under concurrent writers: check-ins over HTTPS (each from its
+/// own relay) while the admin command line adds licenses. Every check-in is counted, every
+/// relay recorded, every added license kept.
+#[test]
+fn concurrent_check_ins_and_admin_edits_lose_no_update() {
+    const CHECK_INS: usize = 16;
+    const ADDED: usize = 4;
+    let env = Env::start();
+    let ca = std::fs::read(env.path("ca.pem")).unwrap();
+    let url = format!("{}/v1/license/check", env.server_url);
+    let client = std::sync::Arc::new(
+        license_service::client::HttpsClient::new(&url, Some(&ca), std::time::Duration::from_secs(60)).unwrap(),
+    );
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let relay_ids: Vec<String> = (0..CHECK_INS).map(|i| format!("{i:064x}")).collect();
+    let statuses = std::thread::scope(|s| {
+        let admins: Vec<_> = (0..ADDED)
+            .map(|i| {
+                let env = &env;
+                s.spawn(move || {
+                    env.admin(&["add", "--token", &format!("plk_other_{i}"), "--tier", "pro", "--max-users", "5"])
+                })
+            })
+            .collect();
+        let statuses = runtime.block_on(async {
+            let mut tasks = tokio::task::JoinSet::new();
+            for relay_id in &relay_ids {
+                let request = license::CheckInRequest {
+                    license_key: env.token.clone(),
+                    relay_id: relay_id.clone(),
+                    version: "0.1.0".into(),
+                    telemetry: license::Telemetry::default(),
+                    nonce: "00".repeat(16),
+                };
+                let client = client.clone();
+                tasks.spawn(async move { client.post(request.body()).await.map(|a| a.status) });
+            }
+            let mut statuses = Vec::new();
+            while let Some(done) = tasks.join_next().await {
+                statuses.push(done.unwrap().unwrap());
+            }
+            statuses
+        });
+        for admin in admins {
+            admin.join().unwrap();
+        }
+        statuses
+    });
+    assert_eq!(statuses, [200; CHECK_INS]);
+    let db = env.server_db();
+    let record = &db.licenses[&license_service::server::license_id(&env.token)];
+    assert_eq!(record.check_ins, CHECK_INS as u64, "a check-in was lost");
+    let mut recorded = record.relay_ids.clone();
+    recorded.sort();
+    assert_eq!(recorded, relay_ids, "a relay was lost");
+    for i in 0..ADDED {
+        let id = license_service::server::license_id(&format!("plk_other_{i}"));
+        assert!(db.licenses.contains_key(&id), "the admin's license {i} was lost");
+    }
+}

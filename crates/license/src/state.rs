@@ -83,6 +83,17 @@ pub enum Edition {
     Licensed,
 }
 
+impl Edition {
+    /// `"community"` or `"licensed"` (as it serialises).
+    #[must_use]
+    pub fn name(self) -> &'static str {
+        match self {
+            Edition::Community => "community",
+            Edition::Licensed => "licensed",
+        }
+    }
+}
+
 /// Where the entitlement comes from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]

@@ -57,6 +57,11 @@ impl std::ops::Deref for Licensed {
 }
 
 fn licensed_sector(token: Option<&str>) -> Licensed {
+    licensed_sector_with(token, "", None)
+}
+
+/// [`licensed_sector`] with top-level relay settings `top` and the log key made from `seed`.
+fn licensed_sector_with(token: Option<&str>, top: &str, seed: Option<&[u8; 32]>) -> Licensed {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
     let token_file = dir.join("license-token");
@@ -64,7 +69,7 @@ fn licensed_sector(token: Option<&str>) -> Licensed {
     let state_dir = dir.join("license-state");
     std::fs::create_dir_all(&state_dir).unwrap();
     let config = format!(
-        "[license]\ntoken_file = {:?}\nstate_file = {:?}\ntrusted_ed25519_keys = [{:?}]\n\
+        "{top}[license]\ntoken_file = {:?}\nstate_file = {:?}\ntrusted_ed25519_keys = [{:?}]\n\
          ml_dsa_keys = [{{ key = {:?} }}]\nrevoked_support_keys_file = {:?}\n",
         token_file,
         state_dir.join("state.json"),
@@ -72,7 +77,7 @@ fn licensed_sector(token: Option<&str>) -> Licensed {
         hex::encode(ml_key().verifying_key().to_bytes()),
         state_dir.join("revoked-support-keys.json"),
     );
-    Licensed { sector: Sector::with_config(&config), dir: tmp }
+    Licensed { sector: Sector::with_config_and_log_seed(&config, seed), dir: tmp }
 }
 
 fn license_dir(sector: &Licensed) -> PathBuf {
@@ -407,4 +412,25 @@ fn a_capability_sets_blob_size_retention_and_signature_requirement_apply_per_req
     wait_until("the tampered set to be refused", || (health(&sector)["edition"] == "community").then_some(()));
     sector.upload_ok(&key, &common::payload(4, MIB + 1), json!({}));
     sector.upload_ok(&key, b"unsigned again", json!({}));
+}
+
+#[test]
+fn the_registry_shows_the_edition_in_force() {
+    let seed = [0x6c; 32];
+    let pk_hash = crypto::LogSigningKey::from_seed(&seed).verifying_key().pk_hash();
+    let registry = Sector::with_config(&format!(
+        "registry_keys = [\"{}\"]\n[webhook]\ndanger_allow_private_targets = true\n",
+        hex::encode(pk_hash)
+    ));
+    let token = issue(UserLimit::Limited(6), "2099-01-01", "Registered Customer");
+    let licensed = licensed_sector_with(Some(&token), &format!("registry_url = \"{}\"\n", registry.url), Some(&seed));
+    let listed = wait_until("the licensed relay to register", || {
+        let list = registry.get("/v2/relays", None).json();
+        (list["total"] == 2).then_some(list)
+    });
+    let (me, other) = (&listed["relays"][0], &listed["relays"][1]);
+    assert_eq!((me["self"].clone(), me["edition"].clone()), (json!(true), json!("community")), "{listed}");
+    assert_eq!((other["url"].clone(), other["edition"].clone()), (json!(licensed.url), json!("licensed")), "{listed}");
+    let own = licensed.get("/v2/relays", None).json();
+    assert_eq!(own["relays"][0]["edition"], "licensed", "{own}");
 }
