@@ -47,6 +47,7 @@ target_dir="$(cd "$REPO" && cargo metadata --format-version 1 --no-deps | python
 bins=(paramant-ctlog)
 [ "$relay" = no ] || ! grep -qs 'name = "paramant-relay"' "$REPO"/crates/relay/Cargo.toml || bins+=(paramant-relay)
 [ "$relay" = no ] || ! grep -qs 'name = "paramant-admin"' "$REPO"/crates/admin/Cargo.toml || bins+=(paramant-admin)
+[ "$relay" = no ] || ! grep -qs 'name = "paramant-license"' "$REPO"/crates/license-service/Cargo.toml || bins+=(paramant-license)
 if [ "$build" = yes ]; then
   timed "cargo build --release (${bins[*]})" \
     bash -c "cd '$REPO' && cargo build --release --locked $(printf -- '--bin %s ' "${bins[@]}")"
@@ -61,6 +62,8 @@ elif [ -x "$target_dir/release/paramant-relay" ]; then
   services=ctlog,relay
   # The accounts panel rides along with the relays when it is built.
   [ ! -x "$target_dir/release/paramant-admin" ] || services=ctlog,relay,admin
+  # The license client too (a check-in against the reference license server inside the guest).
+  [ ! -x "$target_dir/release/paramant-license" ] || services="$services,license"
 else
   relay_note="paramant-relay is not built ($target_dir/release/paramant-relay missing): relay units, relay checks and the SDK round trip were NOT run"
   log "!!!!! SKIPPING RELAY: $relay_note"
@@ -78,10 +81,38 @@ if [ "$qemu" = yes ]; then
   qemu_root="$(cat "$work/qemu-root")"
 fi
 
+# The license scenario: the reference license server runs inside the guest on 127.0.0.1:8443
+# with the test CA of fixtures/license-test-ca and the fixture ML-DSA-65 signing key, which
+# the license client, the relays and the admin are told to trust; the db knows an offline token
+# issued with the fixture Ed25519 key (staged as the license-token credential).
+license_args=()
+license_server="$work/license-server"
+if [[ "$services" == *license* ]]; then
+  lic="$target_dir/release/paramant-license"
+  mkdir -p "$license_server"
+  cp "$REPO"/fixtures/license-test-ca/{ca.pem,server.pem,server-key.pem} "$license_server/"
+  python3 -c 'import sys; open(sys.argv[2], "wb").write(bytes.fromhex(open(sys.argv[1]).read().strip()))' \
+    "$REPO/crates/license/fixtures/test-mldsa65-capability-signing.seed.hex" "$license_server/signing-key"
+  chmod 0600 "$license_server/signing-key" "$license_server/server-key.pem"
+  guest_dir=/var/lib/paramant-harness-license-server
+  printf 'listen = "127.0.0.1:8443"\ncert_file = "%s/server.pem"\nkey_file = "%s/server-key.pem"\nsigning_key_file = "%s/signing-key"\ndb_file = "%s/db.json"\n' \
+    "$guest_dir" "$guest_dir" "$guest_dir" "$guest_dir" > "$license_server/server.toml"
+  sed "s#$guest_dir#$license_server#g" "$license_server/server.toml" > "$work/license-server-host.toml"
+  ml_dsa_key="$("$lic" server public-key --config "$work/license-server-host.toml")"
+  "$lic" issue --key "$REPO/crates/license/fixtures/test-ed25519-license-signing.seed.hex" --max-keys 50 \
+    --expires 2099-01-01 --issued-to "Debian systemd harness" > "$work/license-token"
+  "$lic" server add --db "$license_server/db.json" --token "$(cat "$work/license-token")" --tier pro --max-users 50
+  rm -f "$license_server/db.lock"
+  trust="license = { ml_dsa_keys = [ { key = \"$ml_dsa_key\"; } ]; };"
+  license_args=(--arg licenseServerUrl '"https://127.0.0.1:8443/v1/license/check"'
+    --arg licenseSettings "{ ca_file = \"$guest_dir/ca.pem\"; timeout_secs = 20; $trust }"
+    --arg relaySettings "_: { $trust }" --arg adminSettings "{ $trust }")
+fi
+
 render_rc=0
 timed "render units (nix-instantiate) + scores" \
-  "$REPO/scripts/render-units.sh" --out "$work/rendered" --services "$services" > "$work/logs/render.log" 2>&1 \
-  || render_rc=$?
+  "$REPO/scripts/render-units.sh" --out "$work/rendered" --services "$services" "${license_args[@]}" \
+  > "$work/logs/render.log" 2>&1 || render_rc=$?
 cat "$work/logs/render.log" >&2
 [ "$render_rc" = 0 ] || die "render-units failed or a unit is above the exposure threshold (log above)"
 
@@ -92,6 +123,12 @@ stage() {
   install -m 0755 -t "$root/usr/local/bin" "$target_dir/release/paramant-ctlog"
   [ "$services" = ctlog ] || install -m 0755 -t "$root/usr/local/bin" "$target_dir/release/paramant-relay"
   case "$services" in *admin*) install -m 0755 -t "$root/usr/local/bin" "$target_dir/release/paramant-admin" ;; esac
+  case "$services" in *license*)
+    install -m 0755 -t "$root/usr/local/bin" "$target_dir/release/paramant-license"
+    cp -a "$license_server" "$root/var/lib/paramant-harness-license-server"
+    install -d -m 0700 "$root/etc/credstore"
+    install -m 0600 "$work/license-token" "$root/etc/credstore/paramant.license-token" ;;
+  esac
   (cd "$work/rendered" && cp -a etc usr "$root/")
   install -d "$root/usr/local/lib/paramant-harness"
   install -m 0644 "$work/rendered/units.json" "$root/usr/local/lib/paramant-harness/units.json"

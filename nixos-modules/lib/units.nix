@@ -295,7 +295,13 @@ let
       PrivateNetwork = true;
       IPAddressDeny = "any";
       RestrictAddressFamilies = "none";
-    };
+    } // (if withLicense then {
+      # /run/paramant-license, where paramant-license publishes its state for the relays and the
+      # admin (all of group paramant-license); it lives as long as this unit stays active.
+      RuntimeDirectory = "paramant-license";
+      RuntimeDirectoryMode = "0770";
+      Group = licenseGroup;
+    } else { });
     Install = { };
   };
 
@@ -366,9 +372,10 @@ let
       Group = licenseGroup;
       StateDirectory = "paramant-license";
       StateDirectoryMode = "0700";
-      RuntimeDirectory = "paramant-license";
-      RuntimeDirectoryMode = "0750";
-      RuntimeDirectoryPreserve = true;
+      # The published state's directory is paramant-secrets' RuntimeDirectory= (root, group
+      # paramant-license, 0770, kept while that oneshot stays active): one of this DynamicUser=
+      # oneshot would be moved under /run/private (0700) when it exits, out of every relay's reach.
+      ReadWritePaths = [ "/run/paramant-license" ];
       # One check-in: connect, TLS, answer (timeout_secs 30) and the log appends.
       TimeoutStartSec = "120s";
       # Outbound: the license server (any address, port 443 only by landlock) and loopback.

@@ -216,7 +216,8 @@ let
            relay = c.systemd.services."paramant-relay@";
            admin = c.systemd.services.paramant-admin; in
         failing c == [ ] && c.users.groups ? paramant-license
-        && lic.Group == "paramant-license" && lic.User != "paramant-license" && lic.RuntimeDirectoryMode == "0750"
+        && lic.Group == "paramant-license" && lic.User != "paramant-license" && lic.ReadWritePaths == [ "/run/paramant-license" ]
+        && c.systemd.services.paramant-secrets.serviceConfig.RuntimeDirectoryMode == "0770"
         && relay.serviceConfig.SupplementaryGroups == [ "paramant-license" ]
         && admin.serviceConfig.SupplementaryGroups == [ "paramant-license" ]
         && lib.elem "license-token:/run/agenix/license" admin.serviceConfig.LoadCredential

@@ -282,12 +282,23 @@ fn server(args: &[String]) -> anyhow::Result<()> {
         return runtime()?.block_on(crate::server::run(config));
     }
     let db_path = PathBuf::from(a.one("db")?);
-    let mut db = ServerDb::load(&db_path)?;
     if command == "show" {
-        println!("{}", serde_json::to_string_pretty(&db)?);
+        println!("{}", serde_json::to_string_pretty(&ServerDb::load(&db_path)?)?);
         return Ok(());
     }
-    match command.as_str() {
+    // Read, change and write under the db's lock (the server may be answering meanwhile).
+    let shown = ServerDb::update(&db_path, |db| edit_db(command, &a, db))?;
+    // A new support key is shown once, to the Paramant engineer, once it is stored; the relay
+    // only ever sees its hash.
+    if let Some(key) = shown {
+        println!("{key}");
+    }
+    Ok(())
+}
+
+/// Applies one admin command to the db; a new support key comes back to be shown.
+fn edit_db(command: &str, a: &Args, db: &mut ServerDb) -> anyhow::Result<Option<String>> {
+    match command {
         "outage" => db.outage = a.words.first().is_some_and(|w| w == "on"),
         "delay" => db.delay_ms = a.words.first().map(|w| w.parse()).transpose()?.unwrap_or(0),
         "add" => {
@@ -315,9 +326,9 @@ fn server(args: &[String]) -> anyhow::Result<()> {
         "remove" => {
             db.licenses.remove(&crate::server::license_id(a.one("token")?));
         }
-        _ => edit_license(command, &a, &mut db)?,
+        _ => return edit_license(command, a, db),
     }
-    db.save(&db_path)
+    Ok(None)
 }
 
 fn role(a: &Args) -> anyhow::Result<Role> {
@@ -334,7 +345,7 @@ fn action_id() -> anyhow::Result<String> {
     Ok(hex::encode(b))
 }
 
-fn edit_license(command: &str, a: &Args, db: &mut ServerDb) -> anyhow::Result<()> {
+fn edit_license(command: &str, a: &Args, db: &mut ServerDb) -> anyhow::Result<Option<String>> {
     let id = crate::server::license_id(a.one("token")?);
     let record = db.licenses.get_mut(&id).ok_or_else(|| anyhow::anyhow!("no such license in the db"))?;
     match command {
@@ -367,8 +378,7 @@ fn edit_license(command: &str, a: &Args, db: &mut ServerDb) -> anyhow::Result<()
                 key_sha256: hex::encode(<sha2::Sha256 as sha2::Digest>::digest(key.as_bytes())),
                 expires_at: wire::iso8601_ms(now_ms() + hours.min(72) * 3_600_000),
             });
-            // Shown once, to the Paramant engineer; the relay only ever sees its hash.
-            println!("{key}");
+            return Ok(Some(key));
         }
         "adjust" => {
             record.tier = a.one("tier")?.to_owned();
@@ -381,5 +391,5 @@ fn edit_license(command: &str, a: &Args, db: &mut ServerDb) -> anyhow::Result<()
         }
         other => bail!("unknown server command {other:?}\n{USAGE}"),
     }
-    Ok(())
+    Ok(None)
 }

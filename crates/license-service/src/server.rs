@@ -7,7 +7,7 @@
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
@@ -119,14 +119,44 @@ impl ServerDb {
         }
     }
 
-    /// Writes the file atomically.
+    /// Reads the file, applies `change` and writes the result back, all under an exclusive lock
+    /// of `path`'s lock file (`flock`), so that two writers — the server answering concurrent
+    /// check-ins, the admin command line — never lose each other's update. The new file is
+    /// written beside the old one, synced and renamed over it: a reader sees the old or the new
+    /// db, never a part. Nothing is written when `change` leaves the db as it was.
     ///
     /// # Errors
-    /// IO errors.
-    pub fn save(&self, path: &Path) -> anyhow::Result<()> {
+    /// The lock, an unreadable or malformed file, `change`'s error, IO errors writing.
+    pub fn update<T>(path: &Path, change: impl FnOnce(&mut ServerDb) -> anyhow::Result<T>) -> anyhow::Result<T> {
+        let lock_path = path.with_extension("lock");
+        let lock = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .with_context(|| format!("cannot open {}", lock_path.display()))?;
+        lock.lock().with_context(|| format!("cannot lock {}", lock_path.display()))?;
+        let mut db = Self::load(path)?;
+        let before = serde_json::to_vec(&db)?;
+        let out = change(&mut db)?;
+        if serde_json::to_vec(&db)? != before {
+            db.write(path)?;
+        }
+        // The lock is released when `lock` is dropped (closed).
+        Ok(out)
+    }
+
+    /// Writes the file atomically (call under the lock: [`ServerDb::update`]).
+    fn write(&self, path: &Path) -> anyhow::Result<()> {
+        use std::io::Write;
         let tmp = path.with_extension("tmp");
-        std::fs::write(&tmp, serde_json::to_vec_pretty(self)?)?;
+        let mut file = std::fs::File::create(&tmp).with_context(|| format!("cannot write {}", tmp.display()))?;
+        file.write_all(&serde_json::to_vec_pretty(self)?)?;
+        file.sync_all()?;
         std::fs::rename(&tmp, path)?;
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::File::open(dir)?.sync_all()?;
+        }
         Ok(())
     }
 }
@@ -140,8 +170,6 @@ pub fn license_id(token: &str) -> String {
 struct ServerState {
     db_file: PathBuf,
     key: crypto::LogSigningKey,
-    /// Serialises read-modify-write of the db file among requests.
-    lock: Mutex<()>,
 }
 
 /// The negotiated TLS key exchange of a connection.
@@ -163,7 +191,7 @@ pub async fn run(config: ServerConfig) -> anyhow::Result<()> {
     let tls_key = PrivateKeyDer::from_pem_file(&config.key_file)?;
     let tls = rustls::ServerConfig::builder().with_no_client_auth().with_single_cert(certs, tls_key)?;
     let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(tls));
-    let state = Arc::new(ServerState { db_file: config.db_file, key, lock: Mutex::new(()) });
+    let state = Arc::new(ServerState { db_file: config.db_file, key });
     let app = Router::new()
         .route("/v1/license/check", post(check))
         .fallback(jsonapi::not_found)
@@ -196,6 +224,16 @@ fn now_ms() -> u64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
 }
 
+/// What a check-in found in the db.
+enum Found {
+    /// An outage is on.
+    Outage,
+    /// No such license.
+    Unknown,
+    /// The license (after counting this check-in).
+    Record(Box<LicenseRecord>),
+}
+
 /// `POST /v1/license/check`.
 async fn check(
     State(state): State<Arc<ServerState>>,
@@ -208,26 +246,38 @@ async fn check(
     if delay > 0 {
         tokio::time::sleep(Duration::from_millis(delay)).await;
     }
-    let record = {
-        let _guard = state.lock.lock().unwrap_or_else(|p| p.into_inner());
-        let mut db = ServerDb::load(&state.db_file).map_err(|e| ApiError::internal("db", &e))?;
-        if db.outage {
+    // One read-modify-write under the db's lock, on the blocking pool (the lock may wait for
+    // the admin command line).
+    let (db_file, id, relay_id) = (state.db_file.clone(), license_id(&request.license_key), request.relay_id.clone());
+    let received = String::from_utf8_lossy(&body).into_owned();
+    let found = tokio::task::spawn_blocking(move || {
+        ServerDb::update(&db_file, |db| {
+            if db.outage {
+                return Ok(Found::Outage);
+            }
+            let Some(record) = db.licenses.get_mut(&id) else { return Ok(Found::Unknown) };
+            record.last_request_body = Some(received);
+            record.last_kx_group = Some(kx.0);
+            record.check_ins += 1;
+            if !record.relay_ids.contains(&relay_id) {
+                record.relay_ids.push(relay_id);
+            }
+            Ok(Found::Record(Box::new(record.clone())))
+        })
+    })
+    .await
+    .map_err(|e| ApiError::internal("db task", &e))?
+    .map_err(|e| ApiError::internal("db", &e))?;
+    let record = match found {
+        Found::Outage => {
             return Ok(
                 (StatusCode::SERVICE_UNAVAILABLE, Json(serde_json::json!({"error": "unavailable"}))).into_response()
             );
         }
-        let Some(record) = db.licenses.get_mut(&license_id(&request.license_key)) else {
+        Found::Unknown => {
             return Ok((StatusCode::NOT_FOUND, Json(serde_json::json!({"error": "unknown_license"}))).into_response());
-        };
-        record.last_request_body = Some(String::from_utf8_lossy(&body).into_owned());
-        record.last_kx_group = Some(kx.0.clone());
-        record.check_ins += 1;
-        if !record.relay_ids.contains(&request.relay_id) {
-            record.relay_ids.push(request.relay_id.clone());
         }
-        let record = record.clone();
-        db.save(&state.db_file).map_err(|e| ApiError::internal("db", &e))?;
-        record
+        Found::Record(record) => *record,
     };
     match record.status {
         Status::PaymentRequired => {

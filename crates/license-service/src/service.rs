@@ -137,24 +137,44 @@ fn random_nonce() -> anyhow::Result<Nonce> {
 }
 
 /// The telemetry block: nothing but `opted_in: false` unless the operator opted in; then the
-/// aggregates this appliance counts (the relay's user count), null for the rest.
+/// aggregates the relay counts (`GET /internal/stats`: users, transfers, requests, 5xx answers
+/// and authentication failures over 24 hours, uptime). A relay that cannot be asked gives
+/// nulls, never a guess.
 pub async fn telemetry(config: &Config) -> Telemetry {
     if !config.telemetry {
         return Telemetry::new(OptIn::Off, &Aggregates::default());
     }
-    let user_count = match (&config.relay, config.relay_token_path()) {
-        (Some(relay), Some(token_path)) => user_count(&relay.internal_url, &token_path).await,
-        _ => None,
+    let aggregates = match (&config.relay, config.relay_token_path()) {
+        (Some(relay), Some(token_path)) => relay_stats(&relay.internal_url, &token_path).await.unwrap_or_default(),
+        _ => Aggregates::default(),
     };
-    Telemetry::new(OptIn::On, &Aggregates { user_count, ..Aggregates::default() })
+    Telemetry::new(OptIn::On, &aggregates)
 }
 
-async fn user_count(internal_url: &str, token_path: &Path) -> Option<u64> {
+/// The relay's answer to `GET /internal/stats` (numbers only; anything else is ignored).
+#[derive(serde::Deserialize)]
+struct RelayStats {
+    users: u64,
+    transfers_24h: u64,
+    requests_24h: u64,
+    errors_5xx_24h: u64,
+    auth_failures_24h: u64,
+    uptime_seconds: u64,
+}
+
+async fn relay_stats(internal_url: &str, token_path: &Path) -> Option<Aggregates> {
     let token = crypto::Secret::load(token_path).ok()?;
-    let url = format!("{}/internal/keys", internal_url.trim_end_matches('/'));
+    let url = format!("{}/internal/stats", internal_url.trim_end_matches('/'));
     let (status, body) = crate::log::call(&url, "GET", Some(token.danger_expose()), None).await.ok()?;
-    let answer: serde_json::Value = serde_json::from_slice(&body).ok().filter(|_| status == 200)?;
-    Some(answer["keys"].as_array()?.iter().filter(|k| k["active"] == true).count() as u64)
+    let s: RelayStats = serde_json::from_slice(&body).ok().filter(|_| status == 200)?;
+    Some(Aggregates {
+        user_count: Some(s.users),
+        transfer_count_24h: Some(s.transfers_24h),
+        requests: Some(s.requests_24h),
+        errors_5xx: Some(s.errors_5xx_24h),
+        auth_failures: Some(s.auth_failures_24h),
+        uptime_seconds: Some(s.uptime_seconds),
+    })
 }
 
 /// The exact request the next check-in will send. Draws and stores the next nonce if none is

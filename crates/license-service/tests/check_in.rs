@@ -59,6 +59,84 @@ fn the_telemetry_preview_is_byte_for_byte_what_the_server_receives() {
     }
 }
 
+/// Opted-in telemetry from a real relay: the aggregates are its own counts (users, transfers
+/// and the 5xx and auth-failure rates over 24 hours, uptime), the preview is byte for byte the
+/// body the server receives, and nothing of the trust model's "never" list is in it.
+#[test]
+fn opted_in_telemetry_carries_the_relays_real_aggregates_and_nothing_on_the_never_list() {
+    use sha2::Digest as _;
+    let env = Env::start();
+    let relay = env.start_relay();
+    // Two users (one with an email and a name), one transfer, three failed authentications.
+    let (status, alice) = env.relay_call(
+        &relay,
+        "POST",
+        "/internal/keys",
+        Some(serde_json::json!({ "plan": "professional", "label": "Alice Example", "email": "alice@example.org" })),
+    );
+    assert_eq!(status, 200, "{alice}");
+    let (status, bob) =
+        env.relay_call(&relay, "POST", "/internal/keys", Some(serde_json::json!({ "plan": "free", "label": "Bob" })));
+    assert_eq!(status, 200, "{bob}");
+    let key = alice["key"].as_str().unwrap();
+    let payload = b"a file whose hash must never leave the relay";
+    let hash = hex::encode(sha2::Sha256::digest(payload));
+    let upload = serde_json::json!({ "hash": hash, "payload": wire::b64(payload) });
+    let (status, stored) = relay.public("POST", "/v2/inbound", key, &serde_json::to_vec(&upload).unwrap());
+    assert_eq!(status, 200, "{stored}");
+    for _ in 0..3 {
+        assert_eq!(relay.public("GET", "/v2/audit", "pgp_not_a_key", b"").0, 401);
+    }
+    let extra = format!(
+        "telemetry = true\n[relay]\ninternal_url = \"{}\"\ntoken_file = {:?}\n",
+        relay.internal, relay.token_file
+    );
+    let (config, path) = env.client_config(&extra);
+    let preview = std::process::Command::new(env!("CARGO_BIN_EXE_paramant-license"))
+        .args(["telemetry-preview", "--config"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert!(preview.status.success(), "{}", String::from_utf8_lossy(&preview.stderr));
+    let shown = String::from_utf8(preview.stdout).unwrap();
+    assert_eq!(env.check_in(&config).outcome, "active");
+    let received = env.record().last_request_body.unwrap();
+    assert_eq!(shown.trim_end(), received, "the preview is what the server received");
+
+    let sent: Value = serde_json::from_str(&received).unwrap();
+    let t = &sent["telemetry"];
+    let requests = 4; // the upload and the three refusals (the internal API is not counted)
+    assert_eq!(t["opted_in"], true);
+    assert_eq!(t["user_count"], 2, "{t}");
+    assert_eq!(t["transfer_count_24h"], 1, "{t}");
+    assert_eq!(t["error_rate_5xx_permille"], 0, "{t}");
+    assert_eq!(t["auth_failure_rate_permille"], 3 * 1000 / requests, "{t}");
+    assert_eq!(t["uptime_seconds"], 0, "{t}: whole hours, and the relay just started");
+    // Only the R013 fields, and telemetry holds numbers only.
+    let fields: Vec<&String> = sent.as_object().unwrap().keys().collect();
+    assert_eq!(fields, ["license_key", "nonce", "relay_id", "telemetry", "version"]);
+    assert!(t.as_object().unwrap().values().all(|v| v.is_u64() || v.is_boolean()), "{t}");
+    // The "never" list: file hashes, user identities (emails, names), keys and key hashes,
+    // addresses, log content (the transfer's leaf).
+    let leaf = stored["merkle_proof"]["leaf_hash"].as_str().unwrap();
+    let never = [
+        hash.as_str(),
+        "alice",
+        "Alice Example",
+        "Bob",
+        key,
+        alice["key_hash"].as_str().unwrap(),
+        bob["key_hash"].as_str().unwrap(),
+        "127.0.0.1",
+        &relay.public.port().to_string(),
+        leaf,
+        "/v2/",
+    ];
+    for item in never {
+        assert!(!received.contains(item), "{item:?} in the check-in body {received}");
+    }
+}
+
 #[test]
 fn every_check_in_uses_a_fresh_nonce() {
     let env = Env::start();
@@ -293,4 +371,65 @@ fn the_license_server_answers_bad_input_with_a_4xx() {
     }
     // Nothing was recorded for the license.
     assert_eq!(env.record().check_ins, 0);
+}
+
+/// The reference server's JSON db under concurrent writers: check-ins over HTTPS (each from its
+/// own relay) while the admin command line adds licenses. Every check-in is counted, every
+/// relay recorded, every added license kept.
+#[test]
+fn concurrent_check_ins_and_admin_edits_lose_no_update() {
+    const CHECK_INS: usize = 16;
+    const ADDED: usize = 4;
+    let env = Env::start();
+    let ca = std::fs::read(env.path("ca.pem")).unwrap();
+    let url = format!("{}/v1/license/check", env.server_url);
+    let client = std::sync::Arc::new(
+        license_service::client::HttpsClient::new(&url, Some(&ca), std::time::Duration::from_secs(60)).unwrap(),
+    );
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let relay_ids: Vec<String> = (0..CHECK_INS).map(|i| format!("{i:064x}")).collect();
+    let statuses = std::thread::scope(|s| {
+        let admins: Vec<_> = (0..ADDED)
+            .map(|i| {
+                let env = &env;
+                s.spawn(move || {
+                    env.admin(&["add", "--token", &format!("plk_other_{i}"), "--tier", "pro", "--max-users", "5"])
+                })
+            })
+            .collect();
+        let statuses = runtime.block_on(async {
+            let mut tasks = tokio::task::JoinSet::new();
+            for relay_id in &relay_ids {
+                let request = license::CheckInRequest {
+                    license_key: env.token.clone(),
+                    relay_id: relay_id.clone(),
+                    version: "0.1.0".into(),
+                    telemetry: license::Telemetry::default(),
+                    nonce: "00".repeat(16),
+                };
+                let client = client.clone();
+                tasks.spawn(async move { client.post(request.body()).await.map(|a| a.status) });
+            }
+            let mut statuses = Vec::new();
+            while let Some(done) = tasks.join_next().await {
+                statuses.push(done.unwrap().unwrap());
+            }
+            statuses
+        });
+        for admin in admins {
+            admin.join().unwrap();
+        }
+        statuses
+    });
+    assert_eq!(statuses, [200; CHECK_INS]);
+    let db = env.server_db();
+    let record = &db.licenses[&license_service::server::license_id(&env.token)];
+    assert_eq!(record.check_ins, CHECK_INS as u64, "a check-in was lost");
+    let mut recorded = record.relay_ids.clone();
+    recorded.sort();
+    assert_eq!(recorded, relay_ids, "a relay was lost");
+    for i in 0..ADDED {
+        let id = license_service::server::license_id(&format!("plk_other_{i}"));
+        assert!(db.licenses.contains_key(&id), "the admin's license {i} was lost");
+    }
 }

@@ -83,6 +83,17 @@ pub enum Edition {
     Licensed,
 }
 
+impl Edition {
+    /// `"community"` or `"licensed"` (as it serialises).
+    #[must_use]
+    pub fn name(self) -> &'static str {
+        match self {
+            Edition::Community => "community",
+            Edition::Licensed => "licensed",
+        }
+    }
+}
+
 /// Where the entitlement comes from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -179,6 +190,43 @@ impl Entitlement {
         } else {
             Err(TierLimit { current_users, max_users: self.max_users, edition: self.edition })
         }
+    }
+
+    /// The largest upload in bytes: the relay's own limit (`configured`, Community Edition's and
+    /// an offline token's, which carries no blob size), lowered to a capability set's
+    /// `max_blob_size_mb` (MiB) when one is in force. A set never raises the relay's own limit:
+    /// that bounds the memory the operator budgeted.
+    #[must_use]
+    pub fn max_blob_bytes(&self, configured: u64) -> u64 {
+        match &self.capabilities {
+            Some(c) => configured.min(c.max_blob_size_mb.saturating_mul(1024 * 1024)),
+            None => configured,
+        }
+    }
+
+    /// The longest lifetime of a blob in ms: the plan's retention (`plan_cap_ms`, the API
+    /// reference's tier table), lowered to a capability set's `retention_max_seconds` when one
+    /// is in force. A longer `ttl_ms` is clamped to it (the answer's `ttl_ms` says what applies).
+    #[must_use]
+    pub fn retention_cap_ms(&self, plan_cap_ms: u64) -> u64 {
+        match &self.capabilities {
+            Some(c) => plan_cap_ms.min(c.retention_max_seconds.saturating_mul(1000)),
+            None => plan_cap_ms,
+        }
+    }
+
+    /// Whether uploads must carry a verified ML-DSA-65 sender signature (a capability set's
+    /// `ml_dsa_required`; never in Community Edition).
+    #[must_use]
+    pub fn ml_dsa_required(&self) -> bool {
+        self.capabilities.as_ref().is_some_and(|c| c.ml_dsa_required)
+    }
+
+    /// Whether the add-on `name` may run (a capability set's `addons_allowed`; none in
+    /// Community Edition or under an offline token, which carries no add-ons).
+    #[must_use]
+    pub fn addon_allowed(&self, name: &str) -> bool {
+        self.capabilities.as_ref().is_some_and(|c| c.addons_allowed.iter().any(|a| a == name))
     }
 
     /// Whether a presented support key (its SHA-256, hex) is one of the set's, unexpired at

@@ -2,7 +2,7 @@
 //! model lists — user count, transfers per 24 h, 5xx and auth-failure rates, uptime. The type
 //! holds numbers and nothing else, so no hash, email, name, address or log content can ever be
 //! put into it; the rates are per mille (integers: the body is canonical JSON, which has no
-//! fractions).
+//! fractions). Counts are over the last 24 hours; uptime is given in whole hours.
 
 use serde::{Deserialize, Serialize};
 
@@ -20,7 +20,8 @@ pub struct Telemetry {
     pub error_rate_5xx_permille: Option<u32>,
     /// Share of requests that failed authentication, per mille.
     pub auth_failure_rate_permille: Option<u32>,
-    /// Seconds since the relay started.
+    /// Seconds since the relay started, in whole hours (a multiple of 3600: coarse, and the
+    /// same in the preview and the check-in that follows it).
     pub uptime_seconds: Option<u64>,
 }
 
@@ -62,7 +63,7 @@ impl Telemetry {
                 transfer_count_24h: aggregates.transfer_count_24h,
                 error_rate_5xx_permille: permille(aggregates.errors_5xx, aggregates.requests),
                 auth_failure_rate_permille: permille(aggregates.auth_failures, aggregates.requests),
-                uptime_seconds: aggregates.uptime_seconds,
+                uptime_seconds: aggregates.uptime_seconds.map(|s| s / 3600 * 3600),
             },
         }
     }

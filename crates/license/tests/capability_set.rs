@@ -425,3 +425,29 @@ fn expectation_compares_all_three_echoes() {
     assert!(set.check_answer(&e, NOW).is_ok());
     let _ = SignedCapabilitySet::verify(b"{}", &roots(), NOW).unwrap_err();
 }
+
+#[test]
+fn a_capability_set_lowers_blob_size_and_retention_and_community_keeps_the_relays_own() {
+    let request = request();
+    let mut set = set_for(&request, NOW);
+    set.capabilities.max_blob_size_mb = 2;
+    set.capabilities.retention_max_seconds = 600;
+    set.capabilities.ml_dsa_required = true;
+    let e = state::evaluate(Some(&request.license_key), Some(&active_state(answer(&set))), &roots(), None, NOW);
+    assert_eq!(e.source, Source::CapabilitySet);
+    assert_eq!(e.max_blob_bytes(5 << 20), 2 << 20);
+    assert_eq!(e.max_blob_bytes(1 << 20), 1 << 20, "a set never raises the relay's own limit");
+    assert_eq!(e.retention_cap_ms(3_600_000), 600_000);
+    assert_eq!(e.retention_cap_ms(60_000), 60_000);
+    assert!(e.ml_dsa_required());
+    assert!(e.addon_allowed("storage-mirror") && !e.addon_allowed("notification-bridge"));
+    // Community Edition and an offline token: the relay's own limits, no add-ons, no
+    // signature requirement.
+    for e in [
+        state::evaluate(None, None, &roots(), None, NOW),
+        state::evaluate(Some(&request.license_key), None, &roots(), None, NOW),
+    ] {
+        assert_eq!((e.max_blob_bytes(5 << 20), e.retention_cap_ms(3_600_000)), (5 << 20, 3_600_000));
+        assert!(!e.ml_dsa_required() && !e.addon_allowed("storage-mirror"));
+    }
+}

@@ -34,6 +34,7 @@ fn is_long_running(args: &[String]) -> bool {
 }
 
 fn main() -> ExitCode {
+    harden::exit_quietly_on_broken_pipe();
     if client::cli::alias_of_argv0().is_some() {
         return client::cli::main_as(None, SERVICES);
     }

@@ -240,6 +240,12 @@ impl RelayDb {
         })
     }
 
+    /// Users: the active keys.
+    pub fn active_users(&self) -> Result<u64, DbError> {
+        let txn = self.db.begin_read()?;
+        count_active(&txn.open_table(KEYS)?)
+    }
+
     /// Every key record (hashes only).
     pub fn keys(&self) -> Result<Vec<KeyRecord>, DbError> {
         let txn = self.db.begin_read()?;

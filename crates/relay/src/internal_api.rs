@@ -21,6 +21,7 @@ pub fn router(state: SharedState) -> Router {
     Router::new()
         .route("/internal/keys", post(create_key).get(list_keys))
         .route("/internal/keys/update", post(update_key))
+        .route("/internal/stats", get(stats))
         .fallback(jsonapi::not_found)
         .layer(middleware::from_fn_with_state(state.clone(), require_auth))
         .layer(axum::extract::DefaultBodyLimit::max(64 * 1024))
@@ -88,6 +89,18 @@ async fn create_key(State(state): State<SharedState>, body: Result<Bytes, BytesR
     let key = auth::create_key(&state.db, &state.license, new, now_ms())?;
     let key_hash = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(key.as_bytes()));
     Ok(Json(json!({ "ok": true, "key": key, "key_hash": key_hash, "plan": plan })))
+}
+
+/// `GET /internal/stats`: the aggregates opted-in license telemetry may send — users (active
+/// keys), transfers, requests, 5xx answers and authentication failures over the last 24 hours,
+/// and uptime. Numbers only.
+async fn stats(State(state): State<SharedState>) -> ApiResult<Json<Value>> {
+    let users = state.db.active_users()?;
+    let mut answer =
+        serde_json::to_value(state.stats.snapshot(now_ms())).map_err(|e| ApiError::internal("stats", &e))?;
+    answer["users"] = users.into();
+    answer["ok"] = true.into();
+    Ok(Json(answer))
 }
 
 /// `GET /internal/keys`: every key's hash, plan, label and state (never the key itself).

@@ -30,6 +30,7 @@ mod registration;
 mod routes;
 mod sender;
 mod state;
+mod stats;
 mod tls;
 mod upload_json;
 mod uploads;
@@ -128,6 +129,7 @@ impl Opened {
             hardening,
             log_pk_hash: Default::default(),
             license,
+            stats: stats::Stats::new(state::now_ms()),
             config,
         });
         (state, tls)

@@ -16,6 +16,11 @@ pub fn tier_limit(limit: &license::state::TierLimit) -> ApiError {
         .with_fields(&license_gate::tier_limit_body(limit))
 }
 
+/// The edition in force (`community` or `licensed`), as `/health` and the registry show it.
+pub fn edition(state: &AppState) -> &'static str {
+    state.license.entitlement(now_ms()).edition.name()
+}
+
 /// What `/health` says about the license: the edition and the cap, never who holds it.
 pub fn health(state: &AppState) -> Value {
     let e = state.license.entitlement(now_ms());

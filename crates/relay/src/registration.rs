@@ -32,7 +32,7 @@ pub fn spawn(state: &SharedState) {
 async fn register(state: &SharedState, registry: &str) -> Result<(), String> {
     let signed = state
         .log
-        .sign_registration(&state.config.public_url(), env!("CARGO_PKG_VERSION"), "community")
+        .sign_registration(&state.config.public_url(), env!("CARGO_PKG_VERSION"), crate::license::edition(state))
         .await
         .map_err(|e| format!("the log did not sign: {}", e.code()))?;
     let target = PeerUrl::parse(registry, Scheme::AllowPlainHttp)?.join("/v2/relays/register");

@@ -68,6 +68,8 @@ pub struct AppState {
     pub log_pk_hash: std::sync::OnceLock<String>,
     /// The license: edition, user cap, `plk_` operator keys, support keys, drain orders.
     pub license: license_gate::Gate,
+    /// Counts for opted-in license telemetry (`GET /internal/stats`).
+    pub stats: crate::stats::Stats,
 }
 
 /// The state handlers share.

@@ -89,6 +89,20 @@ pub fn max_body_bytes(max_blob_bytes: usize) -> u64 {
     (max_blob_bytes as u64).div_ceil(3) * 4 + FRAMING
 }
 
+/// The largest payload this relay takes now: its configured `max_blob_bytes`, lowered to the
+/// `max_blob_size_mb` of a signed capability set in force (re-verified by the license gate;
+/// Community Edition and an offline token keep the configured limit).
+pub fn max_blob_bytes(state: &SharedState, license: &license::Entitlement) -> usize {
+    let configured = state.config.limits.max_blob_bytes as u64;
+    // Never above the configured limit, so the conversion back cannot truncate.
+    license.max_blob_bytes(configured) as usize
+}
+
+/// 413 `payload_too_large`.
+fn too_large(max_blob_bytes: usize) -> ApiError {
+    ApiError::too_large(format!("payload exceeds {max_blob_bytes} bytes"))
+}
+
 /// `Content-Length` if sent; a malformed one is a 400.
 fn content_length(headers: &HeaderMap) -> ApiResult<Option<u64>> {
     let Some(value) = headers.get(header::CONTENT_LENGTH) else { return Ok(None) };
@@ -101,17 +115,23 @@ fn content_length(headers: &HeaderMap) -> ApiResult<Option<u64>> {
 }
 
 /// Admits an upload of `key` from `ip` with these `headers`, before any body byte is read:
-/// size, concurrency and memory are checked and the memory reserved.
-pub fn admit(state: &SharedState, key: KeyHash, ip: IpAddr, headers: &HeaderMap) -> ApiResult<Admitted> {
-    let limits = &state.config.limits;
-    let max_body = max_body_bytes(limits.max_blob_bytes);
+/// size (`max_blob_bytes`: the relay's limit as the license in force lowers it, see
+/// [`max_blob_bytes`]), concurrency and memory are checked and the memory reserved.
+pub fn admit(
+    state: &SharedState,
+    key: KeyHash,
+    ip: IpAddr,
+    headers: &HeaderMap,
+    max_blob_bytes: usize,
+) -> ApiResult<Admitted> {
+    let max_body = max_body_bytes(max_blob_bytes);
     let declared = content_length(headers)?;
     if declared.is_some_and(|n| n > max_body) {
-        return Err(ApiError::too_large(format!("payload exceeds {} bytes", limits.max_blob_bytes)));
+        return Err(too_large(max_blob_bytes));
     }
     // The payload decodes to at most 3/4 of the body and never beyond max_blob_bytes (the
     // reader stops there); a chunked body may be anything up to the limit.
-    let reserve = declared.map_or(max_body, |n| n / 4 * 3 + 3).min(limits.max_blob_bytes as u64);
+    let reserve = declared.map_or(max_body, |n| n / 4 * 3 + 3).min(max_blob_bytes as u64);
     let transfers = &state.config.transfers;
     {
         let mut counts = state.uploads.counts.lock().unwrap_or_else(|p| p.into_inner());
@@ -148,14 +168,13 @@ pub fn budget_error(e: BlobError) -> ApiError {
 
 /// Reads and parses the body within its deadline. Malformed framing (a broken chunked
 /// encoding, a connection cut short) is a 400; a body over the limit a 413; too slow a 408.
-pub async fn read(state: &SharedState, body: Body, headers: &HeaderMap) -> ApiResult<Upload> {
-    let limits = &state.config.limits;
+pub async fn read(state: &SharedState, body: Body, headers: &HeaderMap, max_blob_bytes: usize) -> ApiResult<Upload> {
     let transfers = &state.config.transfers;
-    let max_body = max_body_bytes(limits.max_blob_bytes);
+    let max_body = max_body_bytes(max_blob_bytes);
     let expected = content_length(headers)?.unwrap_or(max_body);
     let deadline = Duration::from_secs(transfers.body_grace_secs)
         + Duration::from_secs_f64(expected as f64 / transfers.min_upload_bytes_per_sec as f64);
-    let mut parser = UploadParser::new(limits.max_blob_bytes, (expected / 4 * 3) as usize);
+    let mut parser = UploadParser::new(max_blob_bytes, (expected / 4 * 3) as usize);
     let reading = async {
         let mut body = body;
         let mut received: u64 = 0;
@@ -164,7 +183,7 @@ pub async fn read(state: &SharedState, body: Body, headers: &HeaderMap) -> ApiRe
             let Ok(data) = frame.into_data() else { continue };
             received += data.len() as u64;
             if received > max_body {
-                return Err(ApiError::too_large(format!("payload exceeds {} bytes", limits.max_blob_bytes)));
+                return Err(too_large(max_blob_bytes));
             }
             parser.feed(&data).map_err(parse_error)?;
         }

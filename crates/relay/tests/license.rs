@@ -57,6 +57,11 @@ impl std::ops::Deref for Licensed {
 }
 
 fn licensed_sector(token: Option<&str>) -> Licensed {
+    licensed_sector_with(token, "", None)
+}
+
+/// [`licensed_sector`] with top-level relay settings `top` and the log key made from `seed`.
+fn licensed_sector_with(token: Option<&str>, top: &str, seed: Option<&[u8; 32]>) -> Licensed {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
     let token_file = dir.join("license-token");
@@ -64,7 +69,7 @@ fn licensed_sector(token: Option<&str>) -> Licensed {
     let state_dir = dir.join("license-state");
     std::fs::create_dir_all(&state_dir).unwrap();
     let config = format!(
-        "[license]\ntoken_file = {:?}\nstate_file = {:?}\ntrusted_ed25519_keys = [{:?}]\n\
+        "{top}[license]\ntoken_file = {:?}\nstate_file = {:?}\ntrusted_ed25519_keys = [{:?}]\n\
          ml_dsa_keys = [{{ key = {:?} }}]\nrevoked_support_keys_file = {:?}\n",
         token_file,
         state_dir.join("state.json"),
@@ -72,7 +77,7 @@ fn licensed_sector(token: Option<&str>) -> Licensed {
         hex::encode(ml_key().verifying_key().to_bytes()),
         state_dir.join("revoked-support-keys.json"),
     );
-    Licensed { sector: Sector::with_config(&config), dir: tmp }
+    Licensed { sector: Sector::with_config_and_log_seed(&config, seed), dir: tmp }
 }
 
 fn license_dir(sector: &Licensed) -> PathBuf {
@@ -217,6 +222,22 @@ fn a_license_that_expires_while_running_takes_effect_without_a_restart() {
 }
 
 fn signed_set(token: &str, max_users: UserLimit, remote: Remote) -> String {
+    signed_set_with(token, Capabilities { max_users, ..pro_capabilities() }, remote)
+}
+
+fn pro_capabilities() -> Capabilities {
+    Capabilities {
+        max_users: UserLimit::Limited(6),
+        max_blob_size_mb: 5,
+        retention_max_seconds: 3600,
+        addons_allowed: vec![],
+        ml_dsa_required: false,
+        support_level: "email".into(),
+        custom_branding: false,
+    }
+}
+
+fn signed_set_with(token: &str, capabilities: Capabilities, remote: Remote) -> String {
     let now = now_ms();
     let set = CapabilitySet {
         issued_at: wire::iso8601_ms(now),
@@ -225,15 +246,7 @@ fn signed_set(token: &str, max_users: UserLimit, remote: Remote) -> String {
         relay_id: "ab".repeat(32),
         nonce: "00".repeat(16),
         tier: "pro".into(),
-        capabilities: Capabilities {
-            max_users,
-            max_blob_size_mb: 5,
-            retention_max_seconds: 3600,
-            addons_allowed: vec![],
-            ml_dsa_required: false,
-            support_level: "email".into(),
-            custom_branding: false,
-        },
+        capabilities,
         next_check_in_seconds: 21600,
         next_pubkey_hash: None,
         remote,
@@ -320,4 +333,104 @@ fn a_support_key_works_until_revoked() {
     wait_until("the revocation", || {
         (sector.get("/v2/check-key", Some(support)).json()["valid"] == false).then_some(())
     });
+}
+
+/// A wire-format-v1 blob signed by `sender` (as `identity.rs` builds it).
+fn signed_blob(sender: &crypto::LogSigningKey, seed: u64) -> Vec<u8> {
+    use sha2::{Digest, Sha256};
+    let header = [b"PQHB".as_slice(), &[1], &2u16.to_be_bytes(), &2u16.to_be_bytes(), &[0]].concat();
+    let (ct_kem, sender_pub, nonce, ciphertext) = (
+        common::payload(seed, 1088),
+        sender.verifying_key().to_bytes(),
+        common::payload(seed + 1, 12),
+        common::payload(seed + 2, 900),
+    );
+    let digest =
+        Sha256::digest([header.as_slice(), &0u32.to_be_bytes(), &ct_kem, &sender_pub, &nonce, &ciphertext].concat());
+    let signature = sender.sign(&digest);
+    let field = |bytes: &[u8]| [(bytes.len() as u32).to_be_bytes().as_slice(), bytes].concat();
+    [header, field(&ct_kem), field(&sender_pub), field(&signature), nonce, field(&ciphertext)].concat()
+}
+
+#[test]
+fn a_capability_sets_blob_size_retention_and_signature_requirement_apply_per_request() {
+    const MIB: usize = 1024 * 1024;
+    let token = issue(UserLimit::Limited(6), "2099-01-01", "Capabilities");
+    let sector = licensed_sector(Some(&token));
+    let key = sector.key("professional");
+    // The offline token alone: the relay's own limits (5 MiB, the plan's 24 h retention).
+    let big = common::payload(1, MIB + 1);
+    sector.upload_ok(&key, &big, json!({}));
+    assert_eq!(sector.upload(&key, b"long ttl", json!({ "ttl_ms": 7_200_000 })).json()["ttl_ms"], 7_200_000);
+
+    let caps = Capabilities { max_blob_size_mb: 1, retention_max_seconds: 600, ..pro_capabilities() };
+    let set = signed_set_with(&token, caps.clone(), Remote::default());
+    publish(&sector, &LicenseState { online: Online::Active { set }, ..LicenseState::default() });
+    wait_until("the set", || (health(&sector)["license"]["license_source"] == "capability_set").then_some(()));
+    // A body declared too big for 1 MiB (but fine for the relay's own 5 MiB): 413 from the
+    // headers alone. The body is never sent: had the relay waited for it, the answer would be
+    // 408 `body_timeout`, not 413.
+    let declared = 2 * MIB;
+    let head = format!(
+        "POST /v2/inbound HTTP/1.1\r\nHost: relay\r\nX-Api-Key: {key}\r\nContent-Type: application/json\r\nContent-Length: {declared}\r\nConnection: close\r\n\r\n"
+    );
+    let (status, body) = sector.raw(&head, b"");
+    let body: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!((status, body["error"].clone()), (413, json!("payload_too_large")), "{body}");
+    assert!(body["detail"].as_str().unwrap().contains(&MIB.to_string()), "{body}");
+    // A whole body over the cap (the payload decoded as it arrives) is refused too; at the cap
+    // it is taken.
+    sector.upload(&key, &common::payload(2, MIB + 1), json!({})).assert_error(413, "payload_too_large");
+    sector.upload_ok(&key, &common::payload(3, MIB), json!({}));
+    // The TTL is clamped to retention_max_seconds, and the answer says so.
+    assert_eq!(sector.upload(&key, b"clamped", json!({ "ttl_ms": 7_200_000 })).json()["ttl_ms"], 600_000);
+    assert_eq!(sector.upload(&key, b"short", json!({ "ttl_ms": 60_000 })).json()["ttl_ms"], 60_000);
+    assert_eq!(sector.upload(&key, b"default", json!({})).json()["ttl_ms"], 600_000);
+
+    // ml_dsa_required: an unsigned blob is refused (and not logged); a registered device's
+    // signed blob is taken.
+    let set = signed_set_with(&token, Capabilities { ml_dsa_required: true, ..caps }, Remote::default());
+    publish(&sector, &LicenseState { online: Online::Active { set }, ..LicenseState::default() });
+    let before = sector.log_entries().len();
+    wait_until("the signature requirement", || {
+        (sector.upload(&key, b"unsigned", json!({})).status == 401).then_some(())
+    });
+    sector.upload(&key, b"unsigned", json!({})).assert_error(401, "signature_required");
+    assert_eq!(sector.log_entries().len(), before, "a refused upload is not logged");
+    let sender = <crypto::LogSigningKey as crypto::KeyFile>::generate().unwrap();
+    let device = json!({ "device_id": "signer-1", "ecdh_pub": hex::encode([3u8; 32]), "dsa_pub": hex::encode(sender.verifying_key().to_bytes()) });
+    assert_eq!(sector.post("/v2/pubkey", Some(&key), &device).status, 200);
+    let signed = sector.upload(&key, &signed_blob(&sender, 10), json!({}));
+    assert_eq!((signed.status, signed.json()["sig_verified"].clone()), (200, json!(true)), "{}", signed.text());
+
+    // A tampered set (a bigger blob size without a new signature) is Community: the relay's
+    // own 5 MiB, no signature requirement.
+    let set = signed_set_with(&token, Capabilities { max_blob_size_mb: 1, ..pro_capabilities() }, Remote::default());
+    let tampered = set.replacen("\"max_blob_size_mb\":1", "\"max_blob_size_mb\":100", 1);
+    assert_ne!(tampered, set);
+    publish(&sector, &LicenseState { online: Online::Active { set: tampered }, ..LicenseState::default() });
+    wait_until("the tampered set to be refused", || (health(&sector)["edition"] == "community").then_some(()));
+    sector.upload_ok(&key, &common::payload(4, MIB + 1), json!({}));
+    sector.upload_ok(&key, b"unsigned again", json!({}));
+}
+
+#[test]
+fn the_registry_shows_the_edition_in_force() {
+    let seed = [0x6c; 32];
+    let pk_hash = crypto::LogSigningKey::from_seed(&seed).verifying_key().pk_hash();
+    let registry = Sector::with_config(&format!(
+        "registry_keys = [\"{}\"]\n[webhook]\ndanger_allow_private_targets = true\n",
+        hex::encode(pk_hash)
+    ));
+    let token = issue(UserLimit::Limited(6), "2099-01-01", "Registered Customer");
+    let licensed = licensed_sector_with(Some(&token), &format!("registry_url = \"{}\"\n", registry.url), Some(&seed));
+    let listed = wait_until("the licensed relay to register", || {
+        let list = registry.get("/v2/relays", None).json();
+        (list["total"] == 2).then_some(list)
+    });
+    let (me, other) = (&listed["relays"][0], &listed["relays"][1]);
+    assert_eq!((me["self"].clone(), me["edition"].clone()), (json!(true), json!("community")), "{listed}");
+    assert_eq!((other["url"].clone(), other["edition"].clone()), (json!(licensed.url), json!("licensed")), "{listed}");
+    let own = licensed.get("/v2/relays", None).json();
+    assert_eq!(own["relays"][0]["edition"], "licensed", "{own}");
 }

@@ -253,3 +253,102 @@ fn start_server(dir: &Path) -> (tokio::runtime::Runtime, String) {
     }
     (runtime, format!("https://localhost:{port}"))
 }
+
+/// A real relay (the `paramant-relay` binary cargo built beside `paramant-license`) on the
+/// environment's log, killed on drop.
+pub struct Relay {
+    child: std::process::Child,
+    /// `http://127.0.0.1:PORT` of its internal API.
+    pub internal: String,
+    /// Its public address.
+    pub public: std::net::SocketAddr,
+    /// File with its internal token.
+    pub token_file: PathBuf,
+}
+
+impl Drop for Relay {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Env {
+    /// Starts the relay binary (`cargo test --workspace` builds it; alone: `cargo build -p relay`).
+    pub fn start_relay(&self) -> Relay {
+        let bin = Path::new(env!("CARGO_BIN_EXE_paramant-license")).with_file_name("paramant-relay");
+        assert!(bin.exists(), "{} is not built: run `cargo build -p relay` first", bin.display());
+        let state = self.path("relay-state");
+        let (public_port, internal_port) = (free_port(), free_port());
+        let config = format!(
+            "sector = \"relay\"\npublic_listen = \"127.0.0.1:{public_port}\"\ninternal_listen = \"127.0.0.1:{internal_port}\"\n\
+             state_dir = {state:?}\ninternal_token_file = {token:?}\n\n\
+             [ctlog]\ninternal_url = \"{li}\"\npublic_url = \"{lp}\"\ntoken_file = {lt:?}\n",
+            token = state.join("internal-token"),
+            li = self.log_internal,
+            lp = self.log_public,
+            lt = self.path("ctlog-state/internal-token"),
+        );
+        std::fs::write(self.path("relay.toml"), config).unwrap();
+        let stderr = std::fs::File::create(self.path("relay.stderr")).unwrap();
+        let child = std::process::Command::new(bin)
+            .args(["run", "--config"])
+            .arg(self.path("relay.toml"))
+            .env_remove("CREDENTIALS_DIRECTORY")
+            .stdout(std::process::Stdio::null())
+            .stderr(stderr)
+            .spawn()
+            .unwrap();
+        let mut relay = Relay {
+            child,
+            internal: format!("http://127.0.0.1:{internal_port}"),
+            public: ([127, 0, 0, 1], public_port).into(),
+            token_file: state.join("internal-token"),
+        };
+        let started = std::time::Instant::now();
+        loop {
+            if relay.token_file.exists() && self.relay_call(&relay, "GET", "/internal/stats", None).0 == 200 {
+                return relay;
+            }
+            let exited = relay.child.try_wait().unwrap();
+            assert!(
+                exited.is_none() && started.elapsed() < std::time::Duration::from_secs(60),
+                "paramant-relay did not start: {}",
+                std::fs::read_to_string(self.path("relay.stderr")).unwrap_or_default()
+            );
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+    }
+
+    /// A call to the relay's internal API.
+    pub fn relay_call(&self, relay: &Relay, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
+        let token = std::fs::read_to_string(&relay.token_file).unwrap_or_default();
+        let url = format!("{}{path}", relay.internal);
+        let body = body.map(|b| serde_json::to_vec(&b).unwrap());
+        match self.log.block_on(license_service::log::call(&url, method, Some(token.trim()), body)) {
+            Ok((status, bytes)) => (status, serde_json::from_slice(&bytes).unwrap_or(Value::Null)),
+            Err(_) => (0, Value::Null),
+        }
+    }
+}
+
+impl Relay {
+    /// A request to the public API written byte for byte; returns the status and the body.
+    pub fn public(&self, method: &str, path: &str, api_key: &str, body: &[u8]) -> (u16, Value) {
+        use std::io::{Read, Write};
+        let mut stream = std::net::TcpStream::connect(self.public).unwrap();
+        let head = format!(
+            "{method} {path} HTTP/1.1\r\nHost: relay\r\nX-Api-Key: {api_key}\r\nContent-Type: application/json\r\n\
+             Content-Length: {}\r\nConnection: close\r\n\r\n",
+            body.len()
+        );
+        stream.write_all(head.as_bytes()).unwrap();
+        stream.write_all(body).unwrap();
+        let mut answer = Vec::new();
+        stream.read_to_end(&mut answer).unwrap();
+        let text = String::from_utf8_lossy(&answer);
+        let status = text.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+        let body = text.split_once("\r\n\r\n").map(|(_, b)| b).unwrap_or_default();
+        (status, serde_json::from_str(body).unwrap_or(Value::Null))
+    }
+}

@@ -77,12 +77,14 @@ pub fn router(state: SharedState) -> Router {
         .method_not_allowed_fallback(jsonapi::method_not_allowed)
         .layer(middleware::from_fn_with_state(state.clone(), authenticate))
         .layer(middleware::from_fn(refuse_key_in_query))
-        .layer(middleware::map_response(count_response))
+        .layer(middleware::map_response_with_state(state.clone(), count_response))
         .with_state(state)
 }
 
-async fn count_response(response: Response) -> Response {
-    monitoring::observe_response("relay", response.status().as_u16());
+async fn count_response(State(state): State<SharedState>, response: Response) -> Response {
+    let status = response.status().as_u16();
+    monitoring::observe_response("relay", status);
+    state.stats.answered(status, crate::state::now_ms());
     response
 }
 

@@ -158,10 +158,11 @@ async fn self_entry(state: &SharedState, registered: Option<RelayRecord>) -> Val
             "url": state.config.public_url(),
             "sector": state.config.sector,
             "version": env!("CARGO_PKG_VERSION"),
-            "edition": "community",
             "last_seen": wire::iso8601_ms(now_ms()),
         }),
     };
+    // The edition in force now (a registration of itself here may be minutes old).
+    entry["edition"] = json!(crate::license::edition(state));
     entry["self"] = json!(true);
     if entry.get("pk_hash").is_none() {
         entry["pk_hash"] = json!(log_pk_hash(state).await);

@@ -39,12 +39,16 @@ pub async fn inbound(
     if state.is_draining() {
         return Err(ApiError::unavailable("draining", "the relay is shutting down; retry shortly", 10));
     }
-    let mut admitted = uploads::admit(&state, *caller.key_hash(), peer.ip(), &headers)?;
-    let request = uploads::read(&state, body, &headers).await?;
+    // The license in force, re-verified by the gate: its blob size applies before a body byte
+    // is read, its retention and signature requirement below.
+    let license = state.license.entitlement(now_ms());
+    let max_blob = uploads::max_blob_bytes(&state, &license);
+    let mut admitted = uploads::admit(&state, *caller.key_hash(), peer.ip(), &headers, max_blob)?;
+    let request = uploads::read(&state, body, &headers, max_blob).await?;
     let meta = request.meta.unwrap_or_default();
     let device = meta.device_id.as_deref().map(DeviceId::parse).transpose()?;
     let ids = UploadIds::parse(&request.hash, meta.drop, device.is_some())?;
-    let upload = plan_upload(&state, &caller, request.ttl_ms, request.max_views)?;
+    let upload = plan_upload(&state, &caller, &license, request.ttl_ms, request.max_views)?;
     let now = now_ms();
     if let Some(per_day) = caller.plan().uploads_per_day() {
         state.daily_uploads.check(caller.key_hash(), per_day, now).map_err(|l| {
@@ -103,17 +107,22 @@ impl UploadIds {
 struct UploadPlan {
     ttl_ms: u64,
     max_views: u32,
+    /// A capability set's `ml_dsa_required`: only blobs with a verified sender signature.
+    ml_dsa_required: bool,
 }
 
+/// The TTL is clamped, not refused: to the plan's retention (the API reference's tier table)
+/// and to a capability set's `retention_max_seconds`; the answer's `ttl_ms` is what applies.
 fn plan_upload(
     state: &SharedState,
     caller: &Caller,
+    license: &license::Entitlement,
     ttl_ms: Option<u64>,
     max_views: Option<u32>,
 ) -> ApiResult<UploadPlan> {
     let retention =
         caller.plan().retention(std::time::Duration::from_secs(state.config.limits.enterprise_retention_secs));
-    let cap = retention.as_millis() as u64;
+    let cap = license.retention_cap_ms(retention.as_millis() as u64);
     let ttl_ms = match ttl_ms {
         Some(0) => return Err(ApiError::bad_request("ttl_ms must be positive")),
         Some(ttl) => ttl.min(cap),
@@ -124,7 +133,7 @@ fn plan_upload(
         Some(n) => n.min(caller.plan().max_views()),
         None => 1,
     };
-    Ok(UploadPlan { ttl_ms, max_views })
+    Ok(UploadPlan { ttl_ms, max_views, ml_dsa_required: license.ml_dsa_required() })
 }
 
 /// A claimed hash that is released unless the upload completes (also on panic or cancel).
@@ -179,6 +188,13 @@ async fn store_upload(
             ));
         }
         Sender::Verified(device) => Some(device.device_id),
+        Sender::Unverified if upload.ml_dsa_required => {
+            return Err(ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "signature_required",
+                "this relay's license requires an ML-DSA-65 sender signature on every upload (a registered device's signed wire-v1 blob)",
+            ));
+        }
         Sender::Unverified => None,
     };
     let size = payload.len() as u64;
@@ -188,6 +204,7 @@ async fn store_upload(
     let sig_verified = sender_device.is_some();
     state.blobs.publish(&ids.key, payload_bytes(payload), sha256, appended.leaf_hash.clone(), sig_verified);
     monitoring::upload_stored(size);
+    state.stats.count(crate::stats::Counter::Transfer, now_ms());
     claim.published = true;
     state.audit.record(
         *caller.key_hash(),
