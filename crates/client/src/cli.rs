@@ -267,7 +267,7 @@ pub fn command(services: &[(&'static str, &'static str)]) -> clap::Command {
 /// pass-through subcommands the caller handles itself (only listed here).
 #[must_use]
 pub fn main_as(forced: Option<&'static str>, services: &[(&'static str, &'static str)]) -> ExitCode {
-    die_quietly_on_closed_stdout();
+    harden::end_quietly_on_closed_stdout();
     let forced = forced.or_else(alias_of_argv0);
     let mut args: Vec<OsString> = std::env::args_os().collect();
     let mut cmd = command(services);
@@ -311,19 +311,6 @@ pub fn main_as(forced: Option<&'static str>, services: &[(&'static str, &'static
             ExitCode::from(e.exit_code())
         }
     }
-}
-
-/// Makes a write to a closed pipe (`paramant … | head -1`) end the process silently, as it does
-/// for every Unix filter, instead of `println!` panicking on EPIPE. Rust ignores SIGPIPE by
-/// default; a command-line run restores the default action. Not for the long-running services:
-/// they must survive a closed stdout (the journal restarting), so only short-lived commands and
-/// this CLI call it. Sockets are unaffected: std and tokio send with MSG_NOSIGNAL.
-#[allow(unsafe_code)]
-pub fn die_quietly_on_closed_stdout() {
-    use nix::sys::signal::{SigHandler, Signal, signal};
-    // SAFETY: SIG_DFL installs no Rust handler, so no code runs in signal context; this runs at
-    // the start of `main`, before any thread that could race on the disposition is started.
-    let _ = unsafe { signal(Signal::SIGPIPE, SigHandler::SigDfl) };
 }
 
 struct Ctx {

@@ -36,26 +36,15 @@ pub use sandbox::{
     TESTED_ABI, TcpConnect, apply, http_port, outlook, smtp_port,
 };
 
-/// Exit status of a command-line program whose standard output was closed under it (`| head`):
-/// 128 + SIGPIPE, what a shell shows for a program the signal ended.
-pub const BROKEN_PIPE_EXIT: i32 = 141;
-
-/// For command-line entry points (`paramant`, `paramant-license`): a `println!` to a standard
-/// output whose reader has gone (`paramant license show … | head -1`) ends the process quietly
-/// with [`BROKEN_PIPE_EXIT`], as a program ended by SIGPIPE does, instead of panicking with a
-/// backtrace. Every other panic is reported as before.
-pub fn exit_quietly_on_broken_pipe() {
-    let report = std::panic::take_hook();
-    std::panic::set_hook(Box::new(move |info| {
-        let payload = info.payload();
-        let message = payload
-            .downcast_ref::<String>()
-            .map(String::as_str)
-            .or_else(|| payload.downcast_ref::<&str>().copied())
-            .unwrap_or_default();
-        if message.starts_with("failed printing to stdout") && message.contains("Broken pipe") {
-            std::process::exit(BROKEN_PIPE_EXIT);
-        }
-        report(info);
-    }));
+/// For short-lived command-line commands (never a service): output to a standard output whose
+/// reader has gone (`paramant license show … | head -1`) ends the process quietly, by SIGPIPE,
+/// as any Unix filter ends (a shell shows status 141) — instead of Rust's default of ignoring
+/// the signal and panicking in `println!`. Call it first in `main`, before any thread starts.
+/// Sockets are unaffected (std and tokio send with MSG_NOSIGNAL).
+#[allow(unsafe_code)]
+pub fn end_quietly_on_closed_stdout() {
+    use nix::sys::signal::{SigHandler, Signal, signal};
+    // SAFETY: SIG_DFL installs no Rust handler, so no code runs in signal context; called at the
+    // start of `main`, before any thread that could race on the disposition exists.
+    let _ = unsafe { signal(Signal::SIGPIPE, SigHandler::SigDfl) };
 }

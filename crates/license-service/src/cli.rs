@@ -85,6 +85,18 @@ impl Args {
     }
 }
 
+/// `run` (the check-in service) and `server run` are daemons and keep Rust's ignored SIGPIPE
+/// (a closed stdout must not end them); every other command is a short-lived filter
+/// ([`harden::end_quietly_on_closed_stdout`]).
+#[must_use]
+pub fn is_long_running(args: &[String]) -> bool {
+    match args {
+        [cmd, ..] if cmd == "run" => true,
+        [cmd, sub, ..] => cmd == "server" && sub == "run",
+        _ => false,
+    }
+}
+
 fn dispatch(args: &[String]) -> anyhow::Result<()> {
     let (command, rest) = args.split_first().ok_or_else(|| anyhow::anyhow!("{USAGE}"))?;
     let a = Args::parse(rest);

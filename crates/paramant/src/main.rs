@@ -26,21 +26,19 @@ const SERVICES: &[(&str, &str)] = &[
 fn is_long_running(args: &[String]) -> bool {
     match args {
         [cmd, rest @ ..] if cmd == "up" => !matches!(rest, [flag] if flag == "--help" || flag == "-h"),
-        [svc, sub, ..] if ["ctlog", "relay", "admin", "license"].contains(&svc.as_str()) => {
-            sub == "run" || sub == "server"
-        }
+        [svc, sub, ..] if ["ctlog", "relay", "admin"].contains(&svc.as_str()) => sub == "run",
+        [svc, rest @ ..] if svc == "license" => license_service::cli::is_long_running(rest),
         _ => false,
     }
 }
 
 fn main() -> ExitCode {
-    harden::exit_quietly_on_broken_pipe();
     if client::cli::alias_of_argv0().is_some() {
         return client::cli::main_as(None, SERVICES);
     }
     let args: Vec<String> = std::env::args().skip(1).collect();
     if !is_long_running(&args) {
-        client::cli::die_quietly_on_closed_stdout();
+        harden::end_quietly_on_closed_stdout();
     }
     match args.split_first() {
         Some((cmd, rest)) if cmd == "up" && matches!(rest, [flag] if flag == "--help" || flag == "-h") => {
