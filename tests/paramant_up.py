@@ -23,10 +23,12 @@ def paramant_binary() -> Path:
 
 
 def start(data: Path, output=None, timeout: float = 120) -> tuple[subprocess.Popen, dict]:
-    """Starts `paramant up --data DATA` (its output to `output`, a file object, when given)
-    and waits for dev.json; returns the process and dev.json's content."""
+    """Starts `paramant up --data DATA` and waits for dev.json; returns the process and
+    dev.json's content. `output`: a file for both output streams, subprocess.DEVNULL for
+    standard output only (the services' logs stay on standard error), None for neither."""
+    to_file = output is not None and output != subprocess.DEVNULL
     proc = subprocess.Popen([str(paramant_binary()), "up", "--data", str(data)],
-                            stdout=output, stderr=subprocess.STDOUT if output else None)
+                            stdout=output, stderr=subprocess.STDOUT if to_file else None)
     dev_json = data / "dev.json"
     deadline = time.monotonic() + timeout
     while not dev_json.exists():

@@ -1,49 +1,27 @@
 """Starts the appliance's services with `paramant up` in a fresh data directory, and a headless
 Chromium (Debian's chromium + chromium-driver) driven through WebDriver."""
-import json
-import os
-import signal
 import subprocess
+import sys
 import tempfile
-import time
 from pathlib import Path
 
 import pytest
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
 
-REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import paramant_up  # noqa: E402  (tests/paramant_up.py, shared by the Python suites)
+
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
          "--disable-background-networking", "--disable-component-update", "--disable-sync"]
-
-
-def paramant_binary() -> Path:
-    explicit = os.environ.get("PARAMANT_BIN")
-    if explicit:
-        return Path(explicit)
-    for profile in ("release", "debug"):
-        candidate = REPO / "target" / profile / "paramant"
-        if candidate.exists():
-            return candidate
-    raise RuntimeError("build it first: cargo build --bin paramant")
 
 
 @pytest.fixture(scope="session")
 def dev(tmp_path_factory):
     data = tmp_path_factory.mktemp("paramant-data")
-    proc = subprocess.Popen([str(paramant_binary()), "up", "--data", str(data)], stdout=subprocess.DEVNULL)
-    dev_json = data / "dev.json"
-    deadline = time.monotonic() + 120
-    while not dev_json.exists():
-        if proc.poll() is not None:
-            raise RuntimeError(f"paramant up exited with {proc.returncode}")
-        if time.monotonic() > deadline:
-            proc.kill()
-            raise RuntimeError("paramant up did not write dev.json within 120 s")
-        time.sleep(0.1)
-    yield json.loads(dev_json.read_text())
-    proc.send_signal(signal.SIGTERM)
-    assert proc.wait(timeout=60) == 0, "paramant up stops cleanly on SIGTERM"
+    proc, info = paramant_up.start(data, output=subprocess.DEVNULL)
+    yield info
+    paramant_up.stop(proc)
 
 
 def new_browser():

@@ -285,7 +285,7 @@ mod tests {
     fn the_verifier_key_names_the_origin_and_its_key_id() {
         let signer = CheckpointSigner::new(NoteSigningKey::from_seed(&[7; 32]), "log.example".into());
         let vkey = signer.verifier_key();
-        let parts: Vec<&str> = vkey.split('+').collect();
+        let parts: Vec<&str> = vkey.splitn(3, '+').collect();
         assert_eq!(parts.len(), 3);
         assert_eq!(parts[0], "log.example");
         let typed = B64.decode(parts[2]).unwrap();
