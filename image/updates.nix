@@ -6,6 +6,8 @@
 #                                 a newer version is signed by both keys, fetch its artifacts,
 #                                 verify their SHA-256, and *offer* it: a banner in the journal
 #                                 and /run/paramant-update/offer (the admin panel shows it).
+#   paramant-update-check.path    also when paramant-license's state changes (a license update
+#                                 offer): the same check, sooner; nothing else.
 #   paramant-update approve V     the operator's yes (console, or the admin panel): verifies the
 #                                 offered files again and installs them with systemd-sysupdate
 #                                 into the other slot; the running version stays as fallback.
@@ -175,6 +177,14 @@ in
       systemd.timers.paramant-update-check = {
         wantedBy = [ "timers.target" ];
         timerConfig = { OnBootSec = "15min"; OnUnitActiveSec = "6h"; RandomizedDelaySec = "30min"; };
+      };
+      # The license server's *offer an update* (a field of its signed check-in answer, shown as
+      # a banner in the admin panel) only makes this machine look now rather than at the next
+      # timer: what is offered for installation is still what the release's own signatures
+      # verify, and it is installed only on `paramant-update approve`.
+      systemd.paths.paramant-update-check = lib.mkIf config.services.paramant.license.enable {
+        wantedBy = [ "paths.target" ];
+        pathConfig.PathChanged = "/run/paramant-license/state.json";
       };
       systemd.services.paramant-update-install = {
         description = "Install the paramantOS release the operator approved (A/B, systemd-sysupdate)";
