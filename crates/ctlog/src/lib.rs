@@ -35,6 +35,9 @@ use sequencer::{Sequencer, SequencerConfig};
 use state::{AppState, SharedState};
 use store::LogStore;
 
+#[cfg(feature = "testkit")]
+pub mod testkit;
+
 pub use harden::Hardening;
 pub use internal_api::AUTH_HEADER;
 

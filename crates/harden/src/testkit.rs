@@ -44,3 +44,20 @@ pub fn receive_until(socket: &UnixDatagram, needle: &str) -> String {
         );
     }
 }
+
+/// The hardening report of a service started inside a test process, which has no sandbox (its
+/// landlock and capability drop would bind the whole test binary).
+#[must_use]
+pub fn unsandboxed() -> crate::Hardening {
+    crate::Hardening {
+        sandbox: crate::SandboxReport {
+            landlock: crate::LandlockState::NotEnforced,
+            abi: 0,
+            net_rules: false,
+            no_new_privs: false,
+            skipped: Vec::new(),
+            shortfall: Some("in-process test service: no sandbox".into()),
+        },
+        capabilities_dropped: false,
+    }
+}

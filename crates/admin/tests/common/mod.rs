@@ -25,20 +25,6 @@ pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
-fn no_sandbox() -> harden::Hardening {
-    harden::Hardening {
-        sandbox: harden::SandboxReport {
-            landlock: harden::LandlockState::NotEnforced,
-            abi: 0,
-            net_rules: false,
-            no_new_privs: false,
-            skipped: Vec::new(),
-            shortfall: Some("in-process test service: no sandbox".into()),
-        },
-        capabilities_dropped: false,
-    }
-}
-
 /// A running sector plus the admin panel.
 pub struct Panel {
     pub dir: tempfile::TempDir,
@@ -84,7 +70,8 @@ impl Panel {
     fn build(extra: &str, with_log: bool, relay_extra: &str) -> Panel {
         let dir = tempfile::tempdir().unwrap();
         let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
-        let (log_internal, log_public) = start_log(&runtime, dir.path());
+        let log = ctlog::testkit::start_in_process(&runtime, dir.path());
+        let (log_internal, log_public) = (log.internal_url, log.public_url);
         let (relay_url, relay_internal) = start_relay(&runtime, dir.path(), &log_internal, &log_public, relay_extra);
         std::fs::write(dir.path().join("clock-offset"), "0").unwrap();
         let mut panel = Panel {
@@ -328,32 +315,6 @@ pub fn code_at(secret: &str, time: u64) -> String {
     totp.generate(time).to_string()
 }
 
-fn start_log(runtime: &tokio::runtime::Runtime, dir: &Path) -> (String, String) {
-    let state = dir.join("ctlog-state");
-    for _ in 0..5 {
-        let (public_port, internal_port) = (free_port(), free_port());
-        let text = format!(
-            "relay_id = \"relay.test\"\nsector = \"relay\"\nstate_dir = \"{state}\"\n\
-             public_listen = \"127.0.0.1:{public_port}\"\ninternal_listen = \"127.0.0.1:{internal_port}\"\n\
-             signing_key_file = \"{state}/log-key\"\ninternal_token_file = \"{state}/internal-token\"\n",
-            state = state.display()
-        );
-        let path = dir.join("ctlog.toml");
-        std::fs::write(&path, text).unwrap();
-        let config = ctlog::config::Config::load(&path).unwrap();
-        let opened = ctlog::open(config).unwrap();
-        let Ok(listeners) = ctlog::bind(&opened.config) else { continue };
-        let state = runtime.block_on(async { opened.start(no_sandbox()) }).unwrap();
-        runtime.spawn(async move {
-            if let Err(e) = ctlog::serve(state, listeners).await {
-                eprintln!("in-process log stopped: {e:#}");
-            }
-        });
-        return (format!("http://127.0.0.1:{internal_port}"), format!("http://127.0.0.1:{public_port}"));
-    }
-    panic!("no free ports for the log after 5 tries");
-}
-
 fn start_relay(
     runtime: &tokio::runtime::Runtime,
     dir: &Path,
@@ -376,7 +337,7 @@ fn start_relay(
         let opened = relay::open(config).unwrap();
         let Ok(listeners) = relay::bind(&opened.config) else { continue };
         runtime.spawn(async move {
-            if let Err(e) = relay::serve(opened, no_sandbox(), listeners).await {
+            if let Err(e) = relay::serve(opened, harden::testkit::unsandboxed(), listeners).await {
                 eprintln!("in-process relay stopped: {e:#}");
             }
         });

@@ -185,38 +185,9 @@ impl Env {
 }
 
 fn start_log(dir: &Path) -> (tokio::runtime::Runtime, String, String) {
-    let state = dir.join("ctlog-state");
-    let (public_port, internal_port) = (free_port(), free_port());
-    let text = format!(
-        "relay_id = \"relay.test\"\nsector = \"relay\"\nstate_dir = \"{state}\"\n\
-         public_listen = \"127.0.0.1:{public_port}\"\ninternal_listen = \"127.0.0.1:{internal_port}\"\n\
-         signing_key_file = \"{state}/log-key\"\ninternal_token_file = \"{state}/internal-token\"\n",
-        state = state.display()
-    );
-    let path = dir.join("ctlog.toml");
-    std::fs::write(&path, text).unwrap();
-    let config = ctlog::config::Config::load(&path).unwrap();
-    let opened = ctlog::open(config).unwrap();
-    let listeners = ctlog::bind(&opened.config).unwrap();
-    let hardening = ctlog::Hardening {
-        sandbox: harden::SandboxReport {
-            landlock: harden::LandlockState::NotEnforced,
-            abi: 0,
-            net_rules: false,
-            no_new_privs: false,
-            skipped: Vec::new(),
-            shortfall: Some("in-process test log: no sandbox".into()),
-        },
-        capabilities_dropped: false,
-    };
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
-    let state = runtime.block_on(async { opened.start(hardening) }).unwrap();
-    runtime.spawn(async move {
-        if let Err(e) = ctlog::serve(state, listeners).await {
-            eprintln!("in-process log stopped: {e:#}");
-        }
-    });
-    (runtime, format!("http://127.0.0.1:{public_port}"), format!("http://127.0.0.1:{internal_port}"))
+    let log = ctlog::testkit::start_in_process(&runtime, dir);
+    (runtime, log.public_url, log.internal_url)
 }
 
 /// A test CA and a certificate for "localhost" it signed; the server with it.

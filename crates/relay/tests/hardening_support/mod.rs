@@ -43,43 +43,14 @@ impl Drop for Log {
 
 /// Starts the log in-process on free loopback ports, state in `dir/ctlog-state`.
 pub fn start_log(dir: &Path) -> Log {
-    let state = dir.join("ctlog-state");
-    for _ in 0..5 {
-        let (public_port, internal_port) = (free_port(), free_port());
-        let path = dir.join("ctlog.toml");
-        let text = format!(
-            "relay_id = \"relay.test\"\nsector = \"relay\"\nstate_dir = \"{state}\"\n\
-             public_listen = \"127.0.0.1:{public_port}\"\ninternal_listen = \"127.0.0.1:{internal_port}\"\n\
-             signing_key_file = \"{state}/log-key\"\ninternal_token_file = \"{state}/internal-token\"\n",
-            state = state.display()
-        );
-        std::fs::write(&path, text).unwrap();
-        let opened = ctlog::open(ctlog::config::Config::load(&path).unwrap()).unwrap();
-        let Ok(listeners) = ctlog::bind(&opened.config) else { continue };
-        let sandbox = harden::SandboxReport {
-            landlock: harden::LandlockState::NotEnforced,
-            abi: 0,
-            net_rules: false,
-            no_new_privs: false,
-            skipped: Vec::new(),
-            shortfall: Some("in-process test log: no sandbox".into()),
-        };
-        let hardening = harden::Hardening { sandbox, capabilities_dropped: false };
-        let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
-        let shared = runtime.block_on(async { opened.start(hardening) }).unwrap();
-        runtime.spawn(async move {
-            if let Err(e) = ctlog::serve(shared, listeners).await {
-                eprintln!("in-process log stopped: {e:#}");
-            }
-        });
-        return Log {
-            public: format!("http://127.0.0.1:{public_port}"),
-            internal: format!("http://127.0.0.1:{internal_port}"),
-            token_file: state.join("internal-token"),
-            runtime: Some(runtime),
-        };
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let log = ctlog::testkit::start_in_process(&runtime, dir);
+    Log {
+        public: log.public_url,
+        internal: log.internal_url,
+        token_file: dir.join("ctlog-state/internal-token"),
+        runtime: Some(runtime),
     }
-    panic!("no free ports for the log after 5 tries");
 }
 
 /// A relay configuration in a temp directory: where it is and where the relay will answer.
