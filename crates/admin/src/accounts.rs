@@ -18,7 +18,9 @@ use crate::totp;
 
 /// Who is calling: the client address (masked before it is stored) and its user agent.
 pub struct Client {
+    /// The client's address.
     pub ip: IpAddr,
+    /// The client's `User-Agent` (empty when it sent none).
     pub user_agent: String,
 }
 
@@ -74,6 +76,7 @@ fn invalid_backup() -> ApiError {
     ApiError::new(axum::http::StatusCode::UNAUTHORIZED, "invalid_backup_code", "backup code not found or already used")
 }
 
+/// 403 `totp_not_activated`: the account has not finished its TOTP setup.
 pub fn not_activated() -> ApiError {
     ApiError::new(
         axum::http::StatusCode::FORBIDDEN,
@@ -96,7 +99,9 @@ fn already_configured() -> ApiError {
 /// What a provisional enrollment shows: the secret and the backup codes.
 #[derive(Serialize)]
 pub struct Provisioned {
+    /// The Base32 TOTP secret.
     pub secret: String,
+    /// The one-time backup codes, in clear (shown once).
     pub backup_codes: Vec<String>,
 }
 
@@ -473,9 +478,13 @@ pub async fn signup(state: &AppState, raw_email: &str, client: &Client) -> ApiRe
 /// What the setup page shows.
 #[derive(Serialize)]
 pub struct SetupView {
+    /// The account's email address.
     pub email: String,
+    /// The Base32 TOTP secret.
     pub secret: String,
+    /// The `otpauth://` URI the authenticator app scans.
     pub otpauth: String,
+    /// The one-time backup codes, in clear.
     pub backup_codes: Vec<String>,
 }
 
@@ -494,8 +503,11 @@ pub async fn setup(state: &AppState, token: &str, client: &Client) -> ApiResult<
 
 /// What confirming shows once: the session and, the first time, the API key.
 pub struct Confirmed {
+    /// The new session's token (set as the session cookie).
     pub session_token: String,
+    /// The account's email address.
     pub email: String,
+    /// The account's API key, shown this once (`None` after the first confirmation).
     pub api_key: Option<String>,
 }
 
@@ -633,7 +645,9 @@ pub fn login(state: &AppState, email: &str, code: &str, client: &Client) -> ApiR
 /// What a backup-code login gives: a session, and the link to enroll TOTP again (the account
 /// is re-locked: its TOTP and remaining codes are gone).
 pub struct BackupLogin {
+    /// The new session's token.
     pub session_token: String,
+    /// The token of the setup link that enrolls TOTP again.
     pub setup_token: String,
 }
 
@@ -665,7 +679,7 @@ pub async fn login_with_backup(state: &AppState, email: &str, code: &str, client
     )
     .await
     {
-        eprintln!("paramant-admin: setup mail after a backup-code login failed: {e:?}");
+        crate::DAEMON.log(format_args!("setup mail after a backup-code login failed: {e:?}"));
     }
     let session_token = create_session(state, SessionKind::User, &user.user_id, client, "backup_code")?;
     crate::audit::note(state, "user_login", &user.user_id, "backup_code; account re-locked")?;

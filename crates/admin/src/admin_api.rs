@@ -17,6 +17,7 @@ use serde_json::Value;
 use crate::admin_ops::{self, Admin};
 use crate::state::SharedState;
 
+/// The admin API (`/api/admin/*`, `X-Admin-Token`).
 pub fn router() -> Router<SharedState> {
     Router::new()
         .route("/admin/api/admin/users", get(users))

@@ -63,6 +63,7 @@ pub fn user_summary(state: &AppState, user: &UserRecord) -> ApiResult<Value> {
     }))
 }
 
+/// Every account, summarised for the admin.
 pub fn users(_: &Admin, state: &AppState) -> ApiResult<Vec<Value>> {
     state.db.users()?.iter().map(|u| user_summary(state, u)).collect()
 }

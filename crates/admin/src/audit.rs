@@ -57,7 +57,7 @@ pub async fn admin_action(state: &AppState, action: &str, subject: &str, detail:
         "detail": record.detail,
     });
     let appended = log.call(Method::POST, "/internal/append", Some(&json!({ "event": leaf }))).await.map_err(|e| {
-        eprintln!("paramant-admin: audit leaf not appended: {e}");
+        crate::DAEMON.log(format_args!("audit leaf not appended: {e}"));
         ApiError::unavailable("audit_log_unavailable", "the sector log did not record the action; nothing was done", 30)
     })?;
     record.leaf_hash = appended["leaf_hash"].as_str().map(str::to_owned);

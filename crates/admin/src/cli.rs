@@ -37,6 +37,7 @@ fn dispatch(args: &[String]) -> anyhow::Result<()> {
 /// Opens secrets and storage and binds on this one thread, then the sandbox and the
 /// capability drop (which bind this thread and every later one), then the runtime.
 fn run(config: Config, config_path: &Path) -> anyhow::Result<()> {
+    monitoring::init_logging("paramant-admin", monitoring::LogFormat::from_env());
     let policy = config.sandbox_policy(config_path);
     let opened = crate::open(config)?;
     let listeners = crate::bind(&opened.config)?;

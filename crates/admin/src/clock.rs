@@ -10,6 +10,7 @@ pub struct Clock {
 }
 
 impl Clock {
+    /// The system clock, shifted by the seconds in `offset_file` when one is given (tests).
     pub fn new(offset_file: Option<PathBuf>) -> Self {
         Self { offset_file }
     }

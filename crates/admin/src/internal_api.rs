@@ -19,6 +19,7 @@ use crate::state::SharedState;
 /// Largest internal request (API reference: bodies ≤ 4096 bytes).
 const MAX_BODY: usize = 4096;
 
+/// The internal API (`X-Internal-Auth`), served on the internal listener.
 pub fn router(state: SharedState) -> Router {
     Router::new()
         .route("/v2/user/setup-totp", post(setup_totp))

@@ -3,6 +3,7 @@
 //! the users' TOTP secrets (sealed at rest) so that the relays, which parse untrusted uploads,
 //! never do; it drives the relays' API keys over their internal API and records every admin
 //! action as a leaf in the sector log.
+#![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
 pub mod accounts;
@@ -48,8 +49,11 @@ pub const MAX_PUBLIC_BODY: usize = 16 * 1024;
 pub const DAEMON: harden::Daemon = harden::Daemon::new("paramant-admin");
 /// Names of the secret files (in `$CREDENTIALS_DIRECTORY`, else generated in `state_dir`).
 pub const ADMIN_TOKEN_FILE: &str = "admin-token";
+/// `X-Internal-Auth` of the admin's internal listener.
 pub const INTERNAL_TOKEN_FILE: &str = "admin-internal-token";
+/// The key that seals TOTP secrets at rest.
 pub const TOTP_KEY_FILE: &str = "totp-key";
+/// The HMAC key for CSRF tokens and the audit subject salt.
 pub const PANEL_KEY_FILE: &str = "panel-key";
 
 /// The strict CSP of every answer: nothing inline, nothing from elsewhere.
@@ -58,6 +62,7 @@ const CSP: &str = "default-src 'none'; style-src 'self'; img-src 'self' data:; f
 
 /// Secrets and the database, opened (secrets generated on a first start) before the sandbox.
 pub struct Opened {
+    /// The configuration the service was started with.
     pub config: Config,
     db: store::AdminDb,
     license: license_gate::Gate,

@@ -17,7 +17,7 @@ pub async fn send(state: &AppState, to: &str, subject: &str, body: &str) -> ApiR
         }
     };
     sent.map_err(|e| {
-        eprintln!("paramant-admin: a mail could not be sent: {e}");
+        crate::DAEMON.log(format_args!("a mail could not be sent: {e}"));
         ApiError::unavailable("mail_failed", "the mail could not be sent; try again later", 300)
     })
 }

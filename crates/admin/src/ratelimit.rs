@@ -18,6 +18,7 @@ pub struct Limiter {
 }
 
 impl Limiter {
+    /// A limiter allowing `limit` hits per key in each window of `window_ms` milliseconds.
     pub fn new(limit: u32, window_ms: u64) -> Self {
         Self { limit, window_ms, windows: Mutex::default() }
     }

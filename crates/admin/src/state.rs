@@ -35,6 +35,7 @@ pub struct Limits {
 }
 
 impl Limits {
+    /// The limiters, sized from the `[limits]` configuration.
     pub fn new(config: &crate::config::LimitsConfig) -> Self {
         const HOUR: u64 = 3_600_000;
         const QUARTER: u64 = 900_000;
@@ -52,9 +53,13 @@ impl Limits {
 
 /// Everything a handler may use.
 pub struct AppState {
+    /// The configuration the service was started with.
     pub config: Config,
+    /// The accounts database (`admin.redb`).
     pub db: AdminDb,
+    /// The wall clock (with a test offset when configured).
     pub clock: Clock,
+    /// Seals and opens TOTP secrets.
     pub sealer: Sealer,
     /// `X-Admin-Token` (and the first factor of the admin's panel sign-in).
     pub admin_token: crypto::Secret,
@@ -62,18 +67,23 @@ pub struct AppState {
     pub internal_token: crypto::Secret,
     /// HMAC key for CSRF tokens and the audit subject salt.
     pub panel_key: crypto::Secret,
+    /// The relays' internal APIs, one per sector.
     pub relays: Relays,
+    /// The sector log's internal API, for the audit trail (`None`: not configured).
     pub log: Option<Upstream>,
+    /// The rate limiters.
     pub limits: Limits,
     /// The license: the user cap and the status the panel shows.
     pub license: license_gate::Gate,
     /// Held while a user is counted and created, so two creations cannot both take the last
     /// free place (the relays check again in their own transaction).
     pub user_creation: tokio::sync::Mutex<()>,
+    /// What the sandbox enforces, for `/health`.
     pub hardening: harden::Hardening,
 }
 
 impl AppState {
+    /// Now, in milliseconds since the Unix epoch.
     pub fn now_ms(&self) -> u64 {
         self.clock.now_ms()
     }

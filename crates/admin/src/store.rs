@@ -53,32 +53,42 @@ pub struct AccountKey {
     pub key_hash: String,
     /// `pgp_1234…abcd`.
     pub masked: String,
+    /// When the key was issued, ms since the epoch.
     pub created_ms: u64,
 }
 
 /// One billing history entry.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct BillingEvent {
+    /// What happened (`plan_changed`, `cancellation_scheduled`, …).
     pub event: String,
+    /// The plan it concerns.
     pub plan: String,
+    /// When, ms since the epoch.
     pub at_ms: u64,
 }
 
 /// An account.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct UserRecord {
+    /// The account's id.
     pub user_id: String,
+    /// The account's email address (unique).
     pub email: String,
+    /// When the account was created, ms since the epoch.
     pub created_ms: u64,
+    /// Provisional, active or deactivated.
     pub status: AccountStatus,
     /// Plan of the account's key: free, community, professional, enterprise.
     pub plan: String,
     /// Set by the admin: TOTP must be (re-)enrolled before any login.
     pub totp_required: bool,
+    /// The account's API key (hash and masked form), once issued.
     #[serde(default)]
     pub key: Option<AccountKey>,
     /// Subscription state: "none", "active", "cancel_scheduled".
     pub subscription: String,
+    /// Subscription changes, oldest first.
     #[serde(default)]
     pub billing_history: Vec<BillingEvent>,
 }
@@ -103,19 +113,26 @@ pub struct TotpRecord {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum SessionKind {
+    /// A user's session (the user panel and `/api/user/*`).
     User,
+    /// The admin's session (the admin panel).
     Admin,
 }
 
 /// A session, stored under the SHA-256 of its token.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Session {
+    /// Whose session it is.
     pub kind: SessionKind,
+    /// The user's id (the admin's subject for admin sessions).
     pub user_id: String,
+    /// When it was created, ms since the epoch.
     pub created_ms: u64,
+    /// When it was last used, ms since the epoch (idle expiry counts from here).
     pub last_seen_ms: u64,
     /// Masked client address (`a.b.c.0`).
     pub ip: String,
+    /// The client's `User-Agent` at sign-in.
     pub user_agent: String,
     /// "totp" or "backup_code".
     pub via: String,
@@ -124,23 +141,31 @@ pub struct Session {
 /// What a setup link was minted for.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct SetupToken {
+    /// The account the link enrolls.
     pub user_id: String,
+    /// When the link expires, ms since the epoch.
     pub expires_ms: u64,
 }
 
 /// One audit event, also a leaf in the sector log.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct AuditEvent {
+    /// Position in the audit trail (1, 2, …).
     pub seq: u64,
+    /// What was done (`user_deactivated`, …).
     pub action: String,
+    /// Who did it.
     pub actor: String,
     /// Salted hash of the subject (what the log leaf commits to); never an email.
     pub subject: String,
+    /// Free text for the operator.
     pub detail: String,
+    /// When, ms since the epoch.
     pub at_ms: u64,
     /// The log leaf's hash, once appended.
     #[serde(default)]
     pub leaf_hash: Option<String>,
+    /// The log leaf's index, once appended.
     #[serde(default)]
     pub leaf_index: Option<u64>,
 }
@@ -233,26 +258,31 @@ impl AdminDb {
 pub mod tx {
     use super::*;
 
+    /// The account `user_id`, if any.
     pub fn user(txn: &WriteTransaction, user_id: &str) -> Result<Option<UserRecord>, DbError> {
         let table = txn.open_table(USERS)?;
         Ok(table.get(user_id)?.map(|v| serde_json::from_slice(v.value())).transpose()?)
     }
 
+    /// Stores (creates or replaces) an account.
     pub fn put_user(txn: &WriteTransaction, user: &UserRecord) -> Result<(), DbError> {
         txn.open_table(USERS)?.insert(user.user_id.as_str(), serde_json::to_vec(user)?.as_slice())?;
         Ok(())
     }
 
+    /// The TOTP state of `subject`, if any.
     pub fn totp(txn: &WriteTransaction, subject: &str) -> Result<Option<TotpRecord>, DbError> {
         let table = txn.open_table(TOTP)?;
         Ok(table.get(subject)?.map(|v| serde_json::from_slice(v.value())).transpose()?)
     }
 
+    /// Stores the TOTP state of `subject`.
     pub fn put_totp(txn: &WriteTransaction, subject: &str, record: &TotpRecord) -> Result<(), DbError> {
         txn.open_table(TOTP)?.insert(subject, serde_json::to_vec(record)?.as_slice())?;
         Ok(())
     }
 
+    /// Forgets the TOTP state of `subject`.
     pub fn delete_totp(txn: &WriteTransaction, subject: &str) -> Result<(), DbError> {
         txn.open_table(TOTP)?.remove(subject)?;
         Ok(())

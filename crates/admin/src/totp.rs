@@ -30,10 +30,13 @@ const CODE_ALPHABET: &[u8; 32] = b"23456789ABCDEFGHJKLMNPQRSTUVWXYZ";
 /// Failures of this module; none is the client's fault.
 #[derive(Debug, thiserror::Error)]
 pub enum TotpError {
+    /// The operating system's random number generator failed.
     #[error("OS random number generator failed")]
     Rng,
+    /// A sealed secret did not open.
     #[error("sealed value does not open (wrong key, subject or corrupted)")]
     Unseal,
+    /// Hashing or checking a backup code failed.
     #[error("argon2: {0}")]
     Hash(String),
 }

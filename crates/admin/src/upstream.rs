@@ -21,10 +21,24 @@ const MAX_RESPONSE: usize = 16 << 20;
 /// Why an internal call failed.
 #[derive(Debug, thiserror::Error)]
 pub enum UpstreamError {
+    /// No answer (connection refused, timeout, unreadable answer).
     #[error("{service} unreachable: {detail}")]
-    Unreachable { service: String, detail: String },
+    Unreachable {
+        /// Which service.
+        service: String,
+        /// What went wrong, for the operator.
+        detail: String,
+    },
+    /// An answer other than 2xx.
     #[error("{service} answered {status}: {body}")]
-    Refused { service: String, status: u16, body: Value },
+    Refused {
+        /// Which service.
+        service: String,
+        /// The HTTP status it answered.
+        status: u16,
+        /// Its JSON answer.
+        body: Value,
+    },
 }
 
 impl UpstreamError {
@@ -44,13 +58,14 @@ impl From<UpstreamError> for ApiError {
             let detail = body["detail"].as_str().unwrap_or("user limit reached on a relay").to_owned();
             return ApiError::new(hyper::StatusCode::PAYMENT_REQUIRED, "tier_limit_users", detail).with_fields(body);
         }
-        eprintln!("paramant-admin: {e}");
+        crate::DAEMON.log(&e);
         ApiError::unavailable("upstream_unavailable", "a relay or the log did not complete the request", 30)
     }
 }
 
 /// One internal API: base URL and token.
 pub struct Upstream {
+    /// Which service this is, for messages: the relay's sector, or `log`.
     pub name: String,
     base: String,
     token: crypto::Secret,
@@ -58,6 +73,7 @@ pub struct Upstream {
 }
 
 impl Upstream {
+    /// The internal API at `base`, authenticated with `token`.
     pub fn new(name: &str, base: &str, token: crypto::Secret) -> Self {
         let mut connector = HttpConnector::new();
         connector.set_nodelay(true);
@@ -103,6 +119,7 @@ impl Upstream {
 
 /// The relays of every sector.
 pub struct Relays {
+    /// One internal API per sector relay.
     pub relays: Vec<Upstream>,
 }
 

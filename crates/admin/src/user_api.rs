@@ -22,6 +22,7 @@ use crate::store::{SessionKind, UserRecord};
 /// The user session cookie's name (API reference).
 pub const USER_COOKIE: &str = "paramant_user_session";
 
+/// The user API (`/api/user/*`, session cookie).
 pub fn router() -> Router<SharedState> {
     Router::new()
         .route("/api/user/signup", post(signup))
@@ -79,10 +80,13 @@ fn with_cookie(body: Value, cookie: HeaderValue) -> Response {
 
 /// The signed-in user behind the request's cookie: 401 `unauthorized` otherwise.
 pub struct Authed {
+    /// The signed-in account.
     pub user: UserRecord,
+    /// SHA-256 of the session token (the session's key in the database).
     pub session_hash: [u8; 32],
 }
 
+/// The account whose session cookie came with the request (401 `unauthorized` without a live one).
 pub fn authenticate(state: &SharedState, headers: &HeaderMap) -> ApiResult<Authed> {
     let token = cookie(headers, USER_COOKIE).ok_or_else(|| ApiError::unauthorized("no session cookie"))?;
     let (session, session_hash) = accounts::session(state, token, SessionKind::User)?

@@ -10,6 +10,7 @@
 //!
 //! The math is `tlog`'s, the formats `wire`'s and the key operations `crypto`'s; this crate only
 //! composes them and talks HTTP.
+#![deny(missing_docs)]
 
 pub mod audit;
 pub mod cli;

@@ -15,6 +15,7 @@
 //!
 //! Handlers find [`axum::extract::ConnectInfo`] and a [`Connection`] in the request extensions;
 //! the latter tells whether the client acknowledged a response ([`Connection::watch_delivery`]).
+#![deny(missing_docs)]
 
 mod conn;
 mod slots;
@@ -113,13 +114,17 @@ impl Limits {
 
 /// A bound listening socket.
 pub enum Listener {
+    /// A TCP socket (public or internal listener).
     Tcp(tokio::net::TcpListener),
+    /// A Unix socket (a co-located service's internal listener).
     Unix(tokio::net::UnixListener),
 }
 
 /// What one listener serves and how.
 pub struct Server {
+    /// The routes it serves.
     pub app: Router,
+    /// Its connection limits and timeouts.
     pub limits: Limits,
     /// TLS for a TCP listener.
     pub tls: Option<tokio_rustls::TlsAcceptor>,

@@ -92,7 +92,7 @@ impl ApiError {
     }
     /// A failure that is ours, not the client's: logged in full, answered without detail.
     pub fn internal(context: &str, error: &dyn std::fmt::Display) -> Self {
-        eprintln!("internal error: {context}: {error}");
+        tracing::error!("internal error: {context}: {error}");
         Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "internal error")
     }
     /// The HTTP status.

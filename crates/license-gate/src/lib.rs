@@ -10,6 +10,7 @@
 //! not owned by an account, across every sector's relay), and call [`Gate::check_new_user`]
 //! before creating or activating one; on `Err` answer [`TierLimit::STATUS`] (402) with
 //! [`tier_limit_body`].
+#![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
 use std::collections::HashMap;

@@ -243,6 +243,7 @@ fn telemetry_preview(a: &Args) -> anyhow::Result<()> {
 
 /// The service: one check-in (the systemd timer's oneshot), or a loop (`paramant up`).
 fn run(a: &Args) -> anyhow::Result<()> {
+    monitoring::init_logging("paramant-license", monitoring::LogFormat::from_env());
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     let (config, path) = a.config()?;
     let repeat = a.switches.iter().any(|s| s == "loop");
@@ -291,6 +292,7 @@ fn server(args: &[String]) -> anyhow::Result<()> {
             println!("{}", hex::encode(key.verifying_key().to_bytes()));
             return Ok(());
         }
+        monitoring::init_logging("paramant-license server", monitoring::LogFormat::from_env());
         return runtime()?.block_on(crate::server::run(config));
     }
     let db_path = PathBuf::from(a.one("db")?);

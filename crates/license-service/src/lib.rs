@@ -10,6 +10,7 @@
 //! Invariant: the service's only outbound connections are the license server and the local log
 //! and relay (the sandbox allows no other port); nothing it writes can grant more than
 //! Community Edition unless a trusted key signed it, because every reader re-verifies.
+#![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
 pub mod cli;

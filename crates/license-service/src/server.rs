@@ -28,6 +28,9 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+/// How the reference license server names itself in its log lines.
+const SERVER: harden::Daemon = harden::Daemon::new("paramant-license server");
+
 /// How long a capability set is valid as a fresh answer (R013: "hours").
 const SET_VALIDITY_MS: u64 = 6 * 3600 * 1000;
 /// Largest check-in body accepted.
@@ -183,10 +186,10 @@ struct KxGroup(String);
 pub async fn run(config: ServerConfig) -> anyhow::Result<()> {
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     let (key, _) = <crypto::LogSigningKey as crypto::KeyFile>::load_or_generate(&config.signing_key_file)?;
-    eprintln!(
-        "paramant-license server: signing capability sets with ML-DSA-65 key {} (public key hex for [license] ml_dsa_keys: `paramant license server public-key --config`)",
+    SERVER.log(format_args!(
+        "signing capability sets with ML-DSA-65 key {} (public key hex for [license] ml_dsa_keys: `paramant license server public-key --config`)",
         hex::encode(key.verifying_key().pk_hash())
-    );
+    ));
     let certs = CertificateDer::pem_file_iter(&config.cert_file)?.collect::<Result<Vec<_>, _>>()?;
     let tls_key = PrivateKeyDer::from_pem_file(&config.key_file)?;
     let tls = rustls::ServerConfig::builder().with_no_client_auth().with_single_cert(certs, tls_key)?;
@@ -198,7 +201,7 @@ pub async fn run(config: ServerConfig) -> anyhow::Result<()> {
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY))
         .with_state(state);
     let listener = tokio::net::TcpListener::bind(config.listen).await?;
-    eprintln!("paramant-license server: listening on https://{}", listener.local_addr()?);
+    SERVER.log(format_args!("listening on https://{}", listener.local_addr()?));
     loop {
         let (stream, _) = listener.accept().await?;
         let acceptor = acceptor.clone();

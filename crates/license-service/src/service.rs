@@ -58,7 +58,7 @@ impl Context {
 
 /// Writes a line to the journal (stderr under systemd).
 fn journal(message: impl std::fmt::Display) {
-    eprintln!("paramant-license: {message}");
+    crate::DAEMON.log(message);
 }
 
 /// The state the service keeps (an unreadable file starts over: it grants nothing by itself,

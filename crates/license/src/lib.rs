@@ -15,6 +15,7 @@
 //!
 //! Invariant: no IO, no clock, no randomness. Every function takes `now` (Unix milliseconds) and
 //! any random bytes it needs as arguments, so every rule here is a deterministic, tested map.
+#![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
 pub mod capability;

@@ -1,6 +1,7 @@
 //! Outgoing mail of paramant's services (the relay's trial keys, the admin panel's setup links
 //! and notices): plain SMTP to a configured local MTA (which does TLS and delivery), or, without
 //! one, an RFC 5322 file in an outbox directory for the operator.
+#![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
 use std::path::Path;

@@ -6,6 +6,7 @@
 //! Invariant: no metric label and no log field carries a secret, an API key or payload bytes;
 //! labels are fixed words chosen here, never request data (which would also let strangers
 //! create unbounded series).
+#![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
 mod logging;

@@ -7,6 +7,7 @@
 //! (mode 0600; they never enter the repository) and the public keys; a release directory holds
 //! `manifest.json`, `manifest.json.sig` (cosign: base64 of the DER signature) and
 //! `manifest.json.ml-dsa-65.sig` (base64 of the FIPS 204 signature, pure, empty context).
+#![deny(missing_docs)]
 
 pub mod cli;
 mod keys;
@@ -41,13 +42,23 @@ pub const ML_DSA_SIG_FILE: &str = "manifest.json.ml-dsa-65.sig";
 pub enum Error {
     /// A file could not be read or written.
     #[error("{path}: {error}")]
-    Io { path: PathBuf, error: std::io::Error },
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// What the operating system said.
+        error: std::io::Error,
+    },
     /// A file exists that keygen would overwrite.
     #[error("{0} already exists; a release key is never overwritten (move it away first)")]
     Exists(PathBuf),
     /// A file's content is not what it must be.
     #[error("{path}: {reason}")]
-    Format { path: PathBuf, reason: String },
+    Format {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
     /// The ECDSA P-256 signature does not verify with the public key.
     #[error("{0}: the ECDSA P-256 signature does not verify with the release public key")]
     EcdsaSignature(PathBuf),
@@ -56,7 +67,12 @@ pub enum Error {
     MlDsaSignature(PathBuf),
     /// An artifact is missing or differs from the manifest.
     #[error("artifact {name}: {reason}")]
-    Artifact { name: String, reason: String },
+    Artifact {
+        /// The artifact's file name.
+        name: String,
+        /// What is wrong.
+        reason: String,
+    },
     /// The operating system's random number generator failed.
     #[error("the random number generator failed")]
     Rng,

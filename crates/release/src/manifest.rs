@@ -49,10 +49,15 @@ pub struct Artifact {
 
 /// What `sign_release` is told about the release it signs.
 pub struct ReleaseInputs<'a> {
+    /// The release's version (`0.1.0`).
     pub version: &'a str,
+    /// The git commit the release was built from.
     pub source_commit: &'a str,
+    /// The Rust toolchain that built it (`rustc --version`).
     pub toolchain: &'a str,
+    /// The `Cargo.lock` to record (its SHA-256 goes into the manifest).
     pub cargo_lock: &'a Path,
+    /// The `flake.lock` to record (its SHA-256 goes into the manifest).
     pub flake_lock: &'a Path,
     /// The artifacts; each is named by its file name in the manifest.
     pub artifacts: &'a [PathBuf],

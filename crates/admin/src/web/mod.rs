@@ -23,6 +23,7 @@ use crate::user_api::cookie;
 /// The CSRF cookie's name.
 pub const CSRF_COOKIE: &str = "paramant_csrf";
 
+/// The web panel's pages (user and admin) and its stylesheet.
 pub fn router() -> Router<SharedState> {
     Router::new().route("/static/panel.css", get(css)).merge(user_pages::router()).merge(admin_pages::router())
 }
