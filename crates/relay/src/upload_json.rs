@@ -820,7 +820,7 @@ mod tests {
     }
 
     proptest! {
-        #![proptest_config(ProptestConfig::with_cases(200))]
+        #![proptest_config(ProptestConfig::with_cases(64))]
 
         /// Payloads spanning several decode blocks, cut anywhere (also inside a quad and right
         /// around block boundaries), with the buffer sized from a right, short or absent hint.
