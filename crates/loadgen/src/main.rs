@@ -29,6 +29,9 @@ const USAGE: &str = "usage: paramant-loadgen [--runs N] [--duration SECS] [--war
   --small-clients N   concurrent clients for 1 KiB uploads and cycles (default 64)
   --large-clients N   concurrent clients for 5 MiB uploads, cycles and storing (default 8)
   --store-mib MIB     payload stored for the memory measurement (default 1024)
+  --only LIST         run only these scenarios, comma-separated, of: small-uploads, large-uploads,
+                      small-cycles, large-cycles, memory (default: all; the RSS after the
+                      throughput runs is read whenever a throughput scenario ran)
   --paramant PATH     the `paramant` binary (default: $PARAMANT_BIN, else next to this program,
                       else target/release/paramant)";
 
@@ -67,6 +70,7 @@ fn parse(args: &[String]) -> anyhow::Result<Options> {
             small_clients: 64,
             large_clients: 8,
             store_bytes: 1 << 30,
+            only: None,
         },
     };
     let mut rest = args.iter();
@@ -86,6 +90,7 @@ fn parse(args: &[String]) -> anyhow::Result<Options> {
             "--large-clients" => s.large_clients = number()? as usize,
             "--store-mib" => s.store_bytes = number()? << 20,
             "--paramant" => s.paramant = PathBuf::from(value),
+            "--only" => s.only = Some(scenario::parse_only(value)?),
             _ => bail!("unknown option {flag}\n{USAGE}"),
         }
     }

@@ -102,6 +102,9 @@ fn cpu_table(report: &RunReport) -> String {
         ("1 KiB upload+download cycle", &report.small_cycles),
         ("5 MiB upload+download cycle", &report.large_cycles),
     ] {
+        if o.seconds == 0.0 {
+            continue;
+        }
         let per_op: Vec<f64> = o.cpu.iter().map(|(_, busy)| busy / o.per_sec().max(1e-9)).collect();
         let total: f64 = per_op.iter().sum();
         let cells: Vec<String> = per_op.iter().map(|secs| duration(*secs)).collect();
@@ -128,6 +131,9 @@ fn duration(secs: f64) -> String {
 
 /// `target` is the two cells "target | met".
 fn row(name: &str, clients: usize, o: &Outcome, result: &str, target: &str) -> String {
+    if o.seconds == 0.0 {
+        return format!("| {name} | {clients} | not run (`--only`) | | | | | | |\n");
+    }
     let cpu: Vec<String> = o.cpu.iter().map(|(_, cores)| format!("{cores:.2}")).collect();
     let failures = if o.failures.is_empty() {
         "0".to_owned()
@@ -143,9 +149,17 @@ fn row(name: &str, clients: usize, o: &Outcome, result: &str, target: &str) -> S
 }
 
 fn memory_rows(settings: &Settings, report: &RunReport) -> String {
-    let m = &report.memory;
-    let limit = (m.stored_bytes as f64 * RSS_FACTOR) as u64 + RSS_SLACK;
     let mut out = String::new();
+    let Some(m) = &report.memory else {
+        let _ = writeln!(
+            out,
+            "| relay RSS after the throughput runs, once the 5 MiB blobs expired | – | {} with {} MiB of 1 KiB blobs still stored | | | (none) | | | |",
+            mem(report.after_churn),
+            report.after_churn_stored >> 20
+        );
+        return out;
+    };
+    let limit = (m.stored_bytes as f64 * RSS_FACTOR) as u64 + RSS_SLACK;
     let stored = format!(
         "{} for {} MiB stored ({} blobs{})",
         mem(m.with_blobs),

@@ -35,6 +35,29 @@ pub struct Settings {
     pub small_clients: usize,
     pub large_clients: usize,
     pub store_bytes: u64,
+    /// `--only`: the scenarios to run (None: all).
+    pub only: Option<Vec<String>>,
+}
+
+/// The scenario names `--only` takes.
+pub const SCENARIOS: [&str; 5] = ["small-uploads", "large-uploads", "small-cycles", "large-cycles", "memory"];
+
+/// `--only`'s list, checked against [`SCENARIOS`].
+pub fn parse_only(list: &str) -> anyhow::Result<Vec<String>> {
+    let names: Vec<String> = list.split(',').map(|n| n.trim().to_owned()).filter(|n| !n.is_empty()).collect();
+    if let Some(bad) = names.iter().find(|n| !SCENARIOS.contains(&n.as_str())) {
+        anyhow::bail!("--only: unknown scenario {bad} (known: {})", SCENARIOS.join(", "));
+    }
+    if names.is_empty() {
+        anyhow::bail!("--only needs at least one scenario");
+    }
+    Ok(names)
+}
+
+impl Settings {
+    fn runs(&self, scenario: &str) -> bool {
+        self.only.as_ref().is_none_or(|only| only.iter().any(|n| n == scenario))
+    }
 }
 
 /// Everything one run measured.
@@ -50,7 +73,8 @@ pub struct RunReport {
     pub after_churn: Option<Memory>,
     /// Payload bytes the throughput relay still held then.
     pub after_churn_stored: u64,
-    pub memory: MemoryReport,
+    /// None when `--only` left it out.
+    pub memory: Option<MemoryReport>,
 }
 
 /// The relay's memory around storing `stored_bytes` of 5 MiB blobs.
@@ -74,24 +98,46 @@ pub async fn run(settings: &Settings) -> anyhow::Result<RunReport> {
     let pids = [("relay", services.relay_pid), ("ctlog", services.ctlog_pid), ("loadgen", std::process::id())];
     let window = settings.window;
 
-    eprintln!("loadgen: 1 KiB uploads, {} clients", settings.small_clients);
-    let small_uploads = uploads(&client, KIB, LONG_TTL_MS, settings.small_clients, window, &pids).await;
+    // A scenario left out by `--only` reports an empty outcome (0 s measured: "not run").
+    let skipped = Outcome::default;
+    let small_uploads = if settings.runs("small-uploads") {
+        eprintln!("loadgen: 1 KiB uploads, {} clients", settings.small_clients);
+        uploads(&client, KIB, LONG_TTL_MS, settings.small_clients, window, &pids).await
+    } else {
+        skipped()
+    };
     eprintln!("loadgen: machine bound for 5 MiB (decode + SHA-256 on one core)");
     let bound = tokio::task::spawn_blocking(|| bound::measure(5 * MIB, probe::cores())).await?;
-    eprintln!("loadgen: 5 MiB uploads, {} clients", settings.large_clients);
-    let large_uploads = uploads(&client, 5 * MIB, SHORT_TTL_MS, settings.large_clients, window, &pids).await;
-    eprintln!("loadgen: 1 KiB upload+download cycles, {} clients", settings.small_clients);
-    let small_cycles = cycles(&client, KIB, settings.small_clients, window, &pids).await;
-    eprintln!("loadgen: 5 MiB upload+download cycles, {} clients", settings.large_clients);
-    let large_cycles = cycles(&client, 5 * MIB, settings.large_clients, window, &pids).await;
+    let large_uploads = if settings.runs("large-uploads") {
+        eprintln!("loadgen: 5 MiB uploads, {} clients", settings.large_clients);
+        uploads(&client, 5 * MIB, SHORT_TTL_MS, settings.large_clients, window, &pids).await
+    } else {
+        skipped()
+    };
+    let small_cycles = if settings.runs("small-cycles") {
+        eprintln!("loadgen: 1 KiB upload+download cycles, {} clients", settings.small_clients);
+        cycles(&client, KIB, settings.small_clients, window, &pids).await
+    } else {
+        skipped()
+    };
+    let large_cycles = if settings.runs("large-cycles") {
+        eprintln!("loadgen: 5 MiB upload+download cycles, {} clients", settings.large_clients);
+        cycles(&client, 5 * MIB, settings.large_clients, window, &pids).await
+    } else {
+        skipped()
+    };
     // Let the sweeper remove the short-lived 5 MiB blobs, then see what the relay kept.
     tokio::time::sleep(Duration::from_millis(2 * SHORT_TTL_MS + 1_000)).await;
     let after_churn = probe::memory(services.relay_pid);
     let after_churn_stored = stored_bytes(&services.relay_url).await?;
     services.stop().await;
 
-    eprintln!("loadgen: relay memory with {} MiB of 5 MiB blobs stored (fresh relay)", settings.store_bytes >> 20);
-    let memory = memory(settings).await?;
+    let memory = if settings.runs("memory") {
+        eprintln!("loadgen: relay memory with {} MiB of 5 MiB blobs stored (fresh relay)", settings.store_bytes >> 20);
+        Some(memory(settings).await?)
+    } else {
+        None
+    };
     Ok(RunReport {
         started_ms,
         load_before,

@@ -16,7 +16,6 @@ use std::collections::{BTreeSet, HashMap};
 use std::sync::Mutex;
 
 use bytes::Bytes;
-use zeroize::Zeroize;
 
 use crate::keys::KeyHash;
 
@@ -31,7 +30,11 @@ impl AsRef<[u8]> for ZeroizedPayload {
 
 impl Drop for ZeroizedPayload {
     fn drop(&mut self) {
-        self.0.zeroize();
+        // One `memset` behind an optimisation barrier (`Vec::zeroize` writes byte by byte: 8 %
+        // of the relay's CPU on 5 MiB uploads). The spare capacity never held payload bytes:
+        // the reader decodes into a zero-filled buffer and truncates it.
+        zeroize::zeroize_bytes(&mut self.0);
+        self.0.clear();
     }
 }
 

@@ -38,11 +38,16 @@ fn dispatch(args: &[String]) -> anyhow::Result<()> {
 /// outside the state directory or privileges happens first, on this one thread; then landlock
 /// and the capability drop, which bind this thread and every thread started after them.
 fn run(config: Config, config_path: &Path) -> anyhow::Result<()> {
+    // Payload buffers are unmapped when freed, so the relay's memory follows what it holds.
+    let returned = harden::return_large_allocations();
     monitoring::init_logging("paramant-relay", monitoring::LogFormat::from_env());
     let policy = config.sandbox_policy(config_path);
     let opened = crate::open(config)?;
     let listeners = crate::bind(&opened.config)?;
     let hardening = crate::DAEMON.lock_down(&policy, config_path)?;
+    if !returned {
+        crate::DAEMON.log(format_args!("malloc kept its dynamic mmap threshold: freed payloads may stay resident"));
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(crate::serve(opened, hardening, listeners))
 }
