@@ -34,7 +34,7 @@ impl Drop for ZeroizedPayload {
         // of the relay's CPU on 5 MiB uploads). The spare capacity never held payload bytes:
         // the reader decodes into a zero-filled buffer and truncates it.
         zeroize::zeroize_bytes(&mut self.0);
-        self.0.clear();
+        crate::payload_pool::give_back(std::mem::take(&mut self.0));
     }
 }
 

@@ -25,6 +25,7 @@ mod keys;
 mod license;
 mod log_batch;
 mod log_client;
+mod payload_pool;
 mod ratelimit;
 mod registration;
 mod routes;

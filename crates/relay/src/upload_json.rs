@@ -127,8 +127,9 @@ enum State {
 struct Base64Sink {
     held: [u8; 4],
     held_len: usize,
-    /// Zero-filled; the payload is `out[..written]`. Allocated zeroed (`calloc`): a large buffer
-    /// comes from fresh pages that need no clearing, and the decoder writes into it directly.
+    /// Zero-filled; the payload is `out[..written]`. A large one is a buffer kept by
+    /// `payload_pool` (pages already faulted in) or fresh zeroed pages; the decoder writes into
+    /// it directly.
     out: Vec<u8>,
     written: usize,
     hasher: Sha256,
@@ -144,7 +145,7 @@ enum Block {
 
 impl Base64Sink {
     fn new(max: usize, size_hint: usize) -> Self {
-        let out = vec![0; size_hint.min(max).saturating_add(3)];
+        let out = crate::payload_pool::zeroed(size_hint.min(max).saturating_add(3));
         Self { held: [0; 4], held_len: 0, out, written: 0, hasher: Sha256::new(), max }
     }
 
