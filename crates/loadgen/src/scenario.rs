@@ -35,6 +35,45 @@ pub struct Settings {
     pub small_clients: usize,
     pub large_clients: usize,
     pub store_bytes: u64,
+    pub phases: Phases,
+}
+
+/// Which measurements a run makes (`--only`); a skipped one is left out of the report.
+#[derive(Clone, Copy, Debug)]
+pub struct Phases {
+    pub small_uploads: bool,
+    /// 5 MiB uploads and the machine bound they are compared with.
+    pub large_uploads: bool,
+    pub small_cycles: bool,
+    pub large_cycles: bool,
+    pub memory: bool,
+}
+
+impl Phases {
+    pub const ALL: Self =
+        Self { small_uploads: true, large_uploads: true, small_cycles: true, large_cycles: true, memory: true };
+
+    /// A comma-separated list of phase names.
+    pub fn parse(list: &str) -> anyhow::Result<Self> {
+        let mut phases = Self {
+            small_uploads: false,
+            large_uploads: false,
+            small_cycles: false,
+            large_cycles: false,
+            memory: false,
+        };
+        for name in list.split(',') {
+            match name.trim() {
+                "small-uploads" => phases.small_uploads = true,
+                "large-uploads" => phases.large_uploads = true,
+                "small-cycles" => phases.small_cycles = true,
+                "large-cycles" => phases.large_cycles = true,
+                "memory" => phases.memory = true,
+                other => anyhow::bail!("unknown phase {other:?}"),
+            }
+        }
+        Ok(phases)
+    }
 }
 
 /// Everything one run measured.
@@ -42,15 +81,16 @@ pub struct RunReport {
     pub started_ms: u64,
     pub load_before: String,
     pub load_after: String,
-    pub small_uploads: Outcome,
-    pub large_uploads: Outcome,
-    pub bound: Bound,
-    pub small_cycles: Outcome,
-    pub large_cycles: Outcome,
+    /// Each measurement, `None` when `--only` skipped it.
+    pub small_uploads: Option<Outcome>,
+    pub large_uploads: Option<Outcome>,
+    pub bound: Option<Bound>,
+    pub small_cycles: Option<Outcome>,
+    pub large_cycles: Option<Outcome>,
     pub after_churn: Option<Memory>,
     /// Payload bytes the throughput relay still held then.
     pub after_churn_stored: u64,
-    pub memory: MemoryReport,
+    pub memory: Option<MemoryReport>,
 }
 
 /// The relay's memory around storing `stored_bytes` of 5 MiB blobs.
@@ -74,24 +114,42 @@ pub async fn run(settings: &Settings) -> anyhow::Result<RunReport> {
     let pids = [("relay", services.relay_pid), ("ctlog", services.ctlog_pid), ("loadgen", std::process::id())];
     let window = settings.window;
 
-    eprintln!("loadgen: 1 KiB uploads, {} clients", settings.small_clients);
-    let small_uploads = uploads(&client, KIB, LONG_TTL_MS, settings.small_clients, window, &pids).await;
-    eprintln!("loadgen: machine bound for 5 MiB (decode + SHA-256 on one core)");
-    let bound = tokio::task::spawn_blocking(|| bound::measure(5 * MIB, probe::cores())).await?;
-    eprintln!("loadgen: 5 MiB uploads, {} clients", settings.large_clients);
-    let large_uploads = uploads(&client, 5 * MIB, SHORT_TTL_MS, settings.large_clients, window, &pids).await;
-    eprintln!("loadgen: 1 KiB upload+download cycles, {} clients", settings.small_clients);
-    let small_cycles = cycles(&client, KIB, settings.small_clients, window, &pids).await;
-    eprintln!("loadgen: 5 MiB upload+download cycles, {} clients", settings.large_clients);
-    let large_cycles = cycles(&client, 5 * MIB, settings.large_clients, window, &pids).await;
+    let phases = settings.phases;
+    let mut small_uploads = None;
+    if phases.small_uploads {
+        eprintln!("loadgen: 1 KiB uploads, {} clients", settings.small_clients);
+        small_uploads = Some(uploads(&client, KIB, LONG_TTL_MS, settings.small_clients, window, &pids).await);
+    }
+    let (mut bound, mut large_uploads) = (None, None);
+    if phases.large_uploads {
+        eprintln!("loadgen: machine bound for 5 MiB (decode + SHA-256 on one core)");
+        bound = Some(tokio::task::spawn_blocking(|| bound::measure(5 * MIB, probe::cores())).await?);
+        eprintln!("loadgen: 5 MiB uploads, {} clients", settings.large_clients);
+        large_uploads = Some(uploads(&client, 5 * MIB, SHORT_TTL_MS, settings.large_clients, window, &pids).await);
+    }
+    let mut small_cycles = None;
+    if phases.small_cycles {
+        eprintln!("loadgen: 1 KiB upload+download cycles, {} clients", settings.small_clients);
+        small_cycles = Some(cycles(&client, KIB, settings.small_clients, window, &pids).await);
+    }
+    let mut large_cycles = None;
+    if phases.large_cycles {
+        eprintln!("loadgen: 5 MiB upload+download cycles, {} clients", settings.large_clients);
+        large_cycles = Some(cycles(&client, 5 * MIB, settings.large_clients, window, &pids).await);
+    }
     // Let the sweeper remove the short-lived 5 MiB blobs, then see what the relay kept.
-    tokio::time::sleep(Duration::from_millis(2 * SHORT_TTL_MS + 1_000)).await;
+    if phases.large_uploads {
+        tokio::time::sleep(Duration::from_millis(2 * SHORT_TTL_MS + 1_000)).await;
+    }
     let after_churn = probe::memory(services.relay_pid);
     let after_churn_stored = stored_bytes(&services.relay_url).await?;
     services.stop().await;
 
-    eprintln!("loadgen: relay memory with {} MiB of 5 MiB blobs stored (fresh relay)", settings.store_bytes >> 20);
-    let memory = memory(settings).await?;
+    let mut memory_report = None;
+    if phases.memory {
+        eprintln!("loadgen: relay memory with {} MiB of 5 MiB blobs stored (fresh relay)", settings.store_bytes >> 20);
+        memory_report = Some(memory(settings).await?);
+    }
     Ok(RunReport {
         started_ms,
         load_before,
@@ -103,7 +161,7 @@ pub async fn run(settings: &Settings) -> anyhow::Result<RunReport> {
         large_cycles,
         after_churn,
         after_churn_stored,
-        memory,
+        memory: memory_report,
     })
 }
 
