@@ -1,5 +1,5 @@
 //! The internal API relays use: append an event, get a signed delivery receipt for a transfer
-//! leaf, prove a leaf by hash, and sign the relay's registration in the relay registry (the
+//! leaf (and, after a logged burn, the receipt confirming it), prove a leaf by hash, and sign the relay's registration in the relay registry (the
 //! sector's log key is the relay's identity). Served only on a Unix socket or loopback, and every request must carry
 //! the shared `X-Internal-Auth` secret (compared in constant time).
 
@@ -14,7 +14,9 @@ use serde::Deserialize;
 use serde_json::Value;
 use std::collections::HashMap;
 use wire::LogEvent;
-use wire::log_api::{AppendAnswer, ProveAnswer, ReceiptAnswer, ReceiptRequest, RegistrationRequest};
+use wire::log_api::{
+    AppendAnswer, BurnReceiptRequest, ProveAnswer, ReceiptAnswer, ReceiptRequest, RegistrationRequest,
+};
 use wire::{RelayRegistration, SignedRegistration};
 
 use crate::error::{ApiError, ApiResult};
@@ -33,6 +35,7 @@ pub fn router(state: SharedState) -> Router {
         .route("/internal/append", post(append))
         .route("/internal/append-batch", post(crate::internal_batch::append_batch))
         .route("/internal/receipt", post(receipt))
+        .route("/internal/burn-receipt", post(burn_receipt))
         .route("/internal/prove", get(prove))
         .route("/internal/sign-registration", post(sign_registration))
         .fallback(|| async { ApiError::not_found("no such endpoint") })
@@ -106,35 +109,58 @@ async fn append(
 }
 
 /// `POST /internal/receipt` → the signed receipt proving the transfer leaf against the newest
-/// STH. The relay sends it in the response headers, before the body; it appends the delivery
-/// event itself once the body was completely sent.
+/// STH. The relay sends it in the response headers, before the body, so it never confirms a
+/// burn; it appends the delivery event itself once the client acknowledged the body.
 async fn receipt(
     State(state): State<SharedState>,
     body: Result<Bytes, BytesRejection>,
 ) -> ApiResult<Json<ReceiptAnswer>> {
     let request: ReceiptRequest = json_body(body)?;
-    let leaf_hash = wire::parse_hash_hex(&request.transfer_leaf_hash)
-        .map_err(|_| ApiError::bad_request("transfer_leaf_hash must be 64 hex characters"))?;
-    if request.blob_hash.is_empty()
-        || request.blob_hash.len() > 128
-        || request.sector.is_empty()
-        || request.sector.len() > 64
-    {
-        return Err(ApiError::bad_request("blob_hash and sector must be 1-128 and 1-64 characters"));
-    }
+    let leaf_hash = parse_leaf_hash(&request.transfer_leaf_hash, "transfer_leaf_hash")?;
+    check_names(&request.blob_hash, &request.sector)?;
     let sth = latest_sth(&state.snapshot()?)?;
     let delivery = Delivery {
         blob_hash: request.blob_hash,
         sector: request.sector,
-        retrieved_at_ms: now_ms(),
-        burn_confirmed: request.burned,
+        retrieved_at: wire::iso8601_ms(now_ms()),
+        burn_confirmed: false,
     };
     let worker = state.clone();
-    // ML-DSA signing is ~1 ms of CPU: keep it off the async workers.
-    let receipt = tokio::task::spawn_blocking(move || receipt::issue(&worker, &leaf_hash, delivery, &sth))
+    // ML-DSA signing: keep it off the async workers.
+    let receipt_header = tokio::task::spawn_blocking(move || receipt::issue(&worker, &leaf_hash, delivery, &sth))
         .await
         .map_err(|e| ApiError::internal("receipt task", &e))??;
-    Ok(Json(ReceiptAnswer { ok: true, receipt_header: receipt.to_header(), receipt }))
+    Ok(Json(ReceiptAnswer { ok: true, receipt_header }))
+}
+
+/// `POST /internal/burn-receipt` → the receipt with `burn_confirmed: true`, only for a burn
+/// recorded in this log (see [`receipt::issue_burn`]); 404 otherwise.
+async fn burn_receipt(
+    State(state): State<SharedState>,
+    body: Result<Bytes, BytesRejection>,
+) -> ApiResult<Json<ReceiptAnswer>> {
+    let request: BurnReceiptRequest = json_body(body)?;
+    let transfer = parse_leaf_hash(&request.transfer_leaf_hash, "transfer_leaf_hash")?;
+    let delivery = parse_leaf_hash(&request.delivery_leaf_hash, "delivery_leaf_hash")?;
+    check_names(&request.blob_hash, &request.sector)?;
+    let worker = state.clone();
+    let receipt_header = tokio::task::spawn_blocking(move || {
+        receipt::issue_burn(&worker, &request.blob_hash, &request.sector, &transfer, &delivery)
+    })
+    .await
+    .map_err(|e| ApiError::internal("receipt task", &e))??;
+    Ok(Json(ReceiptAnswer { ok: true, receipt_header }))
+}
+
+fn parse_leaf_hash(hex: &str, name: &str) -> ApiResult<tlog::Hash> {
+    wire::parse_hash_hex(hex).map_err(|_| ApiError::bad_request(format!("{name} must be 64 hex characters")))
+}
+
+fn check_names(blob_hash: &str, sector: &str) -> ApiResult<()> {
+    if blob_hash.is_empty() || blob_hash.len() > 128 || sector.is_empty() || sector.len() > 64 {
+        return Err(ApiError::bad_request("blob_hash and sector must be 1-128 and 1-64 characters"));
+    }
+    Ok(())
 }
 
 /// `GET /internal/prove?leaf_hash=HEX` → inclusion proof against the newest STH.

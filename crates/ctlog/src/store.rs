@@ -682,6 +682,17 @@ impl Snapshot {
         sths.get(ts)?.map(|v| decode_sth(v.value())).transpose()
     }
 
+    /// The first signed STH whose tree holds leaf `index`: the head of the commit that added it.
+    pub fn sth_covering(&self, index: u64) -> Result<Option<SignedSth>> {
+        let by_size = self.txn.open_table(STH_BY_SIZE)?;
+        let Some(row) = by_size.range(index.saturating_add(1)..)?.next() else {
+            return Ok(None);
+        };
+        let ts = row?.1.value();
+        let sths = self.txn.open_table(STHS)?;
+        sths.get(ts)?.map(|v| decode_sth(v.value())).transpose()
+    }
+
     /// Peer records (gossip), in pk_hash order.
     pub fn peers(&self) -> Result<Vec<Vec<u8>>> {
         let peers = self.txn.open_table(PEERS)?;

@@ -180,6 +180,11 @@ fn feeds_and_the_web_ui_are_served() {
     assert_eq!(health["sector"], "health");
 }
 
+/// The receipt object a header carries.
+fn receipt_object(header: &str) -> Value {
+    serde_json::from_slice(&wire::parse_b64url_lenient(header).unwrap()).unwrap()
+}
+
 #[test]
 fn deliveries_get_receipts_that_verify_and_tampering_is_caught() {
     let dir = tempfile::tempdir().unwrap();
@@ -187,7 +192,7 @@ fn deliveries_get_receipts_that_verify_and_tampering_is_caught() {
     let transfer = log.append_transfer(&blob_hash(1));
     let (status, delivered) = log.internal(
         "/internal/receipt",
-        &json!({ "blob_hash": blob_hash(1), "sector": "health", "transfer_leaf_hash": transfer["leaf_hash"], "burned": true }),
+        &json!({ "blob_hash": blob_hash(1), "sector": "health", "transfer_leaf_hash": transfer["leaf_hash"] }),
     );
     assert_eq!(status, 200, "{delivered}");
     let header = delivered["receipt_header"].as_str().unwrap();
@@ -196,20 +201,21 @@ fn deliveries_get_receipts_that_verify_and_tampering_is_caught() {
     let (status, verdict) = log.post("/v2/verify-receipt", &json!({ "receipt": header }));
     assert_eq!(status, 200);
     assert_eq!(verdict["valid"], true, "{verdict}");
-    assert_eq!(verdict["burn_confirmed"], true);
+    assert_eq!(verdict["burn_confirmed"], false, "signed before the body: it confirms no burn");
     assert_eq!(verdict["blob_hash"], blob_hash(1));
     assert_eq!(verdict["tree_size_at_retrieval"], 1, "proved against the newest signed head");
 
     let padded = format!("{header}{}", "=".repeat((4 - header.len() % 4) % 4));
     assert_eq!(log.post("/v2/verify-receipt", &json!({ "receipt": padded })).1["valid"], true);
-    assert_eq!(log.post("/v2/verify-receipt", &json!({ "receipt": delivered["receipt"] })).1["valid"], true);
+    let object = receipt_object(header);
+    assert_eq!(log.post("/v2/verify-receipt", &json!({ "receipt": object })).1["valid"], true);
 
-    let mut tampered = delivered["receipt"].clone();
-    tampered["burn_confirmed"] = json!(false);
+    let mut tampered = object.clone();
+    tampered["burn_confirmed"] = json!(true);
     let (_, verdict) = log.post("/v2/verify-receipt", &json!({ "receipt": tampered }));
     assert_eq!((verdict["valid"].clone(), verdict["reason"].clone()), (json!(false), json!("signature_invalid")));
 
-    let mut bad_path = delivered["receipt"].clone();
+    let mut bad_path = object.clone();
     bad_path["inclusion_proof"]["root"] = json!("00".repeat(32));
     let (_, verdict) = log.post("/v2/verify-receipt", &json!({ "receipt": bad_path }));
     assert_eq!(verdict["valid"], false);
@@ -220,7 +226,67 @@ fn deliveries_get_receipts_that_verify_and_tampering_is_caught() {
 
     let (status, _) = log.internal(
         "/internal/receipt",
-        &json!({ "blob_hash": blob_hash(9), "sector": "health", "transfer_leaf_hash": "ab".repeat(32), "burned": true }),
+        &json!({ "blob_hash": blob_hash(9), "sector": "health", "transfer_leaf_hash": "ab".repeat(32) }),
     );
     assert_eq!(status, 404, "no receipt for a transfer the log never saw");
+    // A relay cannot have a burn confirmed by saying so.
+    let (status, _) = log.internal(
+        "/internal/receipt",
+        &json!({ "blob_hash": blob_hash(1), "sector": "health", "transfer_leaf_hash": transfer["leaf_hash"], "burned": true }),
+    );
+    assert_eq!(status, 400);
+}
+
+#[test]
+fn a_burn_receipt_is_signed_only_for_a_logged_burn_and_is_the_same_whenever_asked() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = Log::configure(dir.path(), "health.example", "").start();
+    let transfer = log.append_transfer(&blob_hash(1));
+    let deliver = |blob: &str, sector: &str, burned: bool| {
+        let (status, body) = log.internal(
+            "/internal/append",
+            &json!({ "event": { "type": "delivery", "blob_hash": blob, "sector": sector, "burned": burned } }),
+        );
+        assert_eq!(status, 200, "{body}");
+        body
+    };
+    let ask = |delivery: &Value| {
+        log.internal(
+            "/internal/burn-receipt",
+            &json!({ "blob_hash": blob_hash(1), "sector": "health", "transfer_leaf_hash": transfer["leaf_hash"],
+                     "delivery_leaf_hash": delivery["leaf_hash"] }),
+        )
+    };
+    // Not a burn: a view that left the blob, another blob's burn, another sector's, no leaf.
+    for delivery in [
+        deliver(&blob_hash(1), "health", false),
+        deliver(&blob_hash(2), "health", true),
+        deliver(&blob_hash(1), "legal", true),
+        json!({ "leaf_hash": "cd".repeat(32) }),
+        transfer.clone(),
+    ] {
+        let (status, body) = ask(&delivery);
+        assert_eq!(status, 404, "{body}");
+    }
+
+    let burn = deliver(&blob_hash(1), "health", true);
+    let (status, first) = ask(&burn);
+    assert_eq!(status, 200, "{first}");
+    let header = first["receipt_header"].as_str().unwrap();
+    let (_, verdict) = log.post("/v2/verify-receipt", &json!({ "receipt": header }));
+    assert_eq!(
+        (verdict["valid"].clone(), verdict["burn_confirmed"].clone(), verdict["blob_hash"].clone()),
+        (json!(true), json!(true), json!(blob_hash(1))),
+        "{verdict}"
+    );
+    // Proved against the head of the commit that logged the burn, dated by the burn's leaf.
+    assert_eq!(verdict["tree_size_at_retrieval"], burn["tree_size"]);
+    let (_, entries) = log.get(&format!("/v2/ct/log?from={}&limit=1", burn["leaf_index"]));
+    assert_eq!(verdict["retrieved_at"], entries["entries"][0]["timestamp"], "{entries}");
+
+    // Later, with a bigger tree, the same receipt.
+    log.append_transfer(&blob_hash(3));
+    let (status, again) = ask(&burn);
+    assert_eq!(status, 200);
+    assert_eq!(again["receipt_header"], first["receipt_header"]);
 }

@@ -19,21 +19,21 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 
 use drive::Window;
-use scenario::Settings;
+use scenario::{Phases, Settings};
 
 const USAGE: &str = "usage: paramant-loadgen [--runs N] [--duration SECS] [--warmup SECS]
                         [--small-clients N] [--large-clients N] [--store-mib MIB] [--paramant PATH]
+                        [--only PHASES]
   --runs N            repeat every measurement N times with fresh services (default 1)
   --duration SECS     measured window per throughput scenario (default 10)
   --warmup SECS       unmeasured warm-up before each window (default 2)
   --small-clients N   concurrent clients for 1 KiB uploads and cycles (default 64)
   --large-clients N   concurrent clients for 5 MiB uploads, cycles and storing (default 8)
   --store-mib MIB     payload stored for the memory measurement (default 1024)
-  --only LIST         run only these scenarios, comma-separated, of: small-uploads, large-uploads,
-                      small-cycles, large-cycles, memory (default: all; the RSS after the
-                      throughput runs is read whenever a throughput scenario ran)
   --paramant PATH     the `paramant` binary (default: $PARAMANT_BIN, else next to this program,
-                      else target/release/paramant)";
+                      else target/release/paramant)
+  --only PHASES       run only these measurements, comma-separated: small-uploads, large-uploads
+                      (with the machine bound), small-cycles, large-cycles, memory (default: all)";
 
 struct Options {
     runs: usize,
@@ -70,7 +70,7 @@ fn parse(args: &[String]) -> anyhow::Result<Options> {
             small_clients: 64,
             large_clients: 8,
             store_bytes: 1 << 30,
-            only: None,
+            phases: Phases::ALL,
         },
     };
     let mut rest = args.iter();
@@ -90,7 +90,7 @@ fn parse(args: &[String]) -> anyhow::Result<Options> {
             "--large-clients" => s.large_clients = number()? as usize,
             "--store-mib" => s.store_bytes = number()? << 20,
             "--paramant" => s.paramant = PathBuf::from(value),
-            "--only" => s.only = Some(scenario::parse_only(value)?),
+            "--only" => s.phases = Phases::parse(value).with_context(|| format!("--only {value}\n{USAGE}"))?,
             _ => bail!("unknown option {flag}\n{USAGE}"),
         }
     }

@@ -4,7 +4,7 @@ use std::fmt::Write;
 
 use crate::drive::Outcome;
 use crate::probe::{self, Memory};
-use crate::scenario::{MIB, RunReport, Settings};
+use crate::scenario::{MIB, MemoryReport, RunReport, Settings};
 
 /// Targets on 2 cores (the issue's numbers).
 const SMALL_UPLOADS_PER_SEC: f64 = 5_000.0;
@@ -35,56 +35,61 @@ pub fn run(index: usize, runs: usize, settings: &Settings, report: &RunReport) -
     let _ = writeln!(out, "Load average (1/5/15 min) before: {}; after: {}.\n", report.load_before, report.load_after);
     out += "| Measurement | Clients | Result | p50 | p99 | Target | Met | Cores busy: relay / ctlog / loadgen | Failures |\n";
     out += "|---|---:|---|---:|---:|---|---|---|---|\n";
-    let small = &report.small_uploads;
-    out += &row(
-        "1 KiB uploads",
-        settings.small_clients,
-        small,
-        &format!("{} /s", thousands(small.per_sec())),
-        &target(small.per_sec() >= SMALL_UPLOADS_PER_SEC, "≥ 5,000 /s"),
-    );
-    let bound = report.bound.uploads_per_sec();
-    let large = &report.large_uploads;
-    let share = large.per_sec() / bound;
-    let result = format!(
-        "{} /s ({:.2} GB/s of payload) = {:.0} % of bound",
-        dec1(large.per_sec()),
-        large.per_sec() * 5.0 * MIB as f64 / 1e9,
-        share * 100.0
-    );
-    out += &row(
-        "5 MiB uploads",
-        settings.large_clients,
-        large,
-        &result,
-        &target(share >= LARGE_SHARE_OF_BOUND, "≥ 80 % of bound"),
-    );
-    let _ = writeln!(
-        out,
-        "| machine bound, 5 MiB | – | {} /s = {} cores ÷ (base64 decode {:.2} ms + SHA-256 {:.2} ms per upload on one core, wall; {:.2} ms CPU) | | | | | | |",
-        dec1(bound),
-        report.bound.cores,
-        report.bound.decode_secs * 1e3,
-        report.bound.hash_secs * 1e3,
-        report.bound.cpu_secs * 1e3
-    );
-    let cycles = &report.small_cycles;
-    out += &row(
-        "1 KiB upload+download cycles",
-        settings.small_clients,
-        cycles,
-        &format!("{} /s", thousands(cycles.per_sec())),
-        "(none) | ",
-    );
-    let cycles = &report.large_cycles;
-    out += &row(
-        "5 MiB upload+download cycles",
-        settings.large_clients,
-        cycles,
-        &format!("{} /s", dec1(cycles.per_sec())),
-        "(none) | ",
-    );
-    out += &memory_rows(settings, report);
+    if let Some(small) = &report.small_uploads {
+        out += &row(
+            "1 KiB uploads",
+            settings.small_clients,
+            small,
+            &format!("{} /s", thousands(small.per_sec())),
+            &target(small.per_sec() >= SMALL_UPLOADS_PER_SEC, "≥ 5,000 /s"),
+        );
+    }
+    if let (Some(bound), Some(large)) = (&report.bound, &report.large_uploads) {
+        let share = large.per_sec() / bound.uploads_per_sec();
+        let result = format!(
+            "{} /s ({:.2} GB/s of payload) = {:.0} % of bound",
+            dec1(large.per_sec()),
+            large.per_sec() * 5.0 * MIB as f64 / 1e9,
+            share * 100.0
+        );
+        out += &row(
+            "5 MiB uploads",
+            settings.large_clients,
+            large,
+            &result,
+            &target(share >= LARGE_SHARE_OF_BOUND, "≥ 80 % of bound"),
+        );
+        let _ = writeln!(
+            out,
+            "| machine bound, 5 MiB | – | {} /s = {} cores ÷ (base64 decode {:.2} ms + SHA-256 {:.2} ms per upload on one core, wall; {:.2} ms CPU) | | | | | | |",
+            dec1(bound.uploads_per_sec()),
+            bound.cores,
+            bound.decode_secs * 1e3,
+            bound.hash_secs * 1e3,
+            bound.cpu_secs * 1e3
+        );
+    }
+    if let Some(cycles) = &report.small_cycles {
+        out += &row(
+            "1 KiB upload+download cycles",
+            settings.small_clients,
+            cycles,
+            &format!("{} /s", thousands(cycles.per_sec())),
+            "(none) | ",
+        );
+    }
+    if let Some(cycles) = &report.large_cycles {
+        out += &row(
+            "5 MiB upload+download cycles",
+            settings.large_clients,
+            cycles,
+            &format!("{} /s", dec1(cycles.per_sec())),
+            "(none) | ",
+        );
+    }
+    if let Some(memory) = &report.memory {
+        out += &memory_rows(settings, report, memory);
+    }
     out += &cpu_table(report);
     out
 }
@@ -102,25 +107,23 @@ fn cpu_table(report: &RunReport) -> String {
         ("1 KiB upload+download cycle", &report.small_cycles),
         ("5 MiB upload+download cycle", &report.large_cycles),
     ] {
-        if o.seconds == 0.0 {
-            continue;
-        }
+        let Some(o) = o else { continue };
         let per_op: Vec<f64> = o.cpu.iter().map(|(_, busy)| busy / o.per_sec().max(1e-9)).collect();
         let total: f64 = per_op.iter().sum();
         let cells: Vec<String> = per_op.iter().map(|secs| duration(*secs)).collect();
         let _ = writeln!(out, "| {name} | {} | {} /s |", cells.join(" | "), thousands(cores / total.max(1e-9)));
     }
-    let b = &report.bound;
-    let relay_large =
-        report.large_uploads.cpu.first().map_or(0.0, |(_, busy)| busy / report.large_uploads.per_sec().max(1e-9));
-    let _ = writeln!(
-        out,
-        "\nThe relay spent {} of CPU per 5 MiB upload; base64 decode + SHA-256 alone take {} of CPU \
-         ({:.0} % of the relay's cost).",
-        duration(relay_large),
-        duration(b.cpu_secs),
-        100.0 * b.cpu_secs / relay_large.max(1e-9)
-    );
+    if let (Some(b), Some(large)) = (&report.bound, &report.large_uploads) {
+        let relay_large = large.cpu.first().map_or(0.0, |(_, busy)| busy / large.per_sec().max(1e-9));
+        let _ = writeln!(
+            out,
+            "\nThe relay spent {} of CPU per 5 MiB upload; base64 decode + SHA-256 alone take {} of CPU \
+             ({:.0} % of the relay's cost).",
+            duration(relay_large),
+            duration(b.cpu_secs),
+            100.0 * b.cpu_secs / relay_large.max(1e-9)
+        );
+    }
     out
 }
 
@@ -131,9 +134,6 @@ fn duration(secs: f64) -> String {
 
 /// `target` is the two cells "target | met".
 fn row(name: &str, clients: usize, o: &Outcome, result: &str, target: &str) -> String {
-    if o.seconds == 0.0 {
-        return format!("| {name} | {clients} | not run (`--only`) | | | | | | |\n");
-    }
     let cpu: Vec<String> = o.cpu.iter().map(|(_, cores)| format!("{cores:.2}")).collect();
     let failures = if o.failures.is_empty() {
         "0".to_owned()
@@ -148,18 +148,9 @@ fn row(name: &str, clients: usize, o: &Outcome, result: &str, target: &str) -> S
     )
 }
 
-fn memory_rows(settings: &Settings, report: &RunReport) -> String {
-    let mut out = String::new();
-    let Some(m) = &report.memory else {
-        let _ = writeln!(
-            out,
-            "| relay RSS after the throughput runs, once the 5 MiB blobs expired | – | {} with {} MiB of 1 KiB blobs still stored | | | (none) | | | |",
-            mem(report.after_churn),
-            report.after_churn_stored >> 20
-        );
-        return out;
-    };
+fn memory_rows(settings: &Settings, report: &RunReport, m: &MemoryReport) -> String {
     let limit = (m.stored_bytes as f64 * RSS_FACTOR) as u64 + RSS_SLACK;
+    let mut out = String::new();
     let stored = format!(
         "{} for {} MiB stored ({} blobs{})",
         mem(m.with_blobs),

@@ -35,28 +35,44 @@ pub struct Settings {
     pub small_clients: usize,
     pub large_clients: usize,
     pub store_bytes: u64,
-    /// `--only`: the scenarios to run (None: all).
-    pub only: Option<Vec<String>>,
+    pub phases: Phases,
 }
 
-/// The scenario names `--only` takes.
-pub const SCENARIOS: [&str; 5] = ["small-uploads", "large-uploads", "small-cycles", "large-cycles", "memory"];
-
-/// `--only`'s list, checked against [`SCENARIOS`].
-pub fn parse_only(list: &str) -> anyhow::Result<Vec<String>> {
-    let names: Vec<String> = list.split(',').map(|n| n.trim().to_owned()).filter(|n| !n.is_empty()).collect();
-    if let Some(bad) = names.iter().find(|n| !SCENARIOS.contains(&n.as_str())) {
-        anyhow::bail!("--only: unknown scenario {bad} (known: {})", SCENARIOS.join(", "));
-    }
-    if names.is_empty() {
-        anyhow::bail!("--only needs at least one scenario");
-    }
-    Ok(names)
+/// Which measurements a run makes (`--only`); a skipped one is left out of the report.
+#[derive(Clone, Copy, Debug)]
+pub struct Phases {
+    pub small_uploads: bool,
+    /// 5 MiB uploads and the machine bound they are compared with.
+    pub large_uploads: bool,
+    pub small_cycles: bool,
+    pub large_cycles: bool,
+    pub memory: bool,
 }
 
-impl Settings {
-    fn runs(&self, scenario: &str) -> bool {
-        self.only.as_ref().is_none_or(|only| only.iter().any(|n| n == scenario))
+impl Phases {
+    pub const ALL: Self =
+        Self { small_uploads: true, large_uploads: true, small_cycles: true, large_cycles: true, memory: true };
+
+    /// A comma-separated list of phase names.
+    pub fn parse(list: &str) -> anyhow::Result<Self> {
+        let mut phases = Self {
+            small_uploads: false,
+            large_uploads: false,
+            small_cycles: false,
+            large_cycles: false,
+            memory: false,
+        };
+        for name in list.split(',') {
+            match name.trim() {
+                "small-uploads" => phases.small_uploads = true,
+                "large-uploads" => phases.large_uploads = true,
+                "small-cycles" => phases.small_cycles = true,
+                "large-cycles" => phases.large_cycles = true,
+                "memory" => phases.memory = true,
+                other => anyhow::bail!("unknown phase {other:?}"),
+            }
+        }
+        Ok(phases)
     }
 }
 
@@ -65,15 +81,15 @@ pub struct RunReport {
     pub started_ms: u64,
     pub load_before: String,
     pub load_after: String,
-    pub small_uploads: Outcome,
-    pub large_uploads: Outcome,
-    pub bound: Bound,
-    pub small_cycles: Outcome,
-    pub large_cycles: Outcome,
+    /// Each measurement, `None` when `--only` skipped it.
+    pub small_uploads: Option<Outcome>,
+    pub large_uploads: Option<Outcome>,
+    pub bound: Option<Bound>,
+    pub small_cycles: Option<Outcome>,
+    pub large_cycles: Option<Outcome>,
     pub after_churn: Option<Memory>,
     /// Payload bytes the throughput relay still held then.
     pub after_churn_stored: u64,
-    /// None when `--only` left it out.
     pub memory: Option<MemoryReport>,
 }
 
@@ -98,46 +114,42 @@ pub async fn run(settings: &Settings) -> anyhow::Result<RunReport> {
     let pids = [("relay", services.relay_pid), ("ctlog", services.ctlog_pid), ("loadgen", std::process::id())];
     let window = settings.window;
 
-    // A scenario left out by `--only` reports an empty outcome (0 s measured: "not run").
-    let skipped = Outcome::default;
-    let small_uploads = if settings.runs("small-uploads") {
+    let phases = settings.phases;
+    let mut small_uploads = None;
+    if phases.small_uploads {
         eprintln!("loadgen: 1 KiB uploads, {} clients", settings.small_clients);
-        uploads(&client, KIB, LONG_TTL_MS, settings.small_clients, window, &pids).await
-    } else {
-        skipped()
-    };
-    eprintln!("loadgen: machine bound for 5 MiB (decode + SHA-256 on one core)");
-    let bound = tokio::task::spawn_blocking(|| bound::measure(5 * MIB, probe::cores())).await?;
-    let large_uploads = if settings.runs("large-uploads") {
+        small_uploads = Some(uploads(&client, KIB, LONG_TTL_MS, settings.small_clients, window, &pids).await);
+    }
+    let (mut bound, mut large_uploads) = (None, None);
+    if phases.large_uploads {
+        eprintln!("loadgen: machine bound for 5 MiB (decode + SHA-256 on one core)");
+        bound = Some(tokio::task::spawn_blocking(|| bound::measure(5 * MIB, probe::cores())).await?);
         eprintln!("loadgen: 5 MiB uploads, {} clients", settings.large_clients);
-        uploads(&client, 5 * MIB, SHORT_TTL_MS, settings.large_clients, window, &pids).await
-    } else {
-        skipped()
-    };
-    let small_cycles = if settings.runs("small-cycles") {
+        large_uploads = Some(uploads(&client, 5 * MIB, SHORT_TTL_MS, settings.large_clients, window, &pids).await);
+    }
+    let mut small_cycles = None;
+    if phases.small_cycles {
         eprintln!("loadgen: 1 KiB upload+download cycles, {} clients", settings.small_clients);
-        cycles(&client, KIB, settings.small_clients, window, &pids).await
-    } else {
-        skipped()
-    };
-    let large_cycles = if settings.runs("large-cycles") {
+        small_cycles = Some(cycles(&client, KIB, settings.small_clients, window, &pids).await);
+    }
+    let mut large_cycles = None;
+    if phases.large_cycles {
         eprintln!("loadgen: 5 MiB upload+download cycles, {} clients", settings.large_clients);
-        cycles(&client, 5 * MIB, settings.large_clients, window, &pids).await
-    } else {
-        skipped()
-    };
+        large_cycles = Some(cycles(&client, 5 * MIB, settings.large_clients, window, &pids).await);
+    }
     // Let the sweeper remove the short-lived 5 MiB blobs, then see what the relay kept.
-    tokio::time::sleep(Duration::from_millis(2 * SHORT_TTL_MS + 1_000)).await;
+    if phases.large_uploads {
+        tokio::time::sleep(Duration::from_millis(2 * SHORT_TTL_MS + 1_000)).await;
+    }
     let after_churn = probe::memory(services.relay_pid);
     let after_churn_stored = stored_bytes(&services.relay_url).await?;
     services.stop().await;
 
-    let memory = if settings.runs("memory") {
+    let mut memory_report = None;
+    if phases.memory {
         eprintln!("loadgen: relay memory with {} MiB of 5 MiB blobs stored (fresh relay)", settings.store_bytes >> 20);
-        Some(memory(settings).await?)
-    } else {
-        None
-    };
+        memory_report = Some(memory(settings).await?);
+    }
     Ok(RunReport {
         started_ms,
         load_before,
@@ -149,7 +161,7 @@ pub async fn run(settings: &Settings) -> anyhow::Result<RunReport> {
         large_cycles,
         after_churn,
         after_churn_stored,
-        memory,
+        memory: memory_report,
     })
 }
 

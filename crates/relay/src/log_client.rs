@@ -21,7 +21,7 @@ use wire::LogEvent;
 
 use crate::ct_cache::CtCache;
 use crate::log_batch::Batcher;
-use wire::log_api::{ReceiptRequest, RegistrationRequest};
+use wire::log_api::{BurnReceiptRequest, ReceiptRequest, RegistrationRequest};
 
 /// Longest a log call may take; an append waits for a durable, signed batch.
 const LOG_TIMEOUT: Duration = Duration::from_secs(30);
@@ -53,8 +53,7 @@ pub struct Link {
     pub cache: CtCache,
 }
 
-/// The part of the log's receipt answer ([`wire::log_api::ReceiptAnswer`]) the relay sends
-/// on; the receipt object beside it is skipped, not built.
+/// The log's receipt answer ([`wire::log_api::ReceiptAnswer`]), as the relay sends it on.
 #[derive(Deserialize)]
 struct ReceiptAnswer {
     receipt_header: String,
@@ -115,27 +114,22 @@ impl LogClient {
         self.batcher.append(json).await
     }
 
-    /// Appends an event whose proof nobody needs (deliveries).
-    pub async fn record(&self, event: LogEvent) -> Result<(), ApiError> {
-        self.append(event).await.map(|_| ())
-    }
-
-    /// A signed receipt (header value) proving the transfer leaf against the newest STH.
-    pub async fn receipt(
-        &self,
-        blob_hash: &str,
-        sector: &str,
-        transfer_leaf_hash: &str,
-        burned: bool,
-    ) -> Result<String, ApiError> {
+    /// A signed receipt (header value) proving the transfer leaf against the newest STH; it
+    /// does not confirm a burn (it is sent before the body).
+    pub async fn receipt(&self, blob_hash: &str, sector: &str, transfer_leaf_hash: &str) -> Result<String, ApiError> {
         let body = ReceiptRequest {
             blob_hash: blob_hash.to_owned(),
             sector: sector.to_owned(),
             transfer_leaf_hash: transfer_leaf_hash.to_owned(),
-            burned,
         };
-        // Only the header form is used; the receipt object beside it is skipped, not built.
         let answer: ReceiptAnswer = self.internal("/internal/receipt", &body).await?;
+        Ok(answer.receipt_header)
+    }
+
+    /// The receipt (header value) confirming the burn that the delivery leaf
+    /// `delivery_leaf_hash` recorded; the log signs it only for such a leaf.
+    pub async fn burn_receipt(&self, request: &BurnReceiptRequest) -> Result<String, ApiError> {
+        let answer: ReceiptAnswer = self.internal("/internal/burn-receipt", request).await?;
         Ok(answer.receipt_header)
     }
 

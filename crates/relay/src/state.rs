@@ -217,26 +217,38 @@ impl DownloadTokens {
     }
 }
 
-/// Burn receipts kept at most (each about 10 KB: ML-DSA signature and inclusion proof).
+/// Burns remembered at most (each a few hundred bytes, plus its receipt of about 10 KB once
+/// someone asked for it).
 const MAX_BURN_RECEIPTS: usize = 10_000;
 
-/// Receipts with `burn_confirmed: true`, signed after the client acknowledged the last view's
-/// every byte, for the blob's owner to fetch from `/v2/status/{hash}` (the receipt in the
-/// download's headers was signed before the body was sent and cannot confirm the burn). The
+/// The last burns, for the blob's owner to get the receipt confirming one from
+/// `/v2/status/{hash}` (the receipt in the download's headers was signed before the body was
+/// sent and cannot confirm the burn). A burn is remembered once its delivery leaf is in the log;
+/// its receipt is signed by the log when first asked for, against that leaf, and kept. The
 /// oldest are forgotten first.
 #[derive(Default)]
 pub struct BurnReceipts {
-    inner: Mutex<(HashMap<String, KeptReceipt>, VecDeque<String>)>,
+    inner: Mutex<(HashMap<String, Burn>, VecDeque<String>)>,
 }
 
-/// Who may read a kept receipt, and the receipt (header form).
-type KeptReceipt = (crate::blobs::Access, String);
+/// One remembered burn.
+#[derive(Clone)]
+pub struct Burn {
+    /// Who may read its receipt.
+    pub access: crate::blobs::Access,
+    /// What the log signs it from (payload SHA-256, transfer and delivery leaves; never a
+    /// drop's lookup id).
+    pub request: wire::log_api::BurnReceiptRequest,
+    /// The receipt (header form), once signed.
+    pub receipt: Option<String>,
+}
 
 impl BurnReceipts {
-    pub fn insert(&self, hash: &str, access: crate::blobs::Access, receipt: String) {
+    /// Remembers a burn under its store key.
+    pub fn insert(&self, hash: &str, burn: Burn) {
         let mut inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
         let (map, order) = &mut *inner;
-        if map.insert(hash.to_owned(), (access, receipt)).is_none() {
+        if map.insert(hash.to_owned(), burn).is_none() {
             order.push_back(hash.to_owned());
         }
         while order.len() > MAX_BURN_RECEIPTS {
@@ -246,13 +258,21 @@ impl BurnReceipts {
         }
     }
 
-    /// The receipt of a burned blob, for its owner (anyone, for a drop).
-    pub fn for_owner(&self, hash: &str, caller: &KeyHash) -> Option<String> {
+    /// The burn of a blob, for its owner (anyone, for a drop).
+    pub fn for_owner(&self, hash: &str, caller: &KeyHash) -> Option<Burn> {
         let inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
-        let (access, receipt) = inner.0.get(hash)?;
-        match access {
+        let burn = inner.0.get(hash)?;
+        match &burn.access {
             crate::blobs::Access::Owner(owner) if !crypto::ct_eq(owner, caller) => None,
-            _ => Some(receipt.clone()),
+            _ => Some(burn.clone()),
+        }
+    }
+
+    /// Keeps the signed receipt of a remembered burn (if it is still remembered).
+    pub fn keep_receipt(&self, hash: &str, receipt: &str) {
+        let mut inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(burn) = inner.0.get_mut(hash) {
+            burn.receipt = Some(receipt.to_owned());
         }
     }
 }

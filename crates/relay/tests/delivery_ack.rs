@@ -106,6 +106,9 @@ fn a_complete_download_burns_and_the_owner_gets_a_receipt_confirming_the_burn() 
         (json!(true), json!(hash), json!(true)),
         "{verdict}"
     );
+    // Signed by the log when first asked for, from the burn's delivery leaf: asked again, the
+    // same receipt.
+    assert_eq!(sector.status_of(&key, &hash).json()["burn_receipt"].as_str(), Some(confirmed));
     // Nobody else learns about it.
     let other = sector.key("enterprise");
     assert!(sector.status_of(&other, &hash).json().get("burn_receipt").is_none());

@@ -4,7 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::{AuditStep, Receipt, SignedSth, SthBody, b64};
+use crate::{AuditStep, SignedSth, SthBody, b64};
 
 /// `POST /internal/append`: an event to append. Its timestamp is replaced by the log's batch
 /// time; senders build events with an empty one ([`crate::LogEvent::transfer`] and friends).
@@ -49,7 +49,8 @@ pub struct ProveAnswer {
     pub sth: SignedSth,
 }
 
-/// `POST /internal/receipt`: a signed receipt for delivering a transfer.
+/// `POST /internal/receipt`: a signed receipt for delivering a transfer, sent before the body,
+/// so it never confirms a burn (`burn_confirmed: false`; see [`BurnReceiptRequest`]).
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ReceiptRequest {
@@ -59,18 +60,34 @@ pub struct ReceiptRequest {
     pub sector: String,
     /// Leaf hash of the transfer being delivered (from its append).
     pub transfer_leaf_hash: String,
-    /// Whether this delivery destroys the blob.
-    pub burned: bool,
 }
 
-/// The log's answer to a receipt request.
+/// `POST /internal/burn-receipt`: the receipt with `burn_confirmed: true` for a burn the log
+/// recorded. The log signs it only if `delivery_leaf_hash` is a delivery leaf in the log with
+/// `burned: true` for the same blob and sector; the receipt's `retrieved_at` is that leaf's
+/// time and it proves the transfer leaf against the signed tree head of the commit that added
+/// the delivery leaf — so it is the same receipt whenever it is asked for (the answer is a
+/// [`ReceiptAnswer`]).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BurnReceiptRequest {
+    /// Hash the receipt names (SHA-256 of the payload).
+    pub blob_hash: String,
+    /// The relay's sector.
+    pub sector: String,
+    /// Leaf hash of the blob's transfer.
+    pub transfer_leaf_hash: String,
+    /// Leaf hash of the delivery that burned it.
+    pub delivery_leaf_hash: String,
+}
+
+/// The log's answer to a receipt request: the receipt in its header form only (the relay
+/// sends it on as is; [`crate::Receipt::from_header`] parses it).
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct ReceiptAnswer {
     /// Always `true`.
     pub ok: bool,
-    /// The signed receipt.
-    pub receipt: Receipt,
-    /// [`Receipt::to_header`], the `X-Paramant-Receipt` value.
+    /// The `X-Paramant-Receipt` value of the signed receipt ([`crate::Receipt::to_header`]).
     pub receipt_header: String,
 }
 

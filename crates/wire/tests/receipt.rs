@@ -59,6 +59,18 @@ fn header_round_trips_with_and_without_padding() {
 }
 
 #[test]
+fn the_direct_header_is_the_header_of_the_signed_receipt() {
+    let key = LogSigningKey::from_seed(&SEED);
+    for (size, burned) in [(2, true), (2, false), (1 << 40, true)] {
+        let mut b = body();
+        b.tree_size_at_retrieval = size;
+        b.burn_confirmed = burned;
+        b.sector = "se\"ctor,\"tree_size_at_retrieval\":1}".into();
+        assert_eq!(b.sign_to_header(&key), b.clone().sign(&key).to_header());
+    }
+}
+
+#[test]
 fn receipt_signed_by_the_log_key_verifies() {
     let key = LogSigningKey::from_seed(&SEED);
     let receipt = Receipt::from_header(&body().sign(&key).to_header()).expect("parse");

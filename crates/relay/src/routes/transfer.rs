@@ -313,15 +313,14 @@ async fn deliver(
     let meta = delivery.meta;
     // This view burns the blob when it is the last one left — once the client acknowledged
     // every byte. The receipt is signed now, before the body: it cannot confirm a burn that
-    // has not happened, so its `burn_confirmed` is false; the confirmed receipt is kept for
+    // has not happened, so its `burn_confirmed` is false; the confirmed receipt is for
     // `/v2/status/{hash}` after the burn (see `BurnReceipts`).
     let burns = delivery.views_left <= 1;
     let payload_sha256 = hex::encode(delivery.payload_sha256);
     // The receipt and the delivery leaf name the payload's SHA-256 (what the transfer leaf
     // already published), never a drop's lookup id: the log is public, and the lookup id is
     // the drop's only credential.
-    let receipt = match state.log.receipt(&payload_sha256, &state.config.sector, &meta.transfer_leaf_hash, false).await
-    {
+    let receipt = match state.log.receipt(&payload_sha256, &state.config.sector, &meta.transfer_leaf_hash).await {
         Ok(r) => r,
         Err(e) => {
             state.blobs.finish_delivery(hash, false);
@@ -391,14 +390,22 @@ impl Ended {
             state.audit.record(owner, event, &hash, meta.size, meta.device_id.clone());
         }
         let event = wire::LogEvent::delivery(&payload_sha256, &state.config.sector, burned);
-        if let Err(e) = state.log.record(event).await {
-            crate::DAEMON.log(format_args!("logging a delivery failed: {}", e.code()));
-        }
-        if burned {
-            match state.log.receipt(&payload_sha256, &state.config.sector, &meta.transfer_leaf_hash, true).await {
-                Ok(receipt) => state.burn_receipts.insert(&hash, meta.access, receipt),
-                Err(e) => crate::DAEMON.log(format_args!("the confirmed burn receipt failed: {}", e.code())),
+        let delivery = match state.log.append(event).await {
+            Ok(appended) => appended,
+            Err(e) => {
+                crate::DAEMON.log(format_args!("logging a delivery failed: {}", e.code()));
+                return;
             }
+        };
+        if burned {
+            // The confirming receipt is signed when first asked for (`status`), from this leaf.
+            let request = wire::log_api::BurnReceiptRequest {
+                blob_hash: payload_sha256,
+                sector: state.config.sector.clone(),
+                transfer_leaf_hash: meta.transfer_leaf_hash,
+                delivery_leaf_hash: delivery.leaf_hash,
+            };
+            state.burn_receipts.insert(&hash, crate::state::Burn { access: meta.access, request, receipt: None });
         }
     }
 }
@@ -425,14 +432,34 @@ pub async fn status(
         // the owner also gets the receipt that confirms it.
         Err(BlobError::NotFound) => {
             let mut answer = json!({ "available": false, "error": "not_found" });
-            if let Some(receipt) = state.burn_receipts.for_owner(&hash, caller.key_hash()) {
+            if let Some(burn) = state.burn_receipts.for_owner(&hash, caller.key_hash()) {
                 answer["burned"] = Value::Bool(true);
-                answer["burn_receipt"] = Value::String(receipt);
+                if let Some(receipt) = burn_receipt(&state, &hash, burn).await {
+                    answer["burn_receipt"] = Value::String(receipt);
+                }
             }
             Ok((StatusCode::NOT_FOUND, Json(answer)).into_response())
         }
         Err(BlobError::Forbidden) => Err(ApiError::forbidden("this blob belongs to another API key")),
         Err(other) => Err(ApiError::internal("status", &format!("{other:?}"))),
+    }
+}
+
+/// The receipt confirming a remembered burn: kept, or signed by the log now and kept. `None`
+/// while the log cannot sign it (the client asks again, as it does before the burn is logged).
+async fn burn_receipt(state: &SharedState, hash: &str, burn: crate::state::Burn) -> Option<String> {
+    if let Some(receipt) = burn.receipt {
+        return Some(receipt);
+    }
+    match state.log.burn_receipt(&burn.request).await {
+        Ok(receipt) => {
+            state.burn_receipts.keep_receipt(hash, &receipt);
+            Some(receipt)
+        }
+        Err(e) => {
+            crate::DAEMON.log(format_args!("the confirmed burn receipt failed: {}", e.code()));
+            None
+        }
     }
 }
 
