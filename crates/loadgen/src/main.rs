@@ -23,6 +23,7 @@ use scenario::Settings;
 
 const USAGE: &str = "usage: paramant-loadgen [--runs N] [--duration SECS] [--warmup SECS]
                         [--small-clients N] [--large-clients N] [--store-mib MIB] [--paramant PATH]
+                        [--only small-uploads]
   --runs N            repeat every measurement N times with fresh services (default 1)
   --duration SECS     measured window per throughput scenario (default 10)
   --warmup SECS       unmeasured warm-up before each window (default 2)
@@ -30,7 +31,8 @@ const USAGE: &str = "usage: paramant-loadgen [--runs N] [--duration SECS] [--war
   --large-clients N   concurrent clients for 5 MiB uploads, cycles and storing (default 8)
   --store-mib MIB     payload stored for the memory measurement (default 1024)
   --paramant PATH     the `paramant` binary (default: $PARAMANT_BIN, else next to this program,
-                      else target/release/paramant)";
+                      else target/release/paramant)
+  --only small-uploads  measure only the 1 KiB uploads (for before/after comparisons)";
 
 struct Options {
     runs: usize,
@@ -67,6 +69,7 @@ fn parse(args: &[String]) -> anyhow::Result<Options> {
             small_clients: 64,
             large_clients: 8,
             store_bytes: 1 << 30,
+            only_small_uploads: false,
         },
     };
     let mut rest = args.iter();
@@ -86,6 +89,8 @@ fn parse(args: &[String]) -> anyhow::Result<Options> {
             "--large-clients" => s.large_clients = number()? as usize,
             "--store-mib" => s.store_bytes = number()? << 20,
             "--paramant" => s.paramant = PathBuf::from(value),
+            "--only" if value == "small-uploads" => s.only_small_uploads = true,
+            "--only" => bail!("--only {value}: only small-uploads is known\n{USAGE}"),
             _ => bail!("unknown option {flag}\n{USAGE}"),
         }
     }

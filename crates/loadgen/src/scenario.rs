@@ -35,6 +35,8 @@ pub struct Settings {
     pub small_clients: usize,
     pub large_clients: usize,
     pub store_bytes: u64,
+    /// Measure only the 1 KiB uploads (`--only small-uploads`).
+    pub only_small_uploads: bool,
 }
 
 /// Everything one run measured.
@@ -76,6 +78,10 @@ pub async fn run(settings: &Settings) -> anyhow::Result<RunReport> {
 
     eprintln!("loadgen: 1 KiB uploads, {} clients", settings.small_clients);
     let small_uploads = uploads(&client, KIB, LONG_TTL_MS, settings.small_clients, window, &pids).await;
+    if settings.only_small_uploads {
+        services.stop().await;
+        return Ok(RunReport::small_uploads_only(started_ms, load_before, small_uploads));
+    }
     eprintln!("loadgen: machine bound for 5 MiB (decode + SHA-256 on one core)");
     let bound = tokio::task::spawn_blocking(|| bound::measure(5 * MIB, probe::cores())).await?;
     eprintln!("loadgen: 5 MiB uploads, {} clients", settings.large_clients);
@@ -105,6 +111,35 @@ pub async fn run(settings: &Settings) -> anyhow::Result<RunReport> {
         after_churn_stored,
         memory,
     })
+}
+
+impl RunReport {
+    /// A run that measured only the 1 KiB uploads; every other figure is empty.
+    fn small_uploads_only(started_ms: u64, load_before: String, small_uploads: Outcome) -> Self {
+        let memory = MemoryReport {
+            idle: None,
+            stored_bytes: 0,
+            blobs: 0,
+            store_failures: 0,
+            with_blobs: None,
+            after_burn: None,
+            after_burn_later: None,
+        };
+        let bound = Bound { decode_secs: 0.0, hash_secs: 0.0, cpu_secs: 0.0, cores: 0 };
+        Self {
+            started_ms,
+            load_before,
+            load_after: probe::load_average(),
+            small_uploads,
+            large_uploads: Outcome::default(),
+            bound,
+            small_cycles: Outcome::default(),
+            large_cycles: Outcome::default(),
+            after_churn: None,
+            after_churn_stored: 0,
+            memory,
+        }
+    }
 }
 
 /// Uploads of `size` bytes, never downloaded.
