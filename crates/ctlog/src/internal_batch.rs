@@ -15,14 +15,22 @@ use axum::extract::State;
 use axum::extract::rejection::BytesRejection;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use wire::AuditStep;
+use std::sync::Arc;
+use tlog::Hash;
 use wire::SignedSth;
+use wire::{AuditStep, InclusionProof};
 
 use crate::error::{ApiError, ApiResult};
 use crate::internal_api::check_event;
-use crate::sequencer::{AppendError, Appended};
-use crate::state::{SharedState, inclusion_proof};
+use crate::sequencer::{AppendError, Submitted};
+use crate::state::SharedState;
 use jsonapi::json_body;
+
+/// An event of the request: queued with the sequencer, or refused as invalid.
+enum Outcome {
+    Pending(Submitted),
+    Refused(String),
+}
 
 /// Most events in one request.
 pub const MAX_EVENTS: usize = 1024;
@@ -67,55 +75,62 @@ pub async fn append_batch(
         return Err(ApiError::bad_request(format!("events must hold 1 to {MAX_EVENTS} events")));
     }
     let count = request.events.len();
-    // Every valid event goes to the sequencer at once, so that they can share a commit.
-    let mut outcomes: Vec<Option<Result<Appended, String>>> = (0..count).map(|_| None).collect();
-    let mut pending = tokio::task::JoinSet::new();
-    for (index, event) in request.events.into_iter().enumerate() {
-        match check_event(event) {
-            Ok(event) => {
-                let sequencer = state.sequencer.clone();
-                pending.spawn(async move { (index, sequencer.append(event).await) });
-            }
-            Err(detail) => outcomes[index] = Some(Err(detail)),
-        }
+    // Every valid event is queued with the sequencer before any is waited for, so that they
+    // share a commit; one task waits for them all.
+    let mut outcomes: Vec<Outcome> = Vec::with_capacity(count);
+    for event in request.events {
+        outcomes.push(match check_event(event) {
+            Ok(event) => Outcome::Pending(state.sequencer.submit(event).await?),
+            Err(detail) => Outcome::Refused(detail),
+        });
     }
-    while let Some(joined) = pending.join_next().await {
-        let (index, appended) = joined.map_err(|e| ApiError::internal("append task", &e))?;
-        outcomes[index] = Some(match appended {
-            Ok(appended) => Ok(appended),
-            Err(AppendError::Invalid(detail)) => Err(format!("event: {detail}")),
-            Err(e) => return Err(e.into()),
+    let mut done = Vec::with_capacity(count);
+    for outcome in outcomes {
+        done.push(match outcome {
+            Outcome::Pending(submitted) => match submitted.wait().await {
+                Ok(appended) => Ok(appended),
+                Err(AppendError::Invalid(detail)) => Err(format!("event: {detail}")),
+                Err(e) => return Err(e.into()),
+            },
+            Outcome::Refused(detail) => Err(detail),
         });
     }
     let snapshot = state.snapshot()?;
-    let mut sths: Vec<SignedSth> = Vec::new();
+    let mut sths: Vec<Arc<SignedSth>> = Vec::new();
+    // The root of each STH's tree, computed once per STH rather than once per event.
+    let mut roots: Vec<Hash> = Vec::new();
     let mut results = Vec::with_capacity(count);
-    for outcome in outcomes {
+    for outcome in done {
         let result = match outcome {
-            Some(Ok(appended)) => {
-                let size = appended.sth.body.tree_size;
-                let sth = match sths.iter().position(|s| s.body.tree_size == size) {
+            Ok((leaf_index, leaf_hash, sth)) => {
+                let size = sth.body.tree_size;
+                let index = match sths.iter().position(|s| s.body.tree_size == size) {
                     Some(i) => i,
                     None => {
-                        sths.push(appended.sth);
+                        roots.push(snapshot.root_at(size)?);
+                        sths.push(sth);
                         sths.len() - 1
                     }
                 };
-                let proof = inclusion_proof(&snapshot, appended.leaf_index, size)?;
+                if leaf_index >= size {
+                    return Err(ApiError::internal("append batch", &"a leaf beyond its STH"));
+                }
+                let path = snapshot.inclusion_proof(leaf_index, size)?;
+                let proof = InclusionProof::new(&leaf_hash, leaf_index, size, &path, &roots[index]);
                 BatchResult::Appended {
                     ok: true,
-                    leaf_index: appended.leaf_index,
+                    leaf_index,
                     leaf_hash: proof.leaf_hash,
                     tree_size: size,
                     audit_path: proof.audit_path,
                     root: proof.root,
-                    sth,
+                    sth: index,
                 }
             }
-            Some(Err(detail)) => BatchResult::Refused { ok: false, detail },
-            None => return Err(ApiError::internal("append batch", &"an event was neither appended nor refused")),
+            Err(detail) => BatchResult::Refused { ok: false, detail },
         };
         results.push(result);
     }
+    let sths = sths.iter().map(|sth| SignedSth::clone(sth)).collect();
     Ok(Json(BatchAnswer { ok: true, sths, results }))
 }

@@ -39,6 +39,18 @@ pub struct Appended {
     pub sth: SignedSth,
 }
 
+/// A submitted append ([`Sequencer::submit`]); [`Submitted::wait`] resolves once it is
+/// durable under a signed STH (or refused).
+pub struct Submitted(oneshot::Receiver<Result<Acked, AppendError>>);
+
+impl Submitted {
+    /// The new leaf's index and hash, and the STH of its batch (shared with the batch).
+    pub async fn wait(self) -> Result<(u64, Hash, Arc<SignedSth>), AppendError> {
+        let acked = self.0.await.map_err(|_| AppendError::Stopped)??;
+        Ok((acked.leaf_index, acked.leaf_hash, acked.sth))
+    }
+}
+
 /// Why an append was not acknowledged.
 #[derive(Debug, thiserror::Error)]
 pub enum AppendError {
@@ -150,6 +162,16 @@ impl Sequencer {
         self.tx.send(Request::Append { event, reply }).await.map_err(|_| AppendError::Stopped)?;
         let acked = rx.await.map_err(|_| AppendError::Stopped)??;
         Ok(Appended { leaf_index: acked.leaf_index, leaf_hash: acked.leaf_hash, sth: SignedSth::clone(&acked.sth) })
+    }
+
+    /// Queues one event for the next batch without waiting for it: events submitted one
+    /// after another are sequenced in that order, and a caller with many events (the internal
+    /// append-batch) submits them all before it waits, so they share a commit. The STH in the
+    /// answer is shared, not copied per event.
+    pub async fn submit(&self, event: LogEvent) -> Result<Submitted, AppendError> {
+        let (reply, rx) = oneshot::channel();
+        self.tx.send(Request::Append { event, reply }).await.map_err(|_| AppendError::Stopped)?;
+        Ok(Submitted(rx))
     }
 
     /// Asks for a fresh STH if the newest is stale (called from a timer).

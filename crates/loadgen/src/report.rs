@@ -7,7 +7,7 @@ use crate::probe::{self, Memory};
 use crate::scenario::{MIB, MemoryReport, RunReport, Settings};
 
 /// Targets on 2 cores (the numbers).
-const SMALL_UPLOADS_PER_SEC: f64 = 5_000.0;
+const SMALL_UPLOADS_PER_SEC: f64 = 10_000.0;
 const LARGE_SHARE_OF_BOUND: f64 = 0.80;
 const RSS_FACTOR: f64 = 1.1;
 const RSS_SLACK: u64 = 64 << 20;
@@ -41,7 +41,7 @@ pub fn run(index: usize, runs: usize, settings: &Settings, report: &RunReport) -
             settings.small_clients,
             small,
             &format!("{} /s", thousands(small.per_sec())),
-            &target(small.per_sec() >= SMALL_UPLOADS_PER_SEC, "≥ 5,000 /s"),
+            &target(small.per_sec() >= SMALL_UPLOADS_PER_SEC, "≥ 10,000 /s"),
         );
     }
     if let (Some(bound), Some(large)) = (&report.bound, &report.large_uploads) {

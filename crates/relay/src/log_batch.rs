@@ -16,10 +16,9 @@ use bytes::Bytes;
 use http_body_util::Full;
 use jsonapi::ApiError;
 use serde::Deserialize;
-use serde_json::{Value, json};
 use tokio::sync::oneshot;
 
-use crate::log_client::{Appended, Link};
+use crate::log_client::{Appended, Link, ProofJson};
 
 /// Batch requests on their way to the log at once.
 const MAX_IN_FLIGHT: usize = 4;
@@ -59,7 +58,7 @@ struct BatchResult {
     #[serde(default)]
     tree_size: u64,
     #[serde(default)]
-    audit_path: Value,
+    audit_path: Vec<wire::AuditStep>,
     #[serde(default)]
     root: String,
     #[serde(default)]
@@ -162,27 +161,28 @@ impl Batcher {
         if answer.results.len() != events.len() {
             return Err(ApiError::internal("log answer", &"one result per event expected"));
         }
-        Ok(answer.results.into_iter().map(|r| r.into_appended(&answer.sths)).collect())
+        // Each STH (with its 4.4 KB signature) is rendered once per batch and shared.
+        let sths = answer.sths.iter().map(ProofJson::render_sth).collect::<Result<Vec<_>, _>>()?;
+        Ok(answer.results.into_iter().map(|r| r.into_appended(&sths)).collect())
     }
 }
 
 impl BatchResult {
     /// The API's `merkle_proof` of an appended event (the log's single-append answer without
     /// its `ok`), or the log's refusal of it.
-    fn into_appended(self, sths: &[wire::SignedSth]) -> Result<Appended, ApiError> {
+    fn into_appended(self, sths: &[Arc<str>]) -> Result<Appended, ApiError> {
         if !self.ok {
             return Err(ApiError::new(StatusCode::BAD_REQUEST, "log_refused", self.detail));
         }
         let sth = sths.get(self.sth).ok_or_else(|| ApiError::internal("log answer", &"no such STH"))?;
-        let merkle_proof = json!({
-            "leaf_index": self.leaf_index,
-            "leaf_hash": self.leaf_hash,
-            "tree_size": self.tree_size,
-            "audit_path": self.audit_path,
-            "root": self.root,
-            "sth": sth,
-            "sth_signature": sth.signature,
-        });
+        let merkle_proof = ProofJson::new(
+            &self.audit_path,
+            &self.leaf_hash,
+            self.leaf_index,
+            &self.root,
+            sth.clone(),
+            self.tree_size,
+        )?;
         Ok(Appended { leaf_hash: self.leaf_hash, leaf_index: self.leaf_index, merkle_proof })
     }
 }

@@ -63,7 +63,66 @@ struct ReceiptAnswer {
 pub struct Appended {
     pub leaf_hash: String,
     pub leaf_index: u64,
-    pub merkle_proof: Value,
+    pub merkle_proof: ProofJson,
+}
+
+/// The API's `merkle_proof` object, already rendered as JSON: `{"audit_path","leaf_hash",
+/// "leaf_index","root","sth","sth_signature","tree_size"}` (keys in this order, as
+/// `serde_json::Value` writes them). The part with the signed tree head and its signature —
+/// most of the bytes — is rendered once per batch and shared by every proof under it.
+pub struct ProofJson {
+    /// `{"audit_path":…,"leaf_hash":…,"leaf_index":…,"root":…,`
+    head: String,
+    /// `"sth":{…},"sth_signature":"…"` of this proof's STH.
+    sth: Arc<str>,
+    tree_size: u64,
+}
+
+impl ProofJson {
+    /// Renders the shared part of every proof under `sth`.
+    pub fn render_sth(sth: &wire::SignedSth) -> Result<Arc<str>, ApiError> {
+        let encode = |e: serde_json::Error| ApiError::internal("encode", &e);
+        // Through `Value`, so the STH's keys come sorted, as in a `json!` answer.
+        let object = serde_json::to_string(&serde_json::to_value(sth).map_err(encode)?).map_err(encode)?;
+        let signature = serde_json::to_string(&sth.signature).map_err(encode)?;
+        Ok(format!("\"sth\":{object},\"sth_signature\":{signature}").into())
+    }
+
+    pub fn new(
+        audit_path: &[wire::AuditStep],
+        leaf_hash: &str,
+        leaf_index: u64,
+        root: &str,
+        sth: Arc<str>,
+        tree_size: u64,
+    ) -> Result<Self, ApiError> {
+        let encode = |e: serde_json::Error| ApiError::internal("encode", &e);
+        let mut head = String::with_capacity(96 * audit_path.len() + 192);
+        head.push_str("{\"audit_path\":");
+        head.push_str(&serde_json::to_string(audit_path).map_err(encode)?);
+        head.push_str(",\"leaf_hash\":");
+        head.push_str(&serde_json::to_string(leaf_hash).map_err(encode)?);
+        head.push_str(",\"leaf_index\":");
+        head.push_str(&leaf_index.to_string());
+        head.push_str(",\"root\":");
+        head.push_str(&serde_json::to_string(root).map_err(encode)?);
+        head.push(',');
+        Ok(Self { head, sth, tree_size })
+    }
+
+    /// Appends the object to `out`.
+    pub fn write_to(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(self.head.as_bytes());
+        out.extend_from_slice(self.sth.as_bytes());
+        out.extend_from_slice(b",\"tree_size\":");
+        out.extend_from_slice(self.tree_size.to_string().as_bytes());
+        out.push(b'}');
+    }
+
+    /// About how many bytes [`ProofJson::write_to`] appends.
+    pub fn len_hint(&self) -> usize {
+        self.head.len() + self.sth.len() + 40
+    }
 }
 
 impl LogClient {

@@ -17,6 +17,7 @@ use crate::blobs::{Access, BlobError, BlobMeta, Finished, payload_bytes};
 use crate::delivery::{DeliveryBody, Ending};
 use crate::ids::{BlobId, DeviceId, DropId};
 use crate::keys::KeyHash;
+use crate::log_client::ProofJson;
 use crate::routes::PathParam;
 use crate::sender::{self, Sender};
 use crate::state::{SharedState, now_ms};
@@ -35,7 +36,7 @@ pub async fn inbound(
     caller: Caller,
     headers: HeaderMap,
     body: Body,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Response> {
     if state.is_draining() {
         return Err(ApiError::unavailable("draining", "the relay is shutting down; retry shortly", 10));
     }
@@ -73,7 +74,7 @@ pub async fn inbound(
     if result.is_err() {
         state.daily_uploads.refund(caller.key_hash(), now);
     }
-    result.map(Json)
+    result
 }
 
 /// A payload decoded and hashed while its body arrived.
@@ -171,7 +172,7 @@ async fn store_upload(
     upload: &UploadPlan,
     device: Option<&DeviceId>,
     mut claim: Claim,
-) -> ApiResult<Value> {
+) -> ApiResult<Response> {
     let Decoded { payload, sha256 } = decoded;
     let sha256_hex = hex::encode(sha256);
     if !is_drop && sha256_hex != ids.public {
@@ -218,21 +219,57 @@ async fn store_upload(
         state.queues.push(*caller.key_hash(), device.as_str(), &ids.key, now_ms());
         state.webhooks.blob_ready(&state.db, caller.key_hash(), device, &ids.public, size, upload.ttl_ms);
     }
-    let mut answer = json!({
-        "ok": true,
-        "hash": ids.public,
-        "ttl_ms": upload.ttl_ms,
-        "max_views": upload.max_views,
-        "size": size,
-        "sig_verified": sig_verified,
-        "download_token": token,
-    });
-    if let Some(device) = sender_device {
-        answer["sender_device"] = json!(device);
+    Ok(UploadAnswer {
+        hash: &ids.public,
+        ttl_ms: upload.ttl_ms,
+        max_views: upload.max_views,
+        size,
+        sig_verified,
+        download_token: &token,
+        sender_device: sender_device.as_ref().map(DeviceId::as_str),
+        merkle_proof: &appended.merkle_proof,
     }
-    // Moved in, not through `json!` (which would deep-copy the proof and its 4.4 KB signature).
-    answer["merkle_proof"] = appended.merkle_proof;
-    Ok(answer)
+    .render())
+}
+
+/// The answer to an upload: `{"ok":true,"hash","ttl_ms","max_views","size","sig_verified",
+/// "download_token","sender_device"?,"merkle_proof"}`, written straight into the body (keys
+/// sorted, as `serde_json::Value` writes them). The proof's signed tree head is copied as
+/// rendered once per log batch, not rebuilt and re-escaped for every upload.
+struct UploadAnswer<'a> {
+    hash: &'a str,
+    ttl_ms: u64,
+    max_views: u32,
+    size: u64,
+    sig_verified: bool,
+    download_token: &'a str,
+    sender_device: Option<&'a str>,
+    merkle_proof: &'a ProofJson,
+}
+
+impl UploadAnswer<'_> {
+    fn render(&self) -> Response {
+        use std::io::Write;
+        let mut out = Vec::with_capacity(self.merkle_proof.len_hint() + 320);
+        // Writing JSON into a Vec cannot fail: the strings are Rust strings.
+        let string = |out: &mut Vec<u8>, s: &str| {
+            let _ = serde_json::to_writer(&mut *out, s);
+        };
+        out.extend_from_slice(b"{\"download_token\":");
+        string(&mut out, self.download_token);
+        out.extend_from_slice(b",\"hash\":");
+        string(&mut out, self.hash);
+        let _ = write!(out, ",\"max_views\":{},\"merkle_proof\":", self.max_views);
+        self.merkle_proof.write_to(&mut out);
+        out.extend_from_slice(b",\"ok\":true");
+        if let Some(device) = self.sender_device {
+            out.extend_from_slice(b",\"sender_device\":");
+            string(&mut out, device);
+        }
+        let _ =
+            write!(out, ",\"sig_verified\":{},\"size\":{},\"ttl_ms\":{}}}", self.sig_verified, self.size, self.ttl_ms);
+        ([(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))], out).into_response()
+    }
 }
 
 /// Checks the sender signature when the blob claims one (see `sender`); a signed blob's check
