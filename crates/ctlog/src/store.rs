@@ -129,17 +129,31 @@ pub struct LogStore {
     pub(crate) index: Arc<LeafIndex>,
 }
 
-/// The leaf-hash index file that belongs to the log database at `path`
-/// (`ctlog.redb` → `ctlog.index.redb`).
+/// The leaf-hash index directory that belongs to the log database at `path`
+/// (`ctlog.redb` → `ctlog.index/`, a directory of sorted runs, see [`crate::index`]).
 #[must_use]
 pub fn index_path(path: &Path) -> PathBuf {
+    path.with_extension("index")
+}
+
+/// Where the leaf-hash index used to be (a redb file); deleted at open.
+fn old_index_file(path: &Path) -> PathBuf {
     path.with_extension("index.redb")
 }
+
+#[doc(hidden)]
+pub use crate::index::IndexTuning;
 
 impl LogStore {
     /// Opens (or creates) the database and its leaf-hash index ([`index_path`]) and makes sure
     /// every table exists. No thread is started (the sequencer starts the indexer).
     pub fn open(path: &Path) -> Result<Self> {
+        Self::open_tuned(path, IndexTuning::default())
+    }
+
+    /// [`LogStore::open`] with other run sizes for the leaf-hash index (tests use small runs).
+    #[doc(hidden)]
+    pub fn open_tuned(path: &Path, tuning: IndexTuning) -> Result<Self> {
         let db = Database::create(path)?;
         let mut txn = db.begin_write()?;
         txn.set_durability(Durability::Immediate)?;
@@ -158,7 +172,13 @@ impl LogStore {
         }
         txn.commit()?;
         let size = head_of(&db.begin_read()?)?.compact.size();
-        let index = Arc::new(LeafIndex::open(&index_path(path), &db, size)?);
+        match std::fs::remove_file(old_index_file(path)) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                return Err(StoreError::Corrupt(format!("removing the old leaf-hash index file: {e}")));
+            }
+            _ => {}
+        }
+        let index = Arc::new(LeafIndex::open(&index_path(path), &db, size, tuning)?);
         Ok(Self { db, index })
     }
 
@@ -365,6 +385,52 @@ impl LogStore {
     /// A consistent snapshot for answering reads.
     pub fn snapshot(&self) -> Result<Snapshot> {
         Ok(Snapshot { txn: self.db.begin_read()?, index: self.index.clone() })
+    }
+
+    /// Where the bytes of the log file go, table by table (for the benchmark): a Markdown
+    /// table of stored bytes (keys and values), pages and fragmentation, and the pages the file
+    /// holds beyond what the tables use (free pages). Takes a write transaction (waits for the
+    /// sequencer's batch) and commits nothing.
+    #[doc(hidden)]
+    pub fn space_report(&self) -> Result<String> {
+        use std::fmt::Write as _;
+        let txn = self.db.begin_write()?;
+        let db = txn.stats()?;
+        let page = db.page_size() as u64;
+        let mut out = String::from(
+            "| table | rows | stored bytes | pages (MiB) | fragmented (MiB) |\n|---|---:|---:|---:|---:|\n",
+        );
+        let mut row = |name: &str, rows: u64, stats: redb::TableStats| {
+            let _ = writeln!(
+                out,
+                "| {name} | {rows} | {:.1} MiB | {:.1} | {:.1} |",
+                stats.stored_bytes() as f64 / 1048576.0,
+                ((stats.leaf_pages() + stats.branch_pages()) * page) as f64 / 1048576.0,
+                stats.fragmented_bytes() as f64 / 1048576.0,
+            );
+        };
+        {
+            let t = txn.open_table(LEAVES)?;
+            row("leaves", t.len()?, t.stats()?);
+            let t = txn.open_table(TILES)?;
+            row("tiles (SHA3-256)", t.len()?, t.stats()?);
+            let t = txn.open_table(C2SP_TILES)?;
+            row("c2sp_tiles (SHA-256)", t.len()?, t.stats()?);
+            let t = txn.open_table(STHS)?;
+            row("sths", t.len()?, t.stats()?);
+            let t = txn.open_table(STH_BY_SIZE)?;
+            row("sth_by_size", t.len()?, t.stats()?);
+        }
+        let _ = writeln!(
+            out,
+            "| whole file: allocated pages / stored / metadata / fragmented | | {:.1} MiB | {:.1} | {:.1} MiB metadata, {:.1} MiB fragmented |",
+            db.stored_bytes() as f64 / 1048576.0,
+            (db.allocated_pages() * page) as f64 / 1048576.0,
+            db.metadata_bytes() as f64 / 1048576.0,
+            db.fragmented_bytes() as f64 / 1048576.0,
+        );
+        txn.abort()?;
+        Ok(out)
     }
 
     /// The log database itself (for `fsck --repair` rebuilding the index).
@@ -636,16 +702,9 @@ impl Snapshot {
     /// (yet) is never an answer.
     pub fn index_of(&self, leaf_hash: &Hash) -> Result<Option<u64>> {
         let leaves = self.txn.open_table(LEAVES)?;
-        let mut first: Option<u64> = None;
-        for candidate in self.index.candidates(leaf_hash)?.into_iter().flatten() {
-            if first.is_some_and(|f| f <= candidate) {
-                continue;
-            }
-            if leaves.get(candidate)?.is_some_and(|raw| raw.value().starts_with(leaf_hash)) {
-                first = Some(candidate);
-            }
-        }
-        Ok(first)
+        self.index.first_confirmed(leaf_hash, |candidate| {
+            Ok(leaves.get(candidate)?.is_some_and(|raw| raw.value().starts_with(leaf_hash)))
+        })
     }
 
     /// The newest STH.
