@@ -13,6 +13,7 @@ use std::sync::Arc;
 
 use redb::{
     Database, Durability, ReadTransaction, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition,
+    TableHandle,
 };
 use tlog::tile::{TILE_HEIGHT, TILE_WIDTH, Tile, TileId, locate};
 use tlog::{CompactRange, Hash, NodeId, Sha3_256, Sha256, TreeHasher};
@@ -27,8 +28,11 @@ pub(crate) const LEAVES: TableDefinition<u64, &[u8]> = TableDefinition::new("lea
 const OLD_LEAF_INDEX: TableDefinition<[u8; 32], u64> = TableDefinition::new("leaf_index");
 /// `(tile level, tile index) -> fat tile bytes`.
 pub(crate) const TILES: TableDefinition<(u8, u64), &[u8]> = TableDefinition::new("tiles");
-/// The C2SP view: fat tiles of the RFC 6962 SHA-256 tree over the same entries (leaf =
-/// SHA-256(0x00 ‖ event JSON)), same layout as [`TILES`]. Derived from the leaves.
+/// The C2SP view: tiles of the RFC 6962 SHA-256 tree over the same entries (leaf =
+/// SHA-256(0x00 ‖ event JSON)), keyed like [`TILES`] but stored as their base hashes only
+/// ([`encode_tile`]; tlog-tiles serves nothing else, so the interior nodes a fat tile holds
+/// were half of every row). Rows written before that are fat tiles and are read as such.
+/// Derived from the leaves.
 pub(crate) const C2SP_TILES: TableDefinition<(u8, u64), &[u8]> = TableDefinition::new("c2sp_tiles");
 /// `timestamp ms -> signed STH JSON`; timestamps are strictly increasing.
 pub(crate) const STHS: TableDefinition<u64, &[u8]> = TableDefinition::new("sths");
@@ -195,13 +199,13 @@ impl LogStore {
     /// Loads the tile that holds `id`, if it was ever written.
     pub fn tile(&self, id: TileId) -> Result<Option<Tile>> {
         let txn = self.db.begin_read()?;
-        read_tile(&txn, TILES, id)
+        read_tile::<Sha3_256>(&txn, TILES, id)
     }
 
     /// Loads the C2SP (SHA-256) tile `id`, if it was ever written.
     pub fn c2sp_tile(&self, id: TileId) -> Result<Option<Tile>> {
         let txn = self.db.begin_read()?;
-        read_tile(&txn, C2SP_TILES, id)
+        read_tile::<Sha256>(&txn, C2SP_TILES, id)
     }
 
     /// Commits a batch durably: leaves, dirty tiles, compact range and STH. The leaves are
@@ -344,7 +348,7 @@ impl LogStore {
                             std::collections::btree_map::Entry::Occupied(e) => e.into_mut(),
                             std::collections::btree_map::Entry::Vacant(e) => {
                                 let stored = match table.get((id.level, id.index))? {
-                                    Some(raw) => Tile::from_bytes(raw.value())
+                                    Some(raw) => decode_tile::<Sha256>(raw.value())
                                         .map_err(|e| StoreError::Corrupt(format!("C2SP tile {id:?}: {e}")))?,
                                     None => Tile::new(),
                                 };
@@ -356,7 +360,7 @@ impl LogStore {
                         if tile.is_full()
                             && let Some(full) = tiles.remove(&id)
                         {
-                            table.insert((id.level, id.index), full.to_bytes().as_slice())?;
+                            table.insert((id.level, id.index), encode_tile(C2SP_TILES, &full).as_slice())?;
                         }
                     }
                 }
@@ -364,7 +368,7 @@ impl LogStore {
                     return Err(StoreError::Corrupt(format!("leaf {} is missing", compact.size())));
                 }
                 for (id, tile) in &tiles {
-                    table.insert((id.level, id.index), tile.to_bytes().as_slice())?;
+                    table.insert((id.level, id.index), encode_tile(C2SP_TILES, tile).as_slice())?;
                 }
                 txn.open_table(META)?.insert(C2SP_COMPACT_KEY, encode_compact(&compact).as_slice())?;
                 Ok(())
@@ -487,7 +491,7 @@ fn cut_tiles<H: TreeHasher>(txn: &redb::WriteTransaction, table: TileTable, size
             .collect::<Result<_>>()?;
         for (tile_index, raw) in stored {
             let keep = count.saturating_sub(tile_index * TILE_WIDTH as u64).min(TILE_WIDTH as u64) as usize;
-            let tile = Tile::from_bytes(&raw)
+            let tile = decode_tile::<H>(&raw)
                 .map_err(|e| StoreError::Corrupt(format!("tile ({level}, {tile_index}): {e}")))?;
             if tile.width() <= keep {
                 continue;
@@ -501,7 +505,7 @@ fn cut_tiles<H: TreeHasher>(txn: &redb::WriteTransaction, table: TileTable, size
                     cut.push_base::<H>(*hash)
                         .map_err(|e| StoreError::Corrupt(format!("tile ({level}, {tile_index}): {e}")))?;
                 }
-                tiles.insert((level, tile_index), cut.to_bytes().as_slice())?;
+                tiles.insert((level, tile_index), encode_tile(table, &cut).as_slice())?;
             }
         }
     }
@@ -527,16 +531,58 @@ fn head_of(txn: &ReadTransaction) -> Result<Head> {
 }
 
 fn insert_tiles(txn: &redb::WriteTransaction, table: TileTable, tiles: &BTreeMap<TileId, Tile>) -> Result<()> {
-    let mut table = txn.open_table(table)?;
+    let mut rows = txn.open_table(table)?;
     for (id, tile) in tiles {
-        table.insert((id.level, id.index), tile.to_bytes().as_slice())?;
+        rows.insert((id.level, id.index), encode_tile(table, tile).as_slice())?;
     }
     Ok(())
 }
 
+/// First byte of a tile stored as its base hashes only (a fat tile is a whole number of
+/// hashes long, this one byte longer).
+const BASE_ONLY: u8 = 1;
+
+/// A tile as `table` stores it: whole ([`Tile::to_bytes`]) in [`TILES`], where proofs read
+/// interior nodes in place; [`BASE_ONLY`] ‖ base hashes in [`C2SP_TILES`].
+pub(crate) fn encode_tile(table: TileTable, tile: &Tile) -> Vec<u8> {
+    if table.name() != C2SP_TILES.name() {
+        return tile.to_bytes();
+    }
+    let base = tile.base().as_flattened();
+    let mut out = Vec::with_capacity(1 + base.len());
+    out.push(BASE_ONLY);
+    out.extend_from_slice(base);
+    out
+}
+
+/// The base hashes of a stored tile, in either form, without hashing.
+pub(crate) fn stored_base(raw: &[u8]) -> Result<Vec<Hash>, String> {
+    match raw.split_first() {
+        Some((&BASE_ONLY, rest)) if rest.len() % 32 == 0 => {
+            let base = rest.as_chunks::<32>().0;
+            if base.is_empty() || base.len() > TILE_WIDTH {
+                return Err(format!("a tile of {} base hashes", base.len()));
+            }
+            Ok(base.to_vec())
+        }
+        _ => Tile::from_bytes(raw).map(|tile| tile.base().to_vec()).map_err(|e| e.to_string()),
+    }
+}
+
+/// A stored tile in either form; a base-only one gets its interior nodes hashed with `H`.
+pub(crate) fn decode_tile<H: TreeHasher>(raw: &[u8]) -> Result<Tile, String> {
+    if raw.len() % 32 != 1 {
+        return Tile::from_bytes(raw).map_err(|e| e.to_string());
+    }
+    let mut tile = Tile::new();
+    for hash in stored_base(raw)? {
+        tile.push_base::<H>(hash).map_err(|e| e.to_string())?;
+    }
+    Ok(tile)
+}
+
 fn insert_sth(txn: &redb::WriteTransaction, sth: &SignedSth) -> Result<()> {
-    let json = serde_json::to_vec(sth).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-    txn.open_table(STHS)?.insert(sth.body.timestamp, json.as_slice())?;
+    txn.open_table(STHS)?.insert(sth.body.timestamp, encode_sth(sth)?.as_slice())?;
     let mut by_size = txn.open_table(STH_BY_SIZE)?;
     if by_size.get(sth.body.tree_size)?.is_none() {
         by_size.insert(sth.body.tree_size, sth.body.timestamp)?;
@@ -544,12 +590,12 @@ fn insert_sth(txn: &redb::WriteTransaction, sth: &SignedSth) -> Result<()> {
     Ok(())
 }
 
-fn read_tile(txn: &ReadTransaction, table: TileTable, id: TileId) -> Result<Option<Tile>> {
+fn read_tile<H: TreeHasher>(txn: &ReadTransaction, table: TileTable, id: TileId) -> Result<Option<Tile>> {
     let tiles = txn.open_table(table)?;
     let Some(raw) = tiles.get((id.level, id.index))? else {
         return Ok(None);
     };
-    Tile::from_bytes(raw.value()).map(Some).map_err(|e| StoreError::Corrupt(format!("tile {id:?}: {e}")))
+    decode_tile::<H>(raw.value()).map(Some).map_err(|e| StoreError::Corrupt(format!("tile {id:?}: {e}")))
 }
 
 /// Node `position` on `level` (0 is the base) of a tile in its stored form, [`Tile::to_bytes`]:
@@ -672,7 +718,17 @@ impl Snapshot {
 
     /// The C2SP (SHA-256) tile `id`, if any part of it was committed.
     pub fn c2sp_tile(&self, id: TileId) -> Result<Option<Tile>> {
-        read_tile(&self.txn, C2SP_TILES, id)
+        read_tile::<Sha256>(&self.txn, C2SP_TILES, id)
+    }
+
+    /// The base hashes of C2SP (SHA-256) tile `id` (what tlog-tiles serves), if any part of it
+    /// was committed: read as stored, nothing hashed.
+    pub fn c2sp_tile_base(&self, id: TileId) -> Result<Option<Vec<Hash>>> {
+        let tiles = self.txn.open_table(C2SP_TILES)?;
+        let Some(raw) = tiles.get((id.level, id.index))? else {
+            return Ok(None);
+        };
+        stored_base(raw.value()).map(Some).map_err(|e| StoreError::Corrupt(format!("C2SP tile {id:?}: {e}")))
     }
 
     /// Number of leaves committed (O(1): redb tracks table lengths).
@@ -789,8 +845,44 @@ pub(crate) fn decode_leaf(index: u64, raw: &[u8]) -> Result<StoredLeaf> {
     Ok(StoredLeaf { index, leaf_hash: *hash, event_json: json.to_vec() })
 }
 
+/// First byte of an STH row with its signature in binary (a JSON row starts with `{`).
+const STH_BINARY_SIGNATURE: u8 = 1;
+
+/// An STH row: [`STH_BINARY_SIGNATURE`] ‖ u16 BE length ‖ the STH's JSON with an empty
+/// signature ‖ the signature's 3,309 raw bytes. As JSON with the signature in base64 a row was
+/// about 4.7 KB, so each took an 8 KiB page of its own; this way it fits one 4 KiB page. What
+/// is served is unchanged (the STH decodes to the same value). A signature that is not
+/// canonical base64 is kept as JSON, so every row decodes to exactly what was signed.
+fn encode_sth(sth: &SignedSth) -> Result<Vec<u8>> {
+    let json_of = |sth: &SignedSth| serde_json::to_vec(sth).map_err(|e| StoreError::Corrupt(e.to_string()));
+    let signature = wire::parse_b64(&sth.signature).ok().filter(|raw| wire::b64(raw) == sth.signature);
+    let Some(signature) = signature else {
+        return json_of(sth);
+    };
+    let mut unsigned = sth.clone();
+    unsigned.signature = String::new();
+    let json = json_of(&unsigned)?;
+    let len = u16::try_from(json.len()).map_err(|_| StoreError::Corrupt("an STH over 64 KiB".into()))?;
+    let mut out = Vec::with_capacity(3 + json.len() + signature.len());
+    out.push(STH_BINARY_SIGNATURE);
+    out.extend_from_slice(&len.to_be_bytes());
+    out.extend_from_slice(&json);
+    out.extend_from_slice(&signature);
+    Ok(out)
+}
+
+/// An STH row in either form ([`encode_sth`], or the JSON rows written before it).
 pub(crate) fn decode_sth(raw: &[u8]) -> Result<SignedSth> {
-    serde_json::from_slice(raw).map_err(|e| StoreError::Corrupt(format!("sth record: {e}")))
+    let corrupt = |e: &dyn std::fmt::Display| StoreError::Corrupt(format!("sth record: {e}"));
+    let Some((&STH_BINARY_SIGNATURE, rest)) = raw.split_first() else {
+        return serde_json::from_slice(raw).map_err(|e| corrupt(&e));
+    };
+    let (len, rest) = rest.split_first_chunk::<2>().ok_or_else(|| corrupt(&"truncated"))?;
+    let (json, signature) =
+        rest.split_at_checked(usize::from(u16::from_be_bytes(*len))).ok_or_else(|| corrupt(&"truncated"))?;
+    let mut sth: SignedSth = serde_json::from_slice(json).map_err(|e| corrupt(&e))?;
+    sth.signature = wire::b64(signature);
+    Ok(sth)
 }
 
 #[cfg(test)]
@@ -816,6 +908,44 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn c2sp_tiles_are_stored_as_their_base_and_old_fat_rows_still_read() {
+        let mut tile = Tile::new();
+        for width in 1..=TILE_WIDTH {
+            tile.push_base::<Sha256>(Sha256::digest(&[&width.to_be_bytes()])).unwrap();
+            let stored = encode_tile(C2SP_TILES, &tile);
+            assert_eq!(stored.len(), 1 + 32 * width);
+            assert_eq!(stored_base(&stored).unwrap(), tile.base());
+            assert_eq!(decode_tile::<Sha256>(&stored).unwrap(), tile);
+            // A row written before: the fat tile.
+            let fat = tile.to_bytes();
+            assert_eq!(stored_base(&fat).unwrap(), tile.base());
+            assert_eq!(decode_tile::<Sha256>(&fat).unwrap(), tile);
+            assert_eq!(encode_tile(TILES, &tile), fat, "the log's own tiles stay whole");
+        }
+        assert!(stored_base(&[BASE_ONLY]).is_err());
+        assert!(stored_base(&[[BASE_ONLY].as_slice(), &[0; 32 * 257]].concat()).is_err());
+    }
+
+    #[test]
+    fn sth_rows_keep_the_signature_in_binary_and_old_json_rows_still_read() {
+        use crypto::KeyFile;
+        let key = crypto::LogSigningKey::generate().unwrap();
+        let sth = wire::SthBody::new("store.test", &[7; 32], 42, 1_700_000_000_000).sign(&key);
+        let row = encode_sth(&sth).unwrap();
+        assert_eq!(row[0], STH_BINARY_SIGNATURE);
+        assert!(row.len() < 4000, "{} bytes", row.len());
+        assert_eq!(decode_sth(&row).unwrap(), sth);
+        let json = serde_json::to_vec(&sth).unwrap();
+        assert!(json.len() > 4096);
+        assert_eq!(decode_sth(&json).unwrap(), sth, "a row written before");
+        let mut odd = sth.clone();
+        odd.signature = "not base64".into();
+        assert_eq!(encode_sth(&odd).unwrap(), serde_json::to_vec(&odd).unwrap(), "kept as JSON");
+        assert!(decode_sth(&row[..2]).is_err(), "truncated");
+        assert!(decode_sth(&row[..40]).is_err(), "truncated JSON");
     }
 
     #[test]
