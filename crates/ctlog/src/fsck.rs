@@ -27,7 +27,7 @@ use wire::{LogEvent, SignedSth};
 
 use crate::store::{
     C2SP_COMPACT_KEY, C2SP_TILES, COMPACT_KEY, LEAVES, LogStore, META, Result, STH_BY_SIZE, STHS, StoreError, TILES,
-    decode_compact, decode_leaf, decode_sth, encode_compact, encode_tile,
+    decode_compact, decode_leaf, decode_sth, encode_compact,
 };
 
 /// How serious a problem is, and whether `--repair` may fix it.
@@ -349,11 +349,11 @@ fn compare_tile(
     report.tiles_checked += 1;
     match tiles.get((id.level, id.index))? {
         None => report.add(ProblemKind::Derived, format!("{what} {id:?} is missing")),
-        Some(raw) => match crate::store::stored_base(raw.value()) {
-            Ok(stored) if stored == derived.base() => {}
-            Ok(stored) if stored.len() > derived.width() && stored.starts_with(derived.base()) => report.add(
+        Some(raw) => match Tile::from_bytes(raw.value()) {
+            Ok(stored) if stored.base() == derived.base() => {}
+            Ok(stored) if stored.width() > derived.width() && stored.base().starts_with(derived.base()) => report.add(
                 ProblemKind::Uncommitted,
-                format!("{what} {id:?} holds {} nodes, the head covers {}", stored.len(), derived.width()),
+                format!("{what} {id:?} holds {} nodes, the head covers {}", stored.width(), derived.width()),
             ),
             Ok(_) => report.add(ProblemKind::Derived, format!("{what} {id:?} differs from the re-derived tree")),
             Err(e) => report.add(ProblemKind::Derived, format!("{what} {id:?} does not parse: {e}")),
@@ -464,14 +464,14 @@ impl LogStore {
                     tiles.insert((id.level, id.index), tile.to_bytes().as_slice())?;
                 }
                 for (id, tile) in c2sp_building.append(&mut c2sp, Sha256::hash_leaf(&leaf.event_json)) {
-                    c2sp_tiles.insert((id.level, id.index), encode_tile(C2SP_TILES, &tile).as_slice())?;
+                    c2sp_tiles.insert((id.level, id.index), tile.to_bytes().as_slice())?;
                 }
             }
             for (id, tile) in building.partial() {
                 tiles.insert((id.level, id.index), tile.to_bytes().as_slice())?;
             }
             for (id, tile) in c2sp_building.partial() {
-                c2sp_tiles.insert((id.level, id.index), encode_tile(C2SP_TILES, &tile).as_slice())?;
+                c2sp_tiles.insert((id.level, id.index), tile.to_bytes().as_slice())?;
             }
             let mut meta = txn.open_table(META)?;
             meta.insert(COMPACT_KEY, encode_compact(&compact).as_slice())?;

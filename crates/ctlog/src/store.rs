@@ -13,7 +13,6 @@ use std::sync::Arc;
 
 use redb::{
     Database, Durability, ReadTransaction, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition,
-    TableHandle,
 };
 use tlog::tile::{TILE_HEIGHT, TILE_WIDTH, Tile, TileId, locate};
 use tlog::{CompactRange, Hash, NodeId, Sha3_256, Sha256, TreeHasher};
@@ -28,11 +27,8 @@ pub(crate) const LEAVES: TableDefinition<u64, &[u8]> = TableDefinition::new("lea
 const OLD_LEAF_INDEX: TableDefinition<[u8; 32], u64> = TableDefinition::new("leaf_index");
 /// `(tile level, tile index) -> fat tile bytes`.
 pub(crate) const TILES: TableDefinition<(u8, u64), &[u8]> = TableDefinition::new("tiles");
-/// The C2SP view: tiles of the RFC 6962 SHA-256 tree over the same entries (leaf =
-/// SHA-256(0x00 ‖ event JSON)), keyed like [`TILES`] but stored as their base hashes only
-/// ([`encode_tile`]; tlog-tiles serves nothing else, so the interior nodes a fat tile holds
-/// were half of every row). Rows written before that are fat tiles and are read as such.
-/// Derived from the leaves.
+/// The C2SP view: fat tiles of the RFC 6962 SHA-256 tree over the same entries (leaf =
+/// SHA-256(0x00 ‖ event JSON)), same layout as [`TILES`]. Derived from the leaves.
 pub(crate) const C2SP_TILES: TableDefinition<(u8, u64), &[u8]> = TableDefinition::new("c2sp_tiles");
 /// `timestamp ms -> signed STH JSON`; timestamps are strictly increasing.
 pub(crate) const STHS: TableDefinition<u64, &[u8]> = TableDefinition::new("sths");
@@ -199,13 +195,13 @@ impl LogStore {
     /// Loads the tile that holds `id`, if it was ever written.
     pub fn tile(&self, id: TileId) -> Result<Option<Tile>> {
         let txn = self.db.begin_read()?;
-        read_tile::<Sha3_256>(&txn, TILES, id)
+        read_tile(&txn, TILES, id)
     }
 
     /// Loads the C2SP (SHA-256) tile `id`, if it was ever written.
     pub fn c2sp_tile(&self, id: TileId) -> Result<Option<Tile>> {
         let txn = self.db.begin_read()?;
-        read_tile::<Sha256>(&txn, C2SP_TILES, id)
+        read_tile(&txn, C2SP_TILES, id)
     }
 
     /// Commits a batch durably: leaves, dirty tiles, compact range and STH. The leaves are
@@ -348,7 +344,7 @@ impl LogStore {
                             std::collections::btree_map::Entry::Occupied(e) => e.into_mut(),
                             std::collections::btree_map::Entry::Vacant(e) => {
                                 let stored = match table.get((id.level, id.index))? {
-                                    Some(raw) => decode_tile::<Sha256>(raw.value())
+                                    Some(raw) => Tile::from_bytes(raw.value())
                                         .map_err(|e| StoreError::Corrupt(format!("C2SP tile {id:?}: {e}")))?,
                                     None => Tile::new(),
                                 };
@@ -360,7 +356,7 @@ impl LogStore {
                         if tile.is_full()
                             && let Some(full) = tiles.remove(&id)
                         {
-                            table.insert((id.level, id.index), encode_tile(C2SP_TILES, &full).as_slice())?;
+                            table.insert((id.level, id.index), full.to_bytes().as_slice())?;
                         }
                     }
                 }
@@ -368,7 +364,7 @@ impl LogStore {
                     return Err(StoreError::Corrupt(format!("leaf {} is missing", compact.size())));
                 }
                 for (id, tile) in &tiles {
-                    table.insert((id.level, id.index), encode_tile(C2SP_TILES, tile).as_slice())?;
+                    table.insert((id.level, id.index), tile.to_bytes().as_slice())?;
                 }
                 txn.open_table(META)?.insert(C2SP_COMPACT_KEY, encode_compact(&compact).as_slice())?;
                 Ok(())
@@ -491,7 +487,7 @@ fn cut_tiles<H: TreeHasher>(txn: &redb::WriteTransaction, table: TileTable, size
             .collect::<Result<_>>()?;
         for (tile_index, raw) in stored {
             let keep = count.saturating_sub(tile_index * TILE_WIDTH as u64).min(TILE_WIDTH as u64) as usize;
-            let tile = decode_tile::<H>(&raw)
+            let tile = Tile::from_bytes(&raw)
                 .map_err(|e| StoreError::Corrupt(format!("tile ({level}, {tile_index}): {e}")))?;
             if tile.width() <= keep {
                 continue;
@@ -505,7 +501,7 @@ fn cut_tiles<H: TreeHasher>(txn: &redb::WriteTransaction, table: TileTable, size
                     cut.push_base::<H>(*hash)
                         .map_err(|e| StoreError::Corrupt(format!("tile ({level}, {tile_index}): {e}")))?;
                 }
-                tiles.insert((level, tile_index), encode_tile(table, &cut).as_slice())?;
+                tiles.insert((level, tile_index), cut.to_bytes().as_slice())?;
             }
         }
     }
@@ -531,54 +527,11 @@ fn head_of(txn: &ReadTransaction) -> Result<Head> {
 }
 
 fn insert_tiles(txn: &redb::WriteTransaction, table: TileTable, tiles: &BTreeMap<TileId, Tile>) -> Result<()> {
-    let mut rows = txn.open_table(table)?;
+    let mut table = txn.open_table(table)?;
     for (id, tile) in tiles {
-        rows.insert((id.level, id.index), encode_tile(table, tile).as_slice())?;
+        table.insert((id.level, id.index), tile.to_bytes().as_slice())?;
     }
     Ok(())
-}
-
-/// First byte of a tile stored as its base hashes only (a fat tile is a whole number of
-/// hashes long, this one byte longer).
-const BASE_ONLY: u8 = 1;
-
-/// A tile as `table` stores it: whole ([`Tile::to_bytes`]) in [`TILES`], where proofs read
-/// interior nodes in place; [`BASE_ONLY`] ‖ base hashes in [`C2SP_TILES`].
-pub(crate) fn encode_tile(table: TileTable, tile: &Tile) -> Vec<u8> {
-    if table.name() != C2SP_TILES.name() {
-        return tile.to_bytes();
-    }
-    let base = tile.base().as_flattened();
-    let mut out = Vec::with_capacity(1 + base.len());
-    out.push(BASE_ONLY);
-    out.extend_from_slice(base);
-    out
-}
-
-/// The base hashes of a stored tile, in either form, without hashing.
-pub(crate) fn stored_base(raw: &[u8]) -> Result<Vec<Hash>, String> {
-    match raw.split_first() {
-        Some((&BASE_ONLY, rest)) if rest.len() % 32 == 0 => {
-            let base = rest.as_chunks::<32>().0;
-            if base.is_empty() || base.len() > TILE_WIDTH {
-                return Err(format!("a tile of {} base hashes", base.len()));
-            }
-            Ok(base.to_vec())
-        }
-        _ => Tile::from_bytes(raw).map(|tile| tile.base().to_vec()).map_err(|e| e.to_string()),
-    }
-}
-
-/// A stored tile in either form; a base-only one gets its interior nodes hashed with `H`.
-pub(crate) fn decode_tile<H: TreeHasher>(raw: &[u8]) -> Result<Tile, String> {
-    if raw.len() % 32 != 1 {
-        return Tile::from_bytes(raw).map_err(|e| e.to_string());
-    }
-    let mut tile = Tile::new();
-    for hash in stored_base(raw)? {
-        tile.push_base::<H>(hash).map_err(|e| e.to_string())?;
-    }
-    Ok(tile)
 }
 
 fn insert_sth(txn: &redb::WriteTransaction, sth: &SignedSth) -> Result<()> {
@@ -590,12 +543,12 @@ fn insert_sth(txn: &redb::WriteTransaction, sth: &SignedSth) -> Result<()> {
     Ok(())
 }
 
-fn read_tile<H: TreeHasher>(txn: &ReadTransaction, table: TileTable, id: TileId) -> Result<Option<Tile>> {
+fn read_tile(txn: &ReadTransaction, table: TileTable, id: TileId) -> Result<Option<Tile>> {
     let tiles = txn.open_table(table)?;
     let Some(raw) = tiles.get((id.level, id.index))? else {
         return Ok(None);
     };
-    decode_tile::<H>(raw.value()).map(Some).map_err(|e| StoreError::Corrupt(format!("tile {id:?}: {e}")))
+    Tile::from_bytes(raw.value()).map(Some).map_err(|e| StoreError::Corrupt(format!("tile {id:?}: {e}")))
 }
 
 /// Node `position` on `level` (0 is the base) of a tile in its stored form, [`Tile::to_bytes`]:
@@ -718,17 +671,7 @@ impl Snapshot {
 
     /// The C2SP (SHA-256) tile `id`, if any part of it was committed.
     pub fn c2sp_tile(&self, id: TileId) -> Result<Option<Tile>> {
-        read_tile::<Sha256>(&self.txn, C2SP_TILES, id)
-    }
-
-    /// The base hashes of C2SP (SHA-256) tile `id` (what tlog-tiles serves), if any part of it
-    /// was committed: read as stored, nothing hashed.
-    pub fn c2sp_tile_base(&self, id: TileId) -> Result<Option<Vec<Hash>>> {
-        let tiles = self.txn.open_table(C2SP_TILES)?;
-        let Some(raw) = tiles.get((id.level, id.index))? else {
-            return Ok(None);
-        };
-        stored_base(raw.value()).map(Some).map_err(|e| StoreError::Corrupt(format!("C2SP tile {id:?}: {e}")))
+        read_tile(&self.txn, C2SP_TILES, id)
     }
 
     /// Number of leaves committed (O(1): redb tracks table lengths).
@@ -908,25 +851,6 @@ mod tests {
                 }
             }
         }
-    }
-
-    #[test]
-    fn c2sp_tiles_are_stored_as_their_base_and_old_fat_rows_still_read() {
-        let mut tile = Tile::new();
-        for width in 1..=TILE_WIDTH {
-            tile.push_base::<Sha256>(Sha256::digest(&[&width.to_be_bytes()])).unwrap();
-            let stored = encode_tile(C2SP_TILES, &tile);
-            assert_eq!(stored.len(), 1 + 32 * width);
-            assert_eq!(stored_base(&stored).unwrap(), tile.base());
-            assert_eq!(decode_tile::<Sha256>(&stored).unwrap(), tile);
-            // A row written before: the fat tile.
-            let fat = tile.to_bytes();
-            assert_eq!(stored_base(&fat).unwrap(), tile.base());
-            assert_eq!(decode_tile::<Sha256>(&fat).unwrap(), tile);
-            assert_eq!(encode_tile(TILES, &tile), fat, "the log's own tiles stay whole");
-        }
-        assert!(stored_base(&[BASE_ONLY]).is_err());
-        assert!(stored_base(&[[BASE_ONLY].as_slice(), &[0; 32 * 257]].concat()).is_err());
     }
 
     #[test]

@@ -210,12 +210,12 @@ async fn tile(
 /// every checkpointed size stay available).
 fn hash_tile(state: &SharedState, id: TileId, width: Option<usize>) -> ApiResult<Vec<u8>> {
     let want = width.unwrap_or(TILE_WIDTH);
-    let base = state
+    let tile = state
         .snapshot()?
-        .c2sp_tile_base(id)?
-        .filter(|base| base.len() >= want)
+        .c2sp_tile(id)?
+        .filter(|t| t.width() >= want)
         .ok_or_else(|| ApiError::not_found("no such tile"))?;
-    Ok(base[..want].as_flattened().to_vec())
+    Ok(tile.base()[..want].as_flattened().to_vec())
 }
 
 /// Entries `256 * index ..` (`width` of them, default 256): each the event JSON the leaf
