@@ -29,7 +29,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, ensure};
 use crypto::{KeyFile, LogSigningKey};
-use ctlog::sequencer::{Sequencer, SequencerConfig};
+use ctlog::sequencer::{Sequencer, SequencerConfig, SequencerThread};
 use ctlog::store::{LogStore, Snapshot};
 use tlog::{Hash, Sha3_256};
 use wire::LogEvent;
@@ -123,6 +123,9 @@ struct BenchLog {
     store: Arc<LogStore>,
     sequencer: Sequencer,
     key: Arc<LogSigningKey>,
+    /// Joined by [`BenchLog::close`], so a kept log is closed cleanly (redb walks a whole
+    /// file that was not closed at its next open: minutes at 100M leaves).
+    thread: SequencerThread,
     /// Source of unique blob hashes, so no two events of a run are equal.
     next_blob: Arc<AtomicU64>,
 }
@@ -166,10 +169,19 @@ impl BenchLog {
     fn open_in(dir: LogDir, key: Arc<LogSigningKey>) -> Result<Self> {
         let store = Arc::new(LogStore::open(&dir.path().join("ctlog.redb"))?);
         let config = SequencerConfig { relay_id: "bench".into(), refresh_interval: Duration::from_secs(3600) };
-        let (sequencer, _, _) =
+        let (sequencer, _, thread) =
             Sequencer::start(store.clone(), key.clone(), config, ctlog::sequencer::exit_on_storage_fault())?;
         let size = store.snapshot()?.tree_size()?;
-        Ok(BenchLog { dir, store, sequencer, key, next_blob: Arc::new(AtomicU64::new(size)) })
+        Ok(BenchLog { dir, store, sequencer, key, thread, next_blob: Arc::new(AtomicU64::new(size)) })
+    }
+
+    /// Stops the sequencer and closes the store (the index threads stop with it).
+    fn close(self) {
+        let BenchLog { dir, store, sequencer, thread, .. } = self;
+        drop(sequencer);
+        thread.join();
+        drop(store);
+        drop(dir);
     }
 
     fn db_path(&self) -> PathBuf {
@@ -539,6 +551,7 @@ async fn proofs_table(settings: &Settings) -> Result<()> {
             median(&appends.iter().map(|r| r.mean_batch).collect::<Vec<_>>()),
         );
     }
+    log.close();
     Ok(())
 }
 
