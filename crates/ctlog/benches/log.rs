@@ -357,7 +357,7 @@ fn thread_cpu(name: &str) -> Result<Duration> {
 
 /// CPU time of the leaf-hash index threads (the run writer and the merger).
 fn indexer_cpu() -> Result<Duration> {
-    Ok(thread_cpu("leaf-index")? + thread_cpu("leaf-index-merge")?)
+    Ok(thread_cpu("leaf-index")? + thread_cpu("leaf-index-mrg")?)
 }
 
 /// Bytes of the files in `dir` (the index runs).
