@@ -6,14 +6,20 @@
 //!    count; an append resolves after its batch's one durable transaction, STH included);
 //! 2. append → signed STH latency at an open-loop offered rate (a task per append spawned on
 //!    a fixed schedule, so queueing is included and a slow batch cannot slow the offer);
-//! 3. inclusion and consistency proof latency at 1M and 10M leaves, built through the sequencer.
+//! 3. at each size of `BENCH_PROOF_SIZES` (1M and 10M; 100M on request): the build rate and the
+//!    CPU per leaf of the sequencer and leaf-hash index threads for that stretch of tree sizes,
+//!    where the log file's bytes go (per table), inclusion and consistency proof latency, and
+//!    durable appends/s with the most appenders of `BENCH_CONCURRENCY` *at that size*.
 //!
 //! Scale with environment variables (defaults in brackets): `BENCH_RUNS` [3],
 //! `BENCH_SECONDS` [5] per throughput run, `BENCH_CONCURRENCY` [1,16,256], `BENCH_RATE` [1000]
 //! appends/s, `BENCH_LATENCY_SECONDS` [10], `BENCH_PROOF_SIZES` [1000000,10000000],
-//! `BENCH_PROOFS` [100000], `BENCH_BUILD_TASKS` [4096], `BENCH_DIR` (where the temporary
-//! databases go) and `BENCH_ONLY` (any of `appends,latency,proofs`). Run outside `cargo bench`
-//! (e.g. `cargo test --benches`) it does a quick smoke run instead.
+//! `BENCH_PROOFS` [100000], `BENCH_BUILD_TASKS` [4096], `BENCH_DIR` (where the databases go)
+//! and `BENCH_ONLY` (any of `appends,latency,proofs`). With `BENCH_DIR` set, the large log of
+//! part 3 is kept in `BENCH_DIR/large-log` (database, index, key): a later run continues from
+//! the size it has, so a measurement at 100M can be repeated without building it again (delete
+//! the directory when done). Run outside `cargo bench` (e.g. `cargo test --benches`) it does a
+//! quick smoke run instead.
 
 use std::path::PathBuf;
 use std::str::FromStr;
@@ -23,7 +29,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, ensure};
 use crypto::{KeyFile, LogSigningKey};
-use ctlog::sequencer::{Sequencer, SequencerConfig};
+use ctlog::sequencer::{Sequencer, SequencerConfig, SequencerThread};
 use ctlog::store::{LogStore, Snapshot};
 use tlog::{Hash, Sha3_256};
 use wire::LogEvent;
@@ -113,30 +119,77 @@ async fn run(settings: Settings) -> Result<()> {
 
 /// A fresh log in its own temporary directory: store, sequencer thread and key.
 struct BenchLog {
-    dir: tempfile::TempDir,
+    dir: LogDir,
     store: Arc<LogStore>,
     sequencer: Sequencer,
     key: Arc<LogSigningKey>,
+    /// Joined by [`BenchLog::close`], so a kept log is closed cleanly (redb walks a whole
+    /// file that was not closed at its next open: minutes at 100M leaves).
+    thread: SequencerThread,
     /// Source of unique blob hashes, so no two events of a run are equal.
     next_blob: Arc<AtomicU64>,
 }
 
+/// Where a benchmark log lives: a temporary directory, or one that is kept.
+enum LogDir {
+    Temporary(tempfile::TempDir),
+    Kept(PathBuf),
+}
+
+impl LogDir {
+    fn path(&self) -> &std::path::Path {
+        match self {
+            LogDir::Temporary(dir) => dir.path(),
+            LogDir::Kept(dir) => dir,
+        }
+    }
+}
+
 impl BenchLog {
+    /// A fresh log in a temporary directory (under `BENCH_DIR` if set).
     fn open(settings: &Settings) -> Result<Self> {
         let dir = match &settings.dir {
             Some(parent) => tempfile::tempdir_in(parent)?,
             None => tempfile::tempdir()?,
         };
-        let store = Arc::new(LogStore::open(&dir.path().join("ctlog.redb"))?);
         let key = Arc::new(LogSigningKey::generate()?);
+        Self::open_in(LogDir::Temporary(dir), key)
+    }
+
+    /// The large log of part 3: kept in `BENCH_DIR/large-log` (reopened with its key if it
+    /// exists), else temporary.
+    fn open_large(settings: &Settings) -> Result<Self> {
+        let Some(parent) = &settings.dir else { return Self::open(settings) };
+        let dir = parent.join("large-log");
+        std::fs::create_dir_all(&dir)?;
+        let (key, _) = LogSigningKey::load_or_generate(&dir.join("log.key"))?;
+        Self::open_in(LogDir::Kept(dir), Arc::new(key))
+    }
+
+    fn open_in(dir: LogDir, key: Arc<LogSigningKey>) -> Result<Self> {
+        let store = Arc::new(LogStore::open(&dir.path().join("ctlog.redb"))?);
         let config = SequencerConfig { relay_id: "bench".into(), refresh_interval: Duration::from_secs(3600) };
-        let (sequencer, _, _) =
+        let (sequencer, _, thread) =
             Sequencer::start(store.clone(), key.clone(), config, ctlog::sequencer::exit_on_storage_fault())?;
-        Ok(BenchLog { dir, store, sequencer, key, next_blob: Arc::new(AtomicU64::new(0)) })
+        let size = store.snapshot()?.tree_size()?;
+        Ok(BenchLog { dir, store, sequencer, key, thread, next_blob: Arc::new(AtomicU64::new(size)) })
+    }
+
+    /// Stops the sequencer and closes the store (the index threads stop with it).
+    fn close(self) {
+        let BenchLog { dir, store, sequencer, thread, .. } = self;
+        drop(sequencer);
+        thread.join();
+        drop(store);
+        drop(dir);
     }
 
     fn db_path(&self) -> PathBuf {
         self.dir.path().join("ctlog.redb")
+    }
+
+    fn size(&self) -> Result<u64> {
+        Ok(self.store.snapshot()?.tree_size()?)
     }
 
     /// Appends one transfer event with a fresh blob hash; `Ok` only when acknowledged.
@@ -228,9 +281,16 @@ async fn appends_table(settings: &Settings) -> Result<()> {
     Ok(())
 }
 
-/// `tasks` appenders loop until the deadline; counts appends acknowledged inside the window.
+/// `tasks` appenders loop until the deadline on a fresh log; counts appends acknowledged inside
+/// the window.
 async fn throughput(settings: &Settings, tasks: usize) -> Result<Throughput> {
-    let log = BenchLog::open(settings)?;
+    throughput_on(&BenchLog::open(settings)?, settings, tasks).await
+}
+
+/// [`throughput`] on `log` as it is (the large log at its current size).
+async fn throughput_on(log: &BenchLog, settings: &Settings, tasks: usize) -> Result<Throughput> {
+    let base = log.size()?;
+    log.next_blob.store(base, Ordering::Relaxed);
     let counting = Arc::new(AtomicBool::new(false));
     let stop = Arc::new(AtomicBool::new(false));
     let acked = Arc::new(AtomicU64::new(0));
@@ -253,7 +313,7 @@ async fn throughput(settings: &Settings, tasks: usize) -> Result<Throughput> {
     tokio::time::sleep(Duration::from_millis(500)).await;
     let sths_before = sth_count(&log.store)?;
     let cpu_before = process_cpu()?;
-    let threads_before = [thread_cpu("sequencer")?, thread_cpu("leaf-index")?];
+    let threads_before = [thread_cpu("sequencer")?, indexer_cpu()?];
     let disk_before = process_disk_writes()?;
     counting.store(true, Ordering::Relaxed);
     let window = Duration::from_secs_f64(settings.seconds);
@@ -262,17 +322,15 @@ async fn throughput(settings: &Settings, tasks: usize) -> Result<Throughput> {
     stop.store(true, Ordering::Relaxed);
     let elapsed = start.elapsed();
     let cpu = process_cpu()?.saturating_sub(cpu_before);
-    let threads = [
-        thread_cpu("sequencer")?.saturating_sub(threads_before[0]),
-        thread_cpu("leaf-index")?.saturating_sub(threads_before[1]),
-    ];
+    let threads =
+        [thread_cpu("sequencer")?.saturating_sub(threads_before[0]), indexer_cpu()?.saturating_sub(threads_before[1])];
     let disk = process_disk_writes()?.saturating_sub(disk_before);
     let sths_after = sth_count(&log.store)?;
     let mut total = 0;
     for handle in handles {
         total += handle.await??;
     }
-    log.check_head(total)?;
+    log.check_head(base + total)?;
     let in_window = acked.load(Ordering::Relaxed);
     let batches = (sths_after - sths_before).max(1);
     Ok(Throughput {
@@ -293,6 +351,20 @@ fn thread_cpu(name: &str) -> Result<Duration> {
         if stat.split_once('(').and_then(|(_, rest)| rest.rsplit_once(')')).is_some_and(|(comm, _)| comm == name) {
             total += cpu_of_stat(&stat)?;
         }
+    }
+    Ok(total)
+}
+
+/// CPU time of the leaf-hash index threads (the run writer and the merger).
+fn indexer_cpu() -> Result<Duration> {
+    Ok(thread_cpu("leaf-index")? + thread_cpu("leaf-index-mrg")?)
+}
+
+/// Bytes of the files in `dir` (the index runs).
+fn dir_bytes(dir: &std::path::Path) -> Result<u64> {
+    let mut total = 0;
+    for entry in std::fs::read_dir(dir)? {
+        total += entry?.metadata()?.len();
     }
     Ok(total)
 }
@@ -404,36 +476,82 @@ async fn open_loop(settings: &Settings) -> Result<LatencyRun> {
 
 async fn proofs_table(settings: &Settings) -> Result<()> {
     println!(
-        "\n## Proof latency ({} random proofs per run against the current size, on a held snapshot unless noted)",
+        "\n## Large trees: build rate, bytes, proofs ({} random proofs per run against the current size, on a \
+         held snapshot unless noted) and durable appends at each size",
         settings.proofs
     );
-    let log = BenchLog::open(settings)?;
-    let mut size = 0;
+    let log = BenchLog::open_large(settings)?;
+    let mut size = log.size()?;
+    if size > 0 {
+        println!("\nReopened the kept log at {} with {size} leaves.", log.dir.path().display());
+    }
+    let appenders = settings.concurrency.iter().copied().max().unwrap_or(256);
     for &target in &settings.proof_sizes {
-        ensure!(target > size, "BENCH_PROOF_SIZES must increase");
-        let took = build_to(&log, size, target, settings.build_tasks).await?;
-        let bytes = std::fs::metadata(log.db_path())?.len();
-        println!(
-            "\n### {} leaves\n\nBuilt {} → {} through the sequencer with {} concurrent appenders in {:.1} s \
-             ({:.0} appends/s); DB file {:.2} GiB ({:.0} B/leaf).\n",
-            human(target),
-            human(size),
-            human(target),
-            settings.build_tasks,
-            took.as_secs_f64(),
-            (target - size) as f64 / took.as_secs_f64(),
-            bytes as f64 / f64::from(1u32 << 30),
-            bytes as f64 / target as f64,
-        );
-        println!("{}\n", machine_load());
-        size = target;
+        if target > size {
+            let cpu_before = [thread_cpu("sequencer")?, indexer_cpu()?];
+            let took = build_to(&log, size, target, settings.build_tasks).await?;
+            let leaves = u32::try_from((target - size).max(1))?;
+            let sequencer = thread_cpu("sequencer")?.saturating_sub(cpu_before[0]) / leaves;
+            let indexer = indexer_cpu()?.saturating_sub(cpu_before[1]) / leaves;
+            println!(
+                "\n### {} leaves\n\nBuilt {} → {} through the sequencer with {} concurrent appenders in {:.1} s \
+                 ({:.0} appends/s); CPU per leaf: sequencer thread {}, leaf-hash index threads {}.",
+                human(target),
+                human(size),
+                human(target),
+                settings.build_tasks,
+                took.as_secs_f64(),
+                f64::from(leaves) / took.as_secs_f64(),
+                fmt_secs(sequencer.as_secs_f64()),
+                fmt_secs(indexer.as_secs_f64()),
+            );
+            size = target;
+        } else {
+            println!("\n### {} leaves (the kept log has {size}: not built again)", human(target));
+        }
         log.check_head(size)?;
+        let bytes = std::fs::metadata(log.db_path())?.len();
+        let index_bytes = dir_bytes(&ctlog::store::index_path(&log.db_path()))?;
+        println!(
+            "\nLog file {:.2} GiB ({:.0} B/leaf); leaf-hash index {:.2} GiB ({:.1} B/leaf).\n",
+            bytes as f64 / f64::from(1u32 << 30),
+            bytes as f64 / size as f64,
+            index_bytes as f64 / f64::from(1u32 << 30),
+            index_bytes as f64 / size as f64,
+        );
+        // The table walk reads the whole file: only up to 10M leaves (the shares do not change).
+        if size <= 10_000_000 {
+            println!("{}", log.store.space_report()?);
+        }
+        println!("{}\n", machine_load());
         let mut runs = Vec::new();
         for run in 0..settings.runs {
             runs.push(proof_run(&log.store, size, settings.proofs, run as u64)?);
         }
         print_proof_table(&runs);
+        let mut appends = Vec::new();
+        for _ in 0..settings.runs {
+            appends.push(throughput_on(&log, settings, appenders).await?);
+        }
+        size = log.size()?;
+        let per_sec: Vec<f64> = appends.iter().map(|r| r.per_sec).collect();
+        let median_of = |f: fn(&Throughput) -> Duration| {
+            fmt_secs(median(&appends.iter().map(|r| f(r).as_secs_f64()).collect::<Vec<_>>()))
+        };
+        println!(
+            "\nDurable appends at this size, {appenders} appenders ({:.1} s per run; {}): {}/s; CPU per append {} \
+             (sequencer {}, index {}); {:.1} appends per STH; the log has {size} leaves after it. Target at 100M: \
+             ≥ 30000/s.",
+            settings.seconds,
+            machine_load(),
+            spread(&per_sec, |v| format!("{v:.0}")),
+            median_of(|r| r.cpu_per_append),
+            median_of(|r| r.sequencer_cpu_per_append),
+            median_of(|r| r.indexer_cpu_per_append),
+            median(&appends.iter().map(|r| r.mean_batch).collect::<Vec<_>>()),
+        );
     }
+    log.close();
     Ok(())
 }
 
@@ -465,7 +583,7 @@ async fn build_to(log: &BenchLog, from: u64, to: u64, tasks: usize) -> Result<Du
 async fn report_progress(next: Arc<AtomicU64>, from: u64, to: u64, start: Instant) {
     let mut tick = tokio::time::interval(Duration::from_secs(15));
     tick.tick().await;
-    let cpu = || [thread_cpu("sequencer").unwrap_or_default(), thread_cpu("leaf-index").unwrap_or_default()];
+    let cpu = || [thread_cpu("sequencer").unwrap_or_default(), indexer_cpu().unwrap_or_default()];
     let (mut last_done, mut last_at, mut last_cpu) = (0, Instant::now(), cpu());
     loop {
         tick.tick().await;

@@ -118,9 +118,6 @@ struct HeadRecord {
 /// Only when storage cannot be read; everything that is read but wrong is a [`Problem`].
 pub fn check(store: &LogStore, key: &LogVerifyingKey) -> Result<Report> {
     let mut report = Report::default();
-    // The index file first: it only ever covers committed leaves, so every leaf it covers is in
-    // the snapshot of the log taken after it.
-    let (indexed, index) = store.index.read_view()?;
     let snapshot = store.snapshot()?;
     let txn = &snapshot.txn;
     let meta = txn.open_table(META)?;
@@ -166,12 +163,11 @@ pub fn check(store: &LogStore, key: &LogVerifyingKey) -> Result<Report> {
     } else if rebuilt_c2sp.hashes() != c2sp.hashes() {
         report.add(ProblemKind::Derived, "stored C2SP compact range differs from the re-derived one");
     }
-    check_index(txn, &index, indexed.min(head.size), &mut report)?;
-    if indexed > head.size {
-        report.add(
-            ProblemKind::Derived,
-            format!("the leaf-hash index covers {indexed} leaves, more than the head's {}", head.size),
-        );
+    // The runs only ever cover committed leaves; the leaves after them are indexed in memory
+    // from the log at each open.
+    let (_, problems) = store.index.check(txn, head.size)?;
+    for problem in problems {
+        report.add(ProblemKind::Derived, problem);
     }
     check_size_index(txn, &heads, &mut report)?;
     Ok(report)
@@ -379,48 +375,6 @@ fn check_tiles_beyond(
         let count = size.checked_shr(u32::from(level) * u32::from(TILE_HEIGHT)).unwrap_or(0);
         if index * TILE_WIDTH as u64 >= count {
             report.add(ProblemKind::Uncommitted, format!("{what} ({level}, {index}) lies beyond the head"));
-        }
-    }
-    Ok(())
-}
-
-/// The leaf-hash index file: the hash of every leaf it covers (the first `size`; the rest are
-/// still queued for the indexer) maps to its first index, and nothing else is in it.
-fn check_index(
-    txn: &redb::ReadTransaction,
-    index: &redb::ReadOnlyTable<[u8; 32], u64>,
-    size: u64,
-    report: &mut Report,
-) -> Result<()> {
-    let leaves = txn.open_table(LEAVES)?;
-    for row in leaves.range(..size)? {
-        let (i, raw) = row?;
-        let leaf = decode_leaf(i.value(), raw.value())?;
-        match index.get(&leaf.leaf_hash)?.map(|v| v.value()) {
-            Some(first) if first == leaf.index => {}
-            Some(first) if first < leaf.index => {
-                let same = leaves.get(first)?.map(|r| decode_leaf(first, r.value())).transpose()?;
-                if same.is_none_or(|l| l.leaf_hash != leaf.leaf_hash) {
-                    report.add(
-                        ProblemKind::Derived,
-                        format!("index entry of leaf {} points to leaf {first}", leaf.index),
-                    );
-                }
-            }
-            Some(first) => report.add(
-                ProblemKind::Derived,
-                format!("index entry of leaf {} points to a later leaf {first}", leaf.index),
-            ),
-            None => report.add(ProblemKind::Derived, format!("leaf {} is missing from the hash index", leaf.index)),
-        }
-    }
-    for row in index.iter()? {
-        let (hash, first) = row?;
-        if first.value() >= size {
-            report.add(
-                ProblemKind::Derived,
-                format!("hash index entry {} points beyond the leaves it covers", hex::encode(hash.value())),
-            );
         }
     }
     Ok(())

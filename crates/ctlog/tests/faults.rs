@@ -8,7 +8,7 @@
 
 use std::collections::{BTreeMap, VecDeque};
 use std::path::Path;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 
 use crypto::{KeyFile, LogSigningKey};
@@ -40,11 +40,23 @@ enum Fault {
 struct Faulty {
     store: Arc<LogStore>,
     plan: Mutex<VecDeque<Fault>>,
+    /// Signalled each time a commit takes its fault from the plan.
+    taken: Condvar,
 }
 
 impl Faulty {
     fn next(&self) -> Fault {
-        self.plan.lock().unwrap().pop_front().unwrap_or(Fault::None)
+        let fault = self.plan.lock().unwrap().pop_front().unwrap_or(Fault::None);
+        self.taken.notify_all();
+        fault
+    }
+
+    /// Waits until every planned fault was taken by a commit.
+    fn wait_until_taken(&self) {
+        let mut plan = self.plan.lock().unwrap();
+        while !plan.is_empty() {
+            plan = self.taken.wait(plan).unwrap();
+        }
     }
 }
 
@@ -124,7 +136,7 @@ struct Running {
 
 fn start(path: &Path, key: &Arc<LogSigningKey>) -> Running {
     let store = Arc::new(LogStore::open(path).unwrap());
-    let backend = Arc::new(Faulty { store: store.clone(), plan: Mutex::default() });
+    let backend = Arc::new(Faulty { store: store.clone(), plan: Mutex::default(), taken: Condvar::new() });
     let fatal_seen = Arc::new(Mutex::new(None));
     let seen = fatal_seen.clone();
     let fatal: Fatal = Arc::new(move |reason: &str| *seen.lock().unwrap() = Some(reason.to_owned()));
@@ -210,7 +222,9 @@ fn every_fault_stops_the_sequencer_and_a_restart_recovers_a_sound_log() {
             assert_eq!(failed, 0, "{when}: an append failed without a fault");
             assert!(running.fatal.lock().unwrap().is_none(), "{when}");
             if appends == 0 {
-                // A refresh is not awaited; the next step's check sees its STH.
+                // A refresh is not awaited: wait until its commit took the step's fault, or the
+                // next step's appends could be batched with it and take it instead.
+                running.backend.wait_until_taken();
                 continue;
             }
             assert_eq!(assert_sound(&running.store, &key, false, &when), size_before + appends, "{when}");
