@@ -158,10 +158,8 @@ impl Sequencer {
     /// Appends one event; resolves once it is durable under a signed STH. The event's
     /// timestamp is set by the sequencer (the batch time) whatever the caller put there.
     pub async fn append(&self, event: LogEvent) -> Result<Appended, AppendError> {
-        let (reply, rx) = oneshot::channel();
-        self.tx.send(Request::Append { event, reply }).await.map_err(|_| AppendError::Stopped)?;
-        let acked = rx.await.map_err(|_| AppendError::Stopped)??;
-        Ok(Appended { leaf_index: acked.leaf_index, leaf_hash: acked.leaf_hash, sth: SignedSth::clone(&acked.sth) })
+        let (leaf_index, leaf_hash, sth) = self.submit(event).await?.wait().await?;
+        Ok(Appended { leaf_index, leaf_hash, sth: SignedSth::clone(&sth) })
     }
 
     /// Queues one event for the next batch without waiting for it: events submitted one

@@ -273,17 +273,7 @@ fn fsck_repair_removes_torn_rows_and_rebuilds_derived_data_but_refuses_broken_si
     let key = Arc::new(LogSigningKey::generate().unwrap());
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     let running = start(&path, &key);
-    runtime.block_on(async {
-        let tasks: Vec<_> = (0..600)
-            .map(|n| {
-                let sequencer = running.sequencer.clone();
-                tokio::spawn(async move { sequencer.append(transfer(n)).await })
-            })
-            .collect();
-        for task in tasks {
-            task.await.unwrap().unwrap();
-        }
-    });
+    append_transfers(&running, &runtime, 0..600);
     // A torn batch leaves rows beyond the head.
     running.backend.plan.lock().unwrap().push_back(Fault::TornAllButHead);
     let torn = runtime.block_on(running.sequencer.append(transfer(10_000)));

@@ -11,7 +11,7 @@
 use std::sync::{Mutex, PoisonError};
 
 /// Smaller buffers come from glibc's heap, which keeps and reuses them anyway.
-const MIN_POOLED: usize = 1 << 20;
+const MIN_POOLED: usize = harden::LARGE_ALLOCATION_BYTES;
 /// The most the pool holds (capacity of all kept buffers).
 const MAX_POOLED_BYTES: usize = 32 << 20;
 /// A kept buffer serves a request only if it is at most this much larger: the blob budget
