@@ -137,9 +137,11 @@ pub async fn run(settings: &Settings) -> anyhow::Result<RunReport> {
         eprintln!("loadgen: 5 MiB upload+download cycles, {} clients", settings.large_clients);
         large_cycles = Some(cycles(&client, 5 * MIB, settings.large_clients, window, &pids).await);
     }
-    // Let the sweeper remove the short-lived 5 MiB blobs, then see what the relay kept.
+    // Let the sweeper remove the short-lived 5 MiB blobs (≤ 1 s after they expire) and, one
+    // sweep later, return the payload buffers nobody took to the kernel; then see what the
+    // relay kept.
     if phases.large_uploads {
-        tokio::time::sleep(Duration::from_millis(2 * SHORT_TTL_MS + 1_000)).await;
+        tokio::time::sleep(Duration::from_millis(2 * SHORT_TTL_MS + 2_500)).await;
     }
     let after_churn = probe::memory(services.relay_pid);
     let after_churn_stored = stored_bytes(&services.relay_url).await?;

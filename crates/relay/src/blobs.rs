@@ -13,34 +13,35 @@
 //! Lock discipline: one mutex over the map, held only for bookkeeping, never across IO.
 
 use std::collections::{BTreeSet, HashMap};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 
 use crate::keys::KeyHash;
+use crate::payload_pool::PayloadPool;
 
-/// Payload bytes that are overwritten with zeros when the last reference goes away.
-struct ZeroizedPayload(Vec<u8>);
+/// Payload bytes that are overwritten with zeros when the last reference goes away; the
+/// buffer then goes to the payload pool (which keeps or unmaps it).
+struct ZeroizedPayload {
+    bytes: Vec<u8>,
+    pool: Arc<PayloadPool>,
+}
 
 impl AsRef<[u8]> for ZeroizedPayload {
     fn as_ref(&self) -> &[u8] {
-        &self.0
+        &self.bytes
     }
 }
 
 impl Drop for ZeroizedPayload {
     fn drop(&mut self) {
-        // One `memset` behind an optimisation barrier (`Vec::zeroize` writes byte by byte: 8 %
-        // of the relay's CPU on 5 MiB uploads). The spare capacity never held payload bytes:
-        // the reader decodes into a zero-filled buffer and truncates it.
-        zeroize::zeroize_bytes(&mut self.0);
-        crate::payload_pool::give_back(std::mem::take(&mut self.0));
+        // The whole capacity, so the pool's buffers are zero throughout (the spare capacity is
+        // a few bytes). One `memset` behind an optimisation barrier (`Vec::zeroize` writes byte
+        // by byte: 8 % of the relay's CPU on 5 MiB uploads).
+        self.bytes.resize(self.bytes.capacity(), 0);
+        zeroize::zeroize_bytes(&mut self.bytes);
+        self.pool.give_back(std::mem::take(&mut self.bytes));
     }
-}
-
-/// Wraps decoded payload bytes so every copy handed out shares one zeroize-on-drop buffer.
-pub fn payload_bytes(decoded: Vec<u8>) -> Bytes {
-    Bytes::from_owner(ZeroizedPayload(decoded))
 }
 
 /// Who may download a blob.
@@ -93,6 +94,11 @@ struct Inner {
 }
 
 impl Inner {
+    /// The budget's bytes neither stored nor reserved by uploads in flight.
+    fn spare(&self, budget: u64) -> u64 {
+        budget.saturating_sub(self.used_bytes + self.in_flight)
+    }
+
     fn key_bytes(&self, key: &KeyHash) -> u64 {
         self.per_key.get(key).copied().unwrap_or(0)
     }
@@ -159,6 +165,8 @@ pub struct BlobStore {
     inner: Mutex<Inner>,
     budget: u64,
     key_share: u64,
+    /// Buffers of gone payloads, kept within the budget's unused part.
+    pool: Arc<PayloadPool>,
 }
 
 impl BlobStore {
@@ -174,7 +182,29 @@ impl BlobStore {
             }),
             budget: budget_bytes,
             key_share: key_share_bytes,
+            pool: Arc::new(PayloadPool::new(budget_bytes)),
         }
+    }
+
+    /// A zero-filled buffer for an upload's payload of `len` bytes (a kept one if it fits).
+    pub fn payload_buffer(&self, len: usize) -> Vec<u8> {
+        self.pool.zeroed(len)
+    }
+
+    /// Wraps decoded payload bytes so every copy handed out shares one zeroize-on-drop buffer.
+    pub fn payload_bytes(&self, decoded: Vec<u8>) -> Bytes {
+        Bytes::from_owner(ZeroizedPayload { bytes: decoded, pool: self.pool.clone() })
+    }
+
+    /// Tells the pool how much of the budget is unused (call after changing the counters,
+    /// with the lock released: the pool may unmap buffers).
+    fn report_spare(&self, spare: u64) {
+        self.pool.set_spare(spare);
+    }
+
+    /// Once per sweep: kept buffers nobody took go back to the kernel.
+    pub fn release_idle_buffers(&self) -> u64 {
+        self.pool.release_idle()
     }
 
     /// Counts `bytes` of an upload whose body is about to be read against the budget and the
@@ -189,6 +219,9 @@ impl BlobStore {
         }
         inner.in_flight += bytes;
         inner.add_key(*key, bytes);
+        let spare = inner.spare(self.budget);
+        drop(inner);
+        self.report_spare(spare);
         Ok(())
     }
 
@@ -197,6 +230,9 @@ impl BlobStore {
         let mut inner = self.lock();
         inner.in_flight = inner.in_flight.saturating_sub(bytes);
         inner.sub_key(key, bytes);
+        let spare = inner.spare(self.budget);
+        drop(inner);
+        self.report_spare(spare);
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
@@ -224,6 +260,9 @@ impl BlobStore {
         inner.used_bytes += meta.size;
         inner.add_key(uploader, meta.size);
         inner.blobs.insert(hash.to_owned(), Entry { meta, state: State::Pending, uploader });
+        let spare = inner.spare(self.budget);
+        drop(inner);
+        self.report_spare(spare);
         Ok(())
     }
 
@@ -249,10 +288,11 @@ impl BlobStore {
     /// Releases a claim whose upload failed.
     pub fn abandon(&self, hash: &str) {
         let mut inner = self.lock();
-        if let Some(entry) = inner.blobs.remove(hash) {
-            inner.used_bytes -= entry.meta.size;
-            inner.sub_key(&entry.uploader, entry.meta.size);
-        }
+        let removed = remove(&mut inner, hash);
+        let spare = inner.spare(self.budget);
+        drop(inner);
+        self.report_spare(spare);
+        drop(removed);
     }
 
     /// Starts sending a blob to `caller` (None: no API key presented). Reserves one view.
@@ -295,7 +335,12 @@ impl BlobStore {
         *views_left = views_left.saturating_sub(1);
         let burned = *views_left == 0;
         if burned {
-            remove(&mut inner, hash);
+            let removed = remove(&mut inner, hash);
+            let spare = inner.spare(self.budget);
+            drop(inner);
+            self.report_spare(spare);
+            // Zeroized (if this was the last copy) and given to the pool outside the lock.
+            drop(removed);
         }
         Finished::Consumed { burned }
     }
@@ -335,15 +380,21 @@ impl BlobStore {
     pub fn sweep(&self, now_ms: u64) -> usize {
         let mut inner = self.lock();
         let due: Vec<(u64, String)> = inner.expiry.range(..(now_ms + 1, String::new())).cloned().collect();
-        let mut removed = 0;
+        let mut removed = Vec::new();
         for (_, hash) in due {
             let busy = matches!(inner.blobs.get(&hash).map(|e| &e.state), Some(State::Ready { in_flight, .. }) if *in_flight > 0);
             if !busy {
-                remove(&mut inner, &hash);
-                removed += 1;
+                removed.extend(remove(&mut inner, &hash));
             }
         }
-        removed
+        let spare = inner.spare(self.budget);
+        drop(inner);
+        self.report_spare(spare);
+        // Zeroizing a second's worth of expired payloads takes a while: not under the lock
+        // uploads and downloads wait for.
+        let count = removed.len();
+        drop(removed);
+        count
     }
 
     /// (blobs stored, payload bytes held, budget).
@@ -353,12 +404,15 @@ impl BlobStore {
     }
 }
 
-fn remove(inner: &mut Inner, hash: &str) {
-    if let Some(entry) = inner.blobs.remove(hash) {
-        inner.used_bytes -= entry.meta.size;
-        inner.sub_key(&entry.uploader, entry.meta.size);
-        inner.expiry.remove(&(entry.meta.expires_ms, hash.to_owned()));
-    }
+/// Takes `hash` out of the store and its counters; the caller drops the entry (its payload is
+/// zeroized then) after letting go of the lock.
+#[must_use = "drop the removed entry after the lock is released"]
+fn remove(inner: &mut Inner, hash: &str) -> Option<Entry> {
+    let entry = inner.blobs.remove(hash)?;
+    inner.used_bytes -= entry.meta.size;
+    inner.sub_key(&entry.uploader, entry.meta.size);
+    inner.expiry.remove(&(entry.meta.expires_ms, hash.to_owned()));
+    Some(entry)
 }
 
 #[cfg(test)]
@@ -379,7 +433,7 @@ mod tests {
 
     fn stored(store: &BlobStore, hash: &str, owner: KeyHash) {
         store.claim(hash, meta(3, Access::Owner(owner)), owner, 0).unwrap();
-        store.publish(hash, payload_bytes(b"abc".to_vec()), [0; 32], "leaf".into(), false);
+        store.publish(hash, store.payload_bytes(b"abc".to_vec()), [0; 32], "leaf".into(), false);
     }
 
     #[test]
@@ -411,7 +465,7 @@ mod tests {
         assert_eq!(store.begin_delivery("h", Some(&[2; 32]), 0).err(), Some(BlobError::Forbidden));
         assert_eq!(store.begin_delivery("h", None, 0).err(), Some(BlobError::Forbidden));
         store.claim("d", meta(3, Access::LookupId), [9; 32], 0).unwrap();
-        store.publish("d", payload_bytes(b"abc".to_vec()), [0; 32], "leaf".into(), false);
+        store.publish("d", store.payload_bytes(b"abc".to_vec()), [0; 32], "leaf".into(), false);
         assert!(store.begin_delivery("d", None, 0).is_ok());
     }
 

@@ -216,6 +216,7 @@ fn spawn_sweeper(state: &SharedState) {
             tick.tick().await;
             let now = state::now_ms();
             state.blobs.sweep(now);
+            state.blobs.release_idle_buffers();
             state.tokens.sweep(now);
         }
     });

@@ -127,8 +127,8 @@ enum State {
 struct Base64Sink {
     held: [u8; 4],
     held_len: usize,
-    /// Zero-filled; the payload is `out[..written]`. A large one is a buffer kept by
-    /// `payload_pool` (pages already faulted in) or fresh zeroed pages; the decoder writes into
+    /// Zero-filled; the payload is `out[..written]`. The relay passes a buffer kept by its
+    /// payload pool (pages already faulted in) or fresh zeroed pages; the decoder writes into
     /// it directly.
     out: Vec<u8>,
     written: usize,
@@ -144,8 +144,7 @@ enum Block {
 }
 
 impl Base64Sink {
-    fn new(max: usize, size_hint: usize) -> Self {
-        let out = crate::payload_pool::zeroed(size_hint.min(max).saturating_add(3));
+    fn new(max: usize, out: Vec<u8>) -> Self {
         Self { held: [0; 4], held_len: 0, out, written: 0, hasher: Sha256::new(), max }
     }
 
@@ -245,12 +244,25 @@ pub struct UploadParser {
 
 impl UploadParser {
     /// A reader for a payload of at most `max_payload` decoded bytes; `size_hint` is the
-    /// expected decoded size (from `Content-Length`), for one allocation.
+    /// expected decoded size (from `Content-Length`), for one allocation. (The relay passes a
+    /// buffer from its payload pool instead: [`UploadParser::with_buffer`].)
+    #[cfg(test)]
     pub fn new(max_payload: usize, size_hint: usize) -> Self {
+        Self::with_buffer(max_payload, vec![0; Self::buffer_len(max_payload, size_hint)])
+    }
+
+    /// The length of the zero-filled buffer [`UploadParser::with_buffer`] wants for these limits.
+    pub fn buffer_len(max_payload: usize, size_hint: usize) -> usize {
+        size_hint.min(max_payload).saturating_add(3)
+    }
+
+    /// [`UploadParser::new`] decoding into `buffer`, zero-filled, of
+    /// [`UploadParser::buffer_len`] bytes (it grows if the body is longer than announced).
+    pub fn with_buffer(max_payload: usize, buffer: Vec<u8>) -> Self {
         Self {
             state: State::Start,
             text: Vec::new(),
-            payload: Some(Base64Sink::new(max_payload, size_hint)),
+            payload: Some(Base64Sink::new(max_payload, buffer)),
             number: 0,
             hash: None,
             payload_done: false,

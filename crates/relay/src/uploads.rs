@@ -174,7 +174,8 @@ pub async fn read(state: &SharedState, body: Body, headers: &HeaderMap, max_blob
     let expected = content_length(headers)?.unwrap_or(max_body);
     let deadline = Duration::from_secs(transfers.body_grace_secs)
         + Duration::from_secs_f64(expected as f64 / transfers.min_upload_bytes_per_sec as f64);
-    let mut parser = UploadParser::new(max_blob_bytes, (expected / 4 * 3) as usize);
+    let buffer = state.blobs.payload_buffer(UploadParser::buffer_len(max_blob_bytes, (expected / 4 * 3) as usize));
+    let mut parser = UploadParser::with_buffer(max_blob_bytes, buffer);
     let reading = async {
         let mut body = body;
         let mut received: u64 = 0;

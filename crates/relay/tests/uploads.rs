@@ -174,3 +174,52 @@ fn one_key_cannot_fill_the_shared_budget_alone() {
     sector.upload_ok(&other, &blob(4), json!({}));
     sector.upload_ok(&other, &blob(5), json!({}));
 }
+
+/// Minor page faults of process `pid` so far (`/proc/PID/stat`, field 10).
+fn minor_faults(pid: i32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let after_name = &stat[stat.rfind(')').unwrap() + 2..];
+    after_name.split_whitespace().nth(7).unwrap().parse().unwrap()
+}
+
+#[test]
+fn large_payload_buffers_are_reused_within_the_budget_and_returned_when_traffic_stops() {
+    const BUDGET: u64 = 48 * MIB;
+    const SIZE: usize = 4 << 20;
+    let sector = Sector::with_config(&format!(
+        "[limits]\nblob_budget_bytes = {BUDGET}\n[transfers]\nmax_key_share_percent = 100\n"
+    ));
+    let key = sector.key("enterprise");
+    let pid = sector.relay_pid().as_raw();
+    let idle_rss = vm_rss_bytes(pid);
+    let cycle = |seed: u64| {
+        let data = payload(seed, SIZE);
+        let hash = sector.upload_ok(&key, &data, json!({}));
+        let reply = sector.download(&key, &hash);
+        assert_eq!(reply.status, 200);
+        assert_eq!(reply.body.len(), SIZE);
+    };
+    for seed in 0..5 {
+        cycle(seed);
+    }
+    // A burned blob's buffer serves the next upload of its size: no fresh pages to fault in
+    // (without the pool, each cycle faults in all 1,024 pages of its payload).
+    let before = minor_faults(pid);
+    for seed in 5..15 {
+        cycle(seed);
+        assert!(vm_rss_bytes(pid) <= BUDGET + 64 * MIB);
+    }
+    let faults = minor_faults(pid) - before;
+    assert!(faults < 10 * 1024 / 4, "{faults} minor faults in 10 cycles of 4 MiB");
+
+    // Blobs that fill the budget are within it, kept buffers included.
+    let stored: Vec<String> =
+        (100..110).map(|seed| sector.upload_ok(&key, &payload(seed, SIZE), json!({ "ttl_ms": 1000 }))).collect();
+    assert_eq!(stored.len(), 10);
+    assert!(vm_rss_bytes(pid) <= BUDGET + 64 * MIB, "{} MiB", vm_rss_bytes(pid) / MIB);
+
+    // Once they have expired and nobody uploads, the kept buffers go back to the kernel.
+    wait_until("the relay to give the payload memory back", || {
+        (vm_rss_bytes(pid) <= idle_rss + 16 * MIB).then_some(())
+    });
+}

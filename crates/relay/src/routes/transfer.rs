@@ -13,7 +13,7 @@ use jsonapi::{ApiError, ApiResult};
 use serde_json::{Value, json};
 
 use crate::auth::Caller;
-use crate::blobs::{Access, BlobError, BlobMeta, Finished, payload_bytes};
+use crate::blobs::{Access, BlobError, BlobMeta, Finished};
 use crate::delivery::{DeliveryBody, Ending};
 use crate::ids::{BlobId, DeviceId, DropId};
 use crate::keys::KeyHash;
@@ -203,7 +203,7 @@ async fn store_upload(
     let expires_ms = now_ms() + upload.ttl_ms;
     let token = state.tokens.issue(&ids.key, expires_ms)?;
     let sig_verified = sender_device.is_some();
-    state.blobs.publish(&ids.key, payload_bytes(payload), sha256, appended.leaf_hash.clone(), sig_verified);
+    state.blobs.publish(&ids.key, state.blobs.payload_bytes(payload), sha256, appended.leaf_hash.clone(), sig_verified);
     monitoring::upload_stored(size);
     state.stats.count(crate::stats::Counter::Transfer, now_ms());
     claim.published = true;
