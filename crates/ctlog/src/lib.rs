@@ -21,6 +21,7 @@ pub mod sequencer;
 mod state;
 pub mod store;
 pub mod tiles_api;
+pub mod warm;
 
 use std::os::unix::fs::DirBuilderExt;
 use std::sync::Arc;
@@ -92,6 +93,7 @@ impl Opened {
             SequencerConfig { relay_id: config.relay_id.clone(), refresh_interval: config.refresh_interval() };
         let fatal = sequencer::exit_on_storage_fault();
         let (sequencer, _, _) = Sequencer::start(store.clone(), key.clone(), sequencer_config, fatal)?;
+        warm::spawn(store.clone(), store.snapshot()?.tree_size()?);
         Ok(Arc::new(AppState {
             gossip: Gossip::new(&config, public_key.pk_hash()),
             checkpoint: tiles_api::CheckpointSigner::new(note_key, tiles_api::origin_for(&config.public_url())),

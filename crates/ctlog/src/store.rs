@@ -387,6 +387,24 @@ impl LogStore {
         Ok(Snapshot { txn: self.db.begin_read()?, index: self.index.clone() })
     }
 
+    /// Reads the SHA3 hash tiles (what proofs read) once each, in key order, from `from`
+    /// onwards, and returns the next key to read (`None` when all are read) and the bytes read.
+    /// At most `limit` tiles per call: each call is one short read transaction, since a
+    /// long-lived one would keep redb from reusing the pages later commits free.
+    pub(crate) fn read_tiles(&self, from: (u8, u64), limit: usize) -> Result<(Option<(u8, u64)>, u64)> {
+        let txn = self.db.begin_read()?;
+        let tiles = txn.open_table(TILES)?;
+        let mut bytes = 0;
+        for (n, row) in tiles.range(from..)?.enumerate() {
+            let (key, value) = row?;
+            if n == limit {
+                return Ok((Some(key.value()), bytes));
+            }
+            bytes += value.value().len() as u64;
+        }
+        Ok((None, bytes))
+    }
+
     /// Where the bytes of the log file go, table by table (for the benchmark): a Markdown
     /// table of stored bytes (keys and values), pages and fragmentation, and the pages the file
     /// holds beyond what the tables use (free pages). Takes a write transaction (waits for the

@@ -49,6 +49,12 @@ pub fn end_quietly_on_closed_stdout() {
     let _ = unsafe { signal(Signal::SIGPIPE, SigHandler::SigDfl) };
 }
 
+/// The machine's physical memory in bytes (`sysinfo(2)`; no file is read, so it works inside
+/// the sandbox), or `None` if the call is refused.
+pub fn physical_memory_bytes() -> Option<u64> {
+    nix::sys::sysinfo::sysinfo().ok().map(|info| info.ram_total())
+}
+
 /// Allocations of at least this many bytes get their own mapping from glibc's `malloc` and are
 /// unmapped when freed (see [`return_large_allocations`]).
 pub const LARGE_ALLOCATION_BYTES: usize = 1 << 20;
