@@ -55,6 +55,15 @@ pub fn physical_memory_bytes() -> Option<u64> {
     nix::sys::sysinfo::sysinfo().ok().map(|info| info.ram_total())
 }
 
+/// Tells the kernel that `file` is read at scattered places (`POSIX_FADV_RANDOM`), so that a
+/// read brings in only the pages asked for, with no readahead around them. For the log, whose
+/// proofs read hash tiles spread through a file larger than memory, readahead filled the page
+/// cache with the leaf rows next to each tile and pushed the tiles themselves out. It applies
+/// to this open file only. Returns whether the kernel took the advice.
+pub fn advise_random_access(file: &std::fs::File) -> bool {
+    nix::fcntl::posix_fadvise(file, 0, 0, nix::fcntl::PosixFadviseAdvice::POSIX_FADV_RANDOM).is_ok()
+}
+
 /// Allocations of at least this many bytes get their own mapping from glibc's `malloc` and are
 /// unmapped when freed (see [`return_large_allocations`]).
 pub const LARGE_ALLOCATION_BYTES: usize = 1 << 20;

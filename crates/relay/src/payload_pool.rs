@@ -28,6 +28,9 @@ pub struct PayloadPool {
     inner: Mutex<Kept>,
     /// The blob budget's unused bytes, as the blob store last reported them.
     spare: AtomicU64,
+    /// `Kept::held`, readable without the lock (every upload's reservation lowers the spare;
+    /// most find nothing to release).
+    held: AtomicU64,
 }
 
 #[derive(Default)]
@@ -39,9 +42,10 @@ struct Kept {
 }
 
 impl Kept {
-    fn pop(&mut self, i: usize) -> Vec<u8> {
+    fn pop(&mut self, i: usize, held: &AtomicU64) -> Vec<u8> {
         let (buffer, _) = self.buffers.swap_remove(i);
         self.held -= buffer.capacity() as u64;
+        held.store(self.held, Ordering::Release);
         buffer
     }
 }
@@ -49,7 +53,7 @@ impl Kept {
 impl PayloadPool {
     /// An empty pool that may keep `spare` bytes beyond [`MAX_BEYOND_BUDGET`].
     pub fn new(spare: u64) -> Self {
-        Self { inner: Mutex::new(Kept::default()), spare: AtomicU64::new(spare) }
+        Self { inner: Mutex::new(Kept::default()), spare: AtomicU64::new(spare), held: AtomicU64::new(0) }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Kept> {
@@ -67,7 +71,7 @@ impl PayloadPool {
                 let mut kept = self.lock();
                 let fits =
                     kept.buffers.iter().position(|(b, _)| b.capacity() >= len && b.capacity() - len <= MAX_SLACK);
-                fits.map(|i| kept.pop(i))
+                fits.map(|i| kept.pop(i, &self.held))
             };
             if let Some(mut buffer) = kept {
                 // Every byte up to the capacity is zero already: only a longer length writes.
@@ -95,6 +99,7 @@ impl PayloadPool {
             let capacity = buffer.capacity() as u64;
             if kept.held + capacity <= self.limit() {
                 kept.held += capacity;
+                self.held.store(kept.held, Ordering::Release);
                 let generation = kept.generation;
                 kept.buffers.push((buffer, generation));
                 None
@@ -109,7 +114,7 @@ impl PayloadPool {
     /// released (unmapped after the lock is let go).
     pub fn set_spare(&self, spare: u64) {
         let before = self.spare.swap(spare, Ordering::AcqRel);
-        if spare >= before {
+        if spare >= before || self.held.load(Ordering::Acquire) <= self.limit() {
             return;
         }
         let released: Vec<Vec<u8>> = {
@@ -118,7 +123,7 @@ impl PayloadPool {
             let mut out = Vec::new();
             while kept.held > limit && !kept.buffers.is_empty() {
                 let last = kept.buffers.len() - 1;
-                out.push(kept.pop(last));
+                out.push(kept.pop(last, &self.held));
             }
             out
         };
@@ -136,7 +141,7 @@ impl PayloadPool {
             let mut i = 0;
             while i < kept.buffers.len() {
                 if kept.buffers[i].1 < cutoff {
-                    out.push(kept.pop(i));
+                    out.push(kept.pop(i, &self.held));
                 } else {
                     i += 1;
                 }
