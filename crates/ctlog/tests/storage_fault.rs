@@ -77,6 +77,8 @@ fn a_failed_commit_exits_the_log_and_a_restart_recovers_every_acknowledged_leaf(
     let stderr = std::io::read_to_string(child.stderr.take().unwrap()).unwrap();
     assert_eq!(status.code(), Some(STORAGE_FAULT_EXIT), "{stderr}");
     assert!(stderr.contains("storage fault"), "{stderr}");
+    // A log with leaves preloads its hash tiles at start-up, inside its sandbox (`ctlog::warm`).
+    assert!(stderr.contains("hash tiles preloaded: 0 MiB in"), "{stderr}");
 
     // Restart without the limit: start-up recovers; every acknowledged leaf is where it was.
     log.spawn();
