@@ -79,7 +79,10 @@ pub fn open(config: Config) -> anyhow::Result<Opened> {
         DAEMON.log(format_args!("generated a new checkpoint note key at {}", note_key_path.display()));
     }
     let internal_token = Secret::load_or_generate(&config.internal_token_path(), "pit_")?;
-    let store = Arc::new(LogStore::open(&config.state_dir.join(DB_FILE)).context("cannot open the log database")?);
+    let store = Arc::new(
+        LogStore::open_with_cache(&config.state_dir.join(DB_FILE), config.cache_mib.saturating_mul(1 << 20))
+            .context("cannot open the log database")?,
+    );
     Ok(Opened { config, key: Arc::new(key), note_key, internal_token, store })
 }
 

@@ -145,7 +145,7 @@ fn old_index_file(path: &Path) -> PathBuf {
 /// what the log reads at random — proofs' hash tiles, single leaves — is most of its reading,
 /// and readahead around each tile filled the page cache with neighbouring leaf rows (a
 /// 6 GiB tile preload at 100M leaves read 21 GiB and evicted its own first tiles).
-fn open_database(path: &Path) -> Result<Database> {
+fn open_database(path: &Path, cache_bytes: usize) -> Result<Database> {
     let file = std::fs::OpenOptions::new()
         .read(true)
         .write(true)
@@ -154,23 +154,37 @@ fn open_database(path: &Path) -> Result<Database> {
         .open(path)
         .map_err(|e| StoreError::Redb(redb::Error::Io(e)))?;
     harden::advise_random_access(&file);
-    Ok(redb::Builder::new().create_with_backend(redb::backends::FileBackend::new(file)?)?)
+    Ok(redb::Builder::new().set_cache_size(cache_bytes).create_with_backend(redb::backends::FileBackend::new(file)?)?)
 }
 
 #[doc(hidden)]
 pub use crate::index::IndexTuning;
 
+/// The in-process page cache of [`LogStore::open`] (redb's default, the config's default).
+pub const DEFAULT_CACHE_BYTES: usize = 1 << 30;
+
 impl LogStore {
     /// Opens (or creates) the database and its leaf-hash index ([`index_path`]) and makes sure
     /// every table exists. No thread is started (the sequencer starts the indexer).
     pub fn open(path: &Path) -> Result<Self> {
-        Self::open_tuned(path, IndexTuning::default())
+        Self::open_with_cache(path, DEFAULT_CACHE_BYTES)
+    }
+
+    /// [`LogStore::open`] with `cache_bytes` of in-process page cache (the config's
+    /// `cache_mib`): pages in it are read without a system call, and no one but the process
+    /// evicts them — not the kernel, nor a host reclaiming idle page cache of this VM.
+    pub fn open_with_cache(path: &Path, cache_bytes: usize) -> Result<Self> {
+        Self::open_inner(path, IndexTuning::default(), cache_bytes)
     }
 
     /// [`LogStore::open`] with other run sizes for the leaf-hash index (tests use small runs).
     #[doc(hidden)]
     pub fn open_tuned(path: &Path, tuning: IndexTuning) -> Result<Self> {
-        let db = open_database(path)?;
+        Self::open_inner(path, tuning, DEFAULT_CACHE_BYTES)
+    }
+
+    fn open_inner(path: &Path, tuning: IndexTuning, cache_bytes: usize) -> Result<Self> {
+        let db = open_database(path, cache_bytes)?;
         let mut txn = db.begin_write()?;
         txn.set_durability(Durability::Immediate)?;
         {

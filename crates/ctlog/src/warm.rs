@@ -7,6 +7,9 @@
 //! of the machine's memory; on a smaller machine reading them would only evict them again, and
 //! proofs go to the disk as before. Read a second time (by a proof), a page moves to the
 //! kernel's active list, which streams of once-read pages (leaf rows, appends) do not displace.
+//! The kernel may still reclaim page cache nobody touched for a while (this VM's host does, after
+//! about a minute); tiles in the process's own cache (`cache_mib`, filled by this same read when
+//! it is large enough) stay until the process evicts them.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
