@@ -70,7 +70,10 @@ fn run(config: Config, config_path: &Path) -> anyhow::Result<()> {
     let listeners = crate::bind(&opened.config)?;
     let hardening = crate::DAEMON.lock_down(&policy, config_path)?;
     let state = opened.start(hardening)?;
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .on_thread_park(harden::release_freed_memory)
+        .build()?;
     runtime.block_on(crate::serve(state, listeners))
 }
 

@@ -60,3 +60,6 @@ fn main() -> ExitCode {
         _ => client::cli::main_as(None, SERVICES),
     }
 }
+
+#[global_allocator]
+static ALLOCATOR: harden::ServiceAllocator = harden::ServiceAllocator;

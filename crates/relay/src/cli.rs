@@ -48,7 +48,10 @@ fn run(config: Config, config_path: &Path) -> anyhow::Result<()> {
     if !returned {
         crate::DAEMON.log(format_args!("malloc kept its dynamic mmap threshold: freed payloads may stay resident"));
     }
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .on_thread_park(harden::release_freed_memory)
+        .build()?;
     runtime.block_on(crate::serve(opened, hardening, listeners))
 }
 
