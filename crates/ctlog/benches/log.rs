@@ -167,9 +167,12 @@ impl BenchLog {
     }
 
     fn open_in(dir: LogDir, key: Arc<LogSigningKey>) -> Result<Self> {
-        // `BENCH_CACHE_MIB`: the service's `cache_mib` (default 1024).
-        let cache_mib: usize = std::env::var("BENCH_CACHE_MIB").ok().and_then(|v| v.parse().ok()).unwrap_or(1024);
-        let store = Arc::new(LogStore::open_with_cache(&dir.path().join("ctlog.redb"), cache_mib << 20)?);
+        // `BENCH_CACHE_MIB`: the service's `cache_mib` (default: the service's default).
+        let cache_bytes = std::env::var("BENCH_CACHE_MIB")
+            .ok()
+            .and_then(|v| v.parse::<usize>().ok())
+            .map_or(ctlog::store::DEFAULT_CACHE_BYTES, |mib| mib << 20);
+        let store = Arc::new(LogStore::open_with_cache(&dir.path().join("ctlog.redb"), cache_bytes)?);
         let config = SequencerConfig { relay_id: "bench".into(), refresh_interval: Duration::from_secs(3600) };
         let (sequencer, _, thread) =
             Sequencer::start(store.clone(), key.clone(), config, ctlog::sequencer::exit_on_storage_fault())?;

@@ -16,8 +16,8 @@ use std::time::{Duration, Instant};
 
 use crate::store::{LogStore, StoreError};
 
-/// Bytes of SHA3 tiles per leaf: a full fat tile stores its 256 leaves' hashes and the 255
-/// nodes above them that stay inside the tile (511 × 32 bytes), the higher tiles 1/256 of that.
+/// Bytes of SHA3 tiles per leaf: a full fat tile stores its 256 leaves' hashes and the nodes
+/// above them inside the tile except its root (510 × 32 bytes), the higher tiles 1/256 of that.
 const TILE_BYTES_PER_LEAF: u64 = 64;
 /// Tiles read per read transaction.
 const TILES_PER_READ: usize = 4096;
@@ -51,12 +51,12 @@ pub fn read_all_tiles(store: &LogStore) -> Result<Warmed, StoreError> {
 /// Starts the warm-up thread if the tiles of `tree_size` leaves fit (see [`worth_warming`]);
 /// it logs what it did. A failure only ends the warm-up: proofs still read from the disk.
 pub fn spawn(store: Arc<LogStore>, tree_size: u64) {
-    let Some(memory) = harden::physical_memory_bytes() else {
-        return;
-    };
     if tree_size == 0 {
         return;
     }
+    let Some(memory) = harden::physical_memory_bytes() else {
+        return;
+    };
     if !worth_warming(tree_size, memory) {
         crate::DAEMON.log(format_args!(
             "hash tiles not preloaded: about {} MiB for {tree_size} leaves, more than half of the {} MiB of memory",

@@ -196,9 +196,11 @@ impl BlobStore {
         Bytes::from_owner(ZeroizedPayload { bytes: decoded, pool: self.pool.clone() })
     }
 
-    /// Tells the pool how much of the budget is unused (call after changing the counters,
-    /// with the lock released: the pool may unmap buffers).
-    fn report_spare(&self, spare: u64) {
+    /// Lets go of the lock after the counters changed, then tells the pool how much of the
+    /// budget is now unused (outside the lock: the pool may unmap buffers).
+    fn unlock(&self, inner: std::sync::MutexGuard<'_, Inner>) {
+        let spare = inner.spare(self.budget);
+        drop(inner);
         self.pool.set_spare(spare);
     }
 
@@ -219,9 +221,7 @@ impl BlobStore {
         }
         inner.in_flight += bytes;
         inner.add_key(*key, bytes);
-        let spare = inner.spare(self.budget);
-        drop(inner);
-        self.report_spare(spare);
+        self.unlock(inner);
         Ok(())
     }
 
@@ -230,9 +230,7 @@ impl BlobStore {
         let mut inner = self.lock();
         inner.in_flight = inner.in_flight.saturating_sub(bytes);
         inner.sub_key(key, bytes);
-        let spare = inner.spare(self.budget);
-        drop(inner);
-        self.report_spare(spare);
+        self.unlock(inner);
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
@@ -260,9 +258,7 @@ impl BlobStore {
         inner.used_bytes += meta.size;
         inner.add_key(uploader, meta.size);
         inner.blobs.insert(hash.to_owned(), Entry { meta, state: State::Pending, uploader });
-        let spare = inner.spare(self.budget);
-        drop(inner);
-        self.report_spare(spare);
+        self.unlock(inner);
         Ok(())
     }
 
@@ -289,9 +285,7 @@ impl BlobStore {
     pub fn abandon(&self, hash: &str) {
         let mut inner = self.lock();
         let removed = remove(&mut inner, hash);
-        let spare = inner.spare(self.budget);
-        drop(inner);
-        self.report_spare(spare);
+        self.unlock(inner);
         drop(removed);
     }
 
@@ -336,9 +330,7 @@ impl BlobStore {
         let burned = *views_left == 0;
         if burned {
             let removed = remove(&mut inner, hash);
-            let spare = inner.spare(self.budget);
-            drop(inner);
-            self.report_spare(spare);
+            self.unlock(inner);
             // Zeroized (if this was the last copy) and given to the pool outside the lock.
             drop(removed);
         }
@@ -387,9 +379,7 @@ impl BlobStore {
                 removed.extend(remove(&mut inner, &hash));
             }
         }
-        let spare = inner.spare(self.budget);
-        drop(inner);
-        self.report_spare(spare);
+        self.unlock(inner);
         // Zeroizing a second's worth of expired payloads takes a while: not under the lock
         // uploads and downloads wait for.
         let count = removed.len();

@@ -15,7 +15,8 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, PoisonError};
 
-/// Smaller buffers come from glibc's heap, which keeps and reuses them anyway.
+/// Smaller buffers come from the allocator's heap (mimalloc, `harden::ServiceAllocator`), which
+/// reuses them anyway.
 const MIN_POOLED: usize = harden::LARGE_ALLOCATION_BYTES;
 /// What the pool may hold beyond the unused part of the blob budget.
 pub const MAX_BEYOND_BUDGET: u64 = 32 << 20;
@@ -28,8 +29,8 @@ pub struct PayloadPool {
     inner: Mutex<Kept>,
     /// The blob budget's unused bytes, as the blob store last reported them.
     spare: AtomicU64,
-    /// `Kept::held`, readable without the lock (every upload's reservation lowers the spare;
-    /// most find nothing to release).
+    /// Bytes of capacity kept; changed only under the lock, read without it (every upload's
+    /// reservation lowers the spare; most find nothing to release).
     held: AtomicU64,
 }
 
@@ -37,15 +38,13 @@ pub struct PayloadPool {
 struct Kept {
     /// `(buffer, sweep generation it was given back in)`.
     buffers: Vec<(Vec<u8>, u64)>,
-    held: u64,
     generation: u64,
 }
 
 impl Kept {
     fn pop(&mut self, i: usize, held: &AtomicU64) -> Vec<u8> {
         let (buffer, _) = self.buffers.swap_remove(i);
-        self.held -= buffer.capacity() as u64;
-        held.store(self.held, Ordering::Release);
+        held.fetch_sub(buffer.capacity() as u64, Ordering::AcqRel);
         buffer
     }
 }
@@ -97,9 +96,8 @@ impl PayloadPool {
         let refused = {
             let mut kept = self.lock();
             let capacity = buffer.capacity() as u64;
-            if kept.held + capacity <= self.limit() {
-                kept.held += capacity;
-                self.held.store(kept.held, Ordering::Release);
+            if self.held.load(Ordering::Acquire) + capacity <= self.limit() {
+                self.held.fetch_add(capacity, Ordering::AcqRel);
                 let generation = kept.generation;
                 kept.buffers.push((buffer, generation));
                 None
@@ -121,7 +119,7 @@ impl PayloadPool {
             let mut kept = self.lock();
             let limit = self.limit();
             let mut out = Vec::new();
-            while kept.held > limit && !kept.buffers.is_empty() {
+            while self.held.load(Ordering::Acquire) > limit && !kept.buffers.is_empty() {
                 let last = kept.buffers.len() - 1;
                 out.push(kept.pop(last, &self.held));
             }
@@ -154,7 +152,7 @@ impl PayloadPool {
     /// Bytes of capacity kept.
     #[cfg(test)]
     fn held(&self) -> u64 {
-        self.lock().held
+        self.held.load(Ordering::Acquire)
     }
 }
 
