@@ -9,7 +9,6 @@
 //! the differential property tests below hold it to that. One deliberate difference: serde's
 //! derive also reads a struct from a JSON array of its fields; this reader wants objects.
 
-use base64::Engine;
 use sha2::{Digest, Sha256};
 
 /// Base64 text decoded and hashed per step (a multiple of 4): its 48 KiB of output are still
@@ -201,9 +200,13 @@ impl Base64Sink {
                 (self.out.len() * 2).clamp(self.written + room, self.max.saturating_add(3).max(self.written + room));
             self.out.resize(grown, 0);
         }
-        let decoded = base64::engine::general_purpose::STANDARD
-            .decode_slice(text, &mut self.out[self.written..self.written + room])
-            .map_err(|_| ParseError::Base64)?;
+        // SIMD decoding: about 4x the `base64` crate's speed on this path (README). It is
+        // exactly as strict (padding, canonical trailing bits): the differential tests below
+        // hold it to the `base64` crate's STANDARD engine.
+        let decoded = base64_simd::STANDARD
+            .decode(text, base64_simd::Out::from_slice(&mut self.out[self.written..self.written + room]))
+            .map_err(|_| ParseError::Base64)?
+            .len();
         let end = self.written + decoded;
         if end > self.max {
             return Err(ParseError::TooLarge);
@@ -581,6 +584,7 @@ mod tests {
     use serde::Deserialize;
 
     use super::*;
+    use base64::Engine;
 
     /// The shape as serde reads it (the relay's former whole-body parser).
     #[derive(Deserialize)]
@@ -840,7 +844,7 @@ mod tests {
         #[test]
         fn large_payloads_decode_as_the_reference_in_any_chunking_and_buffer_size(
             len in prop_oneof![0usize..64, (BLOCK / 4 * 3 - 8)..(BLOCK / 4 * 3 + 8), 100_000usize..200_000],
-            edit in proptest::option::weighted(0.3, (any::<usize>(), prop_oneof![Just(b'='), Just(b' '), Just(b'-'), Just(b'A')])),
+            edit in proptest::option::weighted(0.3, (any::<usize>(), prop_oneof![Just(b'='), Just(b' '), Just(b'-'), Just(b'A'), any::<u8>()])),
             cuts in proptest::collection::vec(any::<usize>(), 0..40),
             hint in prop_oneof![Just(0usize), Just(usize::MAX), 0usize..300_000],
         ) {
