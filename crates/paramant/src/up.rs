@@ -45,10 +45,13 @@ pub fn run(options: UpOptions) -> anyhow::Result<ExitCode> {
     std::fs::create_dir_all(&options.data_dir)
         .with_context(|| format!("cannot create {}", options.data_dir.display()))?;
     let dir = options.data_dir.canonicalize()?;
-    let ctlog = CtlogLayout::ensure(&dir)?;
-    let admin_public = AdminLayout::public_listen(&dir)?;
-    let relay = RelayLayout::ensure(&dir, &ctlog.config, &format!("http://{admin_public}"))?;
-    let admin = AdminLayout::ensure(&dir, admin_public, &ctlog.config, &relay.config)?;
+    let mut ports = FreePorts::default();
+    let ctlog = CtlogLayout::ensure(&dir, &mut ports)?;
+    let admin_public = AdminLayout::public_listen(&dir, &mut ports)?;
+    let relay = RelayLayout::ensure(&dir, &mut ports, &ctlog.config, &format!("http://{admin_public}"))?;
+    let admin = AdminLayout::ensure(&dir, &mut ports, admin_public, &ctlog.config, &relay.config)?;
+    // Every port is written to its config: release them for the services to bind.
+    drop(ports);
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     runtime.block_on(async {
         let mut children = Vec::new();
@@ -217,9 +220,18 @@ fn write_atomically(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// A free loopback port (bound then released; the config file keeps it from then on).
-fn free_port() -> anyhow::Result<u16> {
-    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+/// Free loopback ports for a first start. Each stays bound until all are chosen, so the kernel
+/// cannot hand out the same port twice; the config files keep them from then on.
+#[derive(Default)]
+struct FreePorts(Vec<TcpListener>);
+
+impl FreePorts {
+    fn take(&mut self) -> anyhow::Result<u16> {
+        let listener = TcpListener::bind("127.0.0.1:0")?;
+        let port = listener.local_addr()?.port();
+        self.0.push(listener);
+        Ok(port)
+    }
 }
 
 /// Where the log lives inside the data directory, and its generated configuration.
@@ -230,7 +242,7 @@ struct CtlogLayout {
 
 impl CtlogLayout {
     /// Loads `DIR/ctlog.toml`, writing embedded defaults with fresh ports on first start.
-    fn ensure(dir: &Path) -> anyhow::Result<Self> {
+    fn ensure(dir: &Path, ports: &mut FreePorts) -> anyhow::Result<Self> {
         let config_path = dir.join("ctlog.toml");
         if !config_path.exists() {
             let text = format!(
@@ -244,8 +256,8 @@ impl CtlogLayout {
                  [gossip]\n\
                  trusted_proxies = [\"127.0.0.1\"]\n",
                 state = dir.join("ctlog").display().to_string(),
-                public = free_port()?,
-                internal = free_port()?,
+                public = ports.take()?,
+                internal = ports.take()?,
             );
             write_atomically(&config_path, text.as_bytes())?;
         }
@@ -279,7 +291,12 @@ struct RelayLayout {
 
 impl RelayLayout {
     /// Loads `DIR/relay.toml`, writing embedded defaults with fresh ports on first start.
-    fn ensure(dir: &Path, ctlog: &ctlog::config::Config, accounts_url: &str) -> anyhow::Result<Self> {
+    fn ensure(
+        dir: &Path,
+        ports: &mut FreePorts,
+        ctlog: &ctlog::config::Config,
+        accounts_url: &str,
+    ) -> anyhow::Result<Self> {
         let config_path = dir.join("relay.toml");
         if !config_path.exists() {
             let text = format!(
@@ -298,8 +315,8 @@ impl RelayLayout {
                  state_file = {license_state:?}\n",
                 license_token = dir.join("license/license-token").display().to_string(),
                 license_state = dir.join("license/state.json").display().to_string(),
-                public = free_port()?,
-                internal = free_port()?,
+                public = ports.take()?,
+                internal = ports.take()?,
                 state = dir.join("relay").display().to_string(),
                 ct_internal = ctlog.internal_listen,
                 ct_public = ctlog.public_url(),
@@ -364,17 +381,18 @@ struct AdminLayout {
 
 impl AdminLayout {
     /// The admin's public address: from `DIR/admin.toml` when it exists, else a free port.
-    fn public_listen(dir: &Path) -> anyhow::Result<SocketAddr> {
+    fn public_listen(dir: &Path, ports: &mut FreePorts) -> anyhow::Result<SocketAddr> {
         let path = dir.join("admin.toml");
         if path.exists() {
             return Ok(admin::config::Config::load(&path)?.public_listen);
         }
-        Ok(SocketAddr::from(([127, 0, 0, 1], free_port()?)))
+        Ok(SocketAddr::from(([127, 0, 0, 1], ports.take()?)))
     }
 
     /// Loads `DIR/admin.toml`, writing embedded defaults on first start.
     fn ensure(
         dir: &Path,
+        ports: &mut FreePorts,
         public: SocketAddr,
         ctlog: &ctlog::config::Config,
         relay: &relay::config::Config,
@@ -398,7 +416,7 @@ impl AdminLayout {
                  token_file = {relay_token:?}\n",
                 license_token = dir.join("license/license-token").display().to_string(),
                 license_state = dir.join("license/state.json").display().to_string(),
-                internal = free_port()?,
+                internal = ports.take()?,
                 state = dir.join("admin").display().to_string(),
                 ct_internal = ctlog.internal_listen,
                 ct_token = ctlog.internal_token_path().display().to_string(),
