@@ -9,7 +9,13 @@
 //!
 //! Both wall time and this thread's CPU time are taken: on a shared machine a thread can be
 //! descheduled mid-measurement, which inflates wall time but not CPU time.
+//!
+//! [`socket_floor`] adds what any server receiving the upload over TCP must also do: read the
+//! text out of a loopback socket (the relay's read size), then decode and hash it — the least
+//! CPU a relay on this machine could spend per upload, against which its own overhead shows.
 
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
 use std::time::{Duration, Instant};
 
 use base64::Engine;
@@ -32,6 +38,8 @@ pub struct Bound {
     pub cpu_secs: f64,
     /// Wall time of the `base64` crate's scalar decode of the same text, median.
     pub scalar_decode_secs: f64,
+    /// CPU time of [`socket_floor`]: receive from a socket, decode, hash (`None`: it failed).
+    pub floor_cpu_secs: Option<f64>,
     pub cores: usize,
 }
 
@@ -82,8 +90,75 @@ pub fn measure(size: usize, cores: usize) -> Bound {
         hash_secs: median(&mut hash[WARMUP_ROUNDS..]),
         cpu_secs: median(&mut cpu[WARMUP_ROUNDS..]),
         scalar_decode_secs: median(&mut scalar[WARMUP_ROUNDS..]),
+        floor_cpu_secs: socket_floor(size).map(|cpu| cpu.as_secs_f64()).ok(),
         cores,
     }
+}
+
+/// The relay's socket reads are this large (hyper's largest read buffer, seen with `strace`).
+const READ_SIZE: usize = 408 * 1024;
+
+/// CPU time, median, of a thread that receives a `size`-byte payload's base64 text from a
+/// loopback TCP socket in [`READ_SIZE`] reads and decodes and hashes it as it arrives, as the
+/// relay does, without HTTP or anything else. A second thread sends.
+///
+/// # Errors
+/// When the loopback socket cannot be set up.
+pub fn socket_floor(size: usize) -> std::io::Result<Duration> {
+    let payload: Vec<u8> = (0..size).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8).collect();
+    let text = SCALAR.encode(&payload).into_bytes();
+    let expected: [u8; 32] = Sha256::digest(&payload).into();
+    let listener = TcpListener::bind("127.0.0.1:0")?;
+    let address = listener.local_addr()?;
+    let rounds = ROUNDS + WARMUP_ROUNDS;
+    let sender = {
+        let text = text.clone();
+        std::thread::spawn(move || -> std::io::Result<()> {
+            let mut stream = TcpStream::connect(address)?;
+            for _ in 0..rounds {
+                stream.write_all(&text)?;
+            }
+            Ok(())
+        })
+    };
+    let (mut stream, _) = listener.accept()?;
+    let mut read_buffer = vec![0u8; READ_SIZE];
+    let mut out = vec![0u8; text.len() / 4 * 3];
+    let mut cpu = Vec::with_capacity(rounds);
+    for _ in 0..rounds {
+        let cpu_start = thread_cpu();
+        let (mut received, mut pending, mut written) = (0, 0, 0);
+        let mut hasher = Sha256::new();
+        while received < text.len() {
+            let want = (text.len() - received).min(READ_SIZE - pending);
+            let n = stream.read(&mut read_buffer[pending..pending + want])?;
+            if n == 0 {
+                return Err(std::io::ErrorKind::UnexpectedEof.into());
+            }
+            received += n;
+            let available = pending + n;
+            // Whole quads now; the text's last quad (it may carry padding) once all is in.
+            let take = if received == text.len() { available } else { available / 4 * 4 };
+            // In 64 KiB blocks, as the relay: each block's output is hashed while in cache.
+            for block in read_buffer[..take].chunks(64 * 1024) {
+                let decoded = base64_simd::STANDARD
+                    .decode(block, base64_simd::Out::from_slice(&mut out[written..]))
+                    .map_err(|_| std::io::Error::other("the floor's text did not decode"))?
+                    .len();
+                hasher.update(&out[written..written + decoded]);
+                written += decoded;
+            }
+            read_buffer.copy_within(take..available, 0);
+            pending = available - take;
+        }
+        let digest: [u8; 32] = hasher.finalize().into();
+        cpu.push(thread_cpu().saturating_sub(cpu_start));
+        if digest != expected {
+            return Err(std::io::Error::other("the floor's hash is wrong"));
+        }
+    }
+    sender.join().map_err(|_| std::io::Error::other("the floor's sender panicked"))??;
+    Ok(Duration::from_secs_f64(median(&mut cpu[WARMUP_ROUNDS..])))
 }
 
 /// CPU time of the calling thread (zero if the clock is unavailable).

@@ -137,6 +137,16 @@ fn cpu_table(report: &RunReport) -> String {
             duration(b.scalar_cpu_secs()),
             100.0 * b.scalar_cpu_secs() / relay_large.max(1e-9)
         );
+        if let Some(floor) = b.floor_cpu_secs {
+            let _ = writeln!(
+                out,
+                "Receiving the upload's text from a loopback socket as well (the relay's read size), \
+                 then decoding and hashing it, takes {} of CPU on one thread with nothing else: \
+                 the least a relay here could spend ({:.0} % of the relay's cost).",
+                duration(floor),
+                100.0 * floor / relay_large.max(1e-9)
+            );
+        }
     }
     out
 }
