@@ -64,3 +64,17 @@ pub fn load<T: serde::de::DeserializeOwned>(
     validate(&config).map_err(|e| ConfigError::Invalid { path: path.into(), field: e.field, message: e.message })?;
     Ok(config)
 }
+
+/// The `[ctlog]` section of a service that talks to its sector's log (the relay, the license
+/// client): where the log is and how to authenticate to it.
+#[derive(Clone, Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CtlogConfig {
+    /// The log's internal API, `http://127.0.0.1:PORT`.
+    pub internal_url: String,
+    /// The log's public API, `http://127.0.0.1:PORT`.
+    pub public_url: String,
+    /// File holding the log's internal token. Default: `$CREDENTIALS_DIRECTORY/ctlog-internal-token`.
+    #[serde(default)]
+    pub token_file: Option<PathBuf>,
+}

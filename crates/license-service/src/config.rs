@@ -2,6 +2,8 @@
 
 use std::path::{Path, PathBuf};
 
+/// The sector's log.
+pub use configfile::CtlogConfig;
 use serde::Deserialize;
 
 /// `paramant-license` settings. Unknown keys are an error.
@@ -40,19 +42,6 @@ pub struct Config {
     /// How strictly the sandbox is enforced.
     #[serde(default)]
     pub sandbox: harden::SandboxConfig,
-}
-
-/// The sector's log.
-#[derive(Clone, Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct CtlogConfig {
-    /// Its internal API, `http://127.0.0.1:PORT`.
-    pub internal_url: String,
-    /// Its public API, `http://127.0.0.1:PORT`.
-    pub public_url: String,
-    /// File with its internal token. Default: `$CREDENTIALS_DIRECTORY/ctlog-internal-token`.
-    #[serde(default)]
-    pub token_file: Option<PathBuf>,
 }
 
 /// The relay's internal API.

@@ -3,6 +3,9 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
+/// Where the log is and how to authenticate to it (the relay serves the CT endpoints on its
+/// origin from the log's public API).
+pub use configfile::CtlogConfig;
 use harden::{http_port, smtp_port};
 use serde::Deserialize;
 
@@ -152,20 +155,6 @@ fn default_body_grace() -> u64 {
 }
 fn default_ack_timeout() -> u64 {
     30
-}
-
-/// Where the log is and how to authenticate to it.
-#[derive(Clone, Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct CtlogConfig {
-    /// The log's internal API, "http://127.0.0.1:PORT".
-    pub internal_url: String,
-    /// The log's public API, "http://127.0.0.1:PORT"; CT endpoints are served on the relay's
-    /// origin by forwarding there.
-    pub public_url: String,
-    /// File holding the log's internal token. Default: `$CREDENTIALS_DIRECTORY/ctlog-internal-token`.
-    #[serde(default)]
-    pub token_file: Option<PathBuf>,
 }
 
 /// PEM certificate chain and private key for rustls.
