@@ -90,7 +90,9 @@ pub fn measure(size: usize, cores: usize) -> Bound {
         hash_secs: median(&mut hash[WARMUP_ROUNDS..]),
         cpu_secs: median(&mut cpu[WARMUP_ROUNDS..]),
         scalar_decode_secs: median(&mut scalar[WARMUP_ROUNDS..]),
-        floor_cpu_secs: socket_floor(size).map(|cpu| cpu.as_secs_f64()).ok(),
+        floor_cpu_secs: socket_floor(text.as_bytes(), Sha256::digest(&payload).into())
+            .map(|cpu| cpu.as_secs_f64())
+            .ok(),
         cores,
     }
 }
@@ -98,39 +100,43 @@ pub fn measure(size: usize, cores: usize) -> Bound {
 /// The relay's socket reads are this large (hyper's largest read buffer, seen with `strace`).
 const READ_SIZE: usize = 408 * 1024;
 
-/// CPU time, median, of a thread that receives a `size`-byte payload's base64 text from a
-/// loopback TCP socket in [`READ_SIZE`] reads and decodes and hashes it as it arrives, as the
-/// relay does, without HTTP or anything else. A second thread sends.
+/// CPU time, median, of a thread that receives a payload's base64 `text` from a loopback TCP
+/// socket in [`READ_SIZE`] reads and decodes and hashes it as it arrives, as the relay does,
+/// without HTTP or anything else; each round's SHA-256 must be `expected`. A second thread sends.
 ///
 /// # Errors
-/// When the loopback socket cannot be set up.
-pub fn socket_floor(size: usize) -> std::io::Result<Duration> {
-    let payload: Vec<u8> = (0..size).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8).collect();
-    let text = SCALAR.encode(&payload).into_bytes();
-    let expected: [u8; 32] = Sha256::digest(&payload).into();
+/// When the loopback socket cannot be set up, or a round decodes to another hash.
+pub fn socket_floor(text: &[u8], expected: [u8; 32]) -> std::io::Result<Duration> {
     let listener = TcpListener::bind("127.0.0.1:0")?;
     let address = listener.local_addr()?;
     let rounds = ROUNDS + WARMUP_ROUNDS;
-    let sender = {
-        let text = text.clone();
-        std::thread::spawn(move || -> std::io::Result<()> {
+    std::thread::scope(|scope| {
+        let sender = scope.spawn(|| -> std::io::Result<()> {
             let mut stream = TcpStream::connect(address)?;
             for _ in 0..rounds {
-                stream.write_all(&text)?;
+                stream.write_all(text)?;
             }
             Ok(())
-        })
-    };
+        });
+        let cpu = receive_rounds(&listener, text.len(), rounds, expected)?;
+        sender.join().map_err(|_| std::io::Error::other("the floor's sender panicked"))??;
+        Ok(cpu)
+    })
+}
+
+/// The receiving side of [`socket_floor`]: `rounds` texts of `len` bytes from the one
+/// connection `listener` accepts.
+fn receive_rounds(listener: &TcpListener, len: usize, rounds: usize, expected: [u8; 32]) -> std::io::Result<Duration> {
     let (mut stream, _) = listener.accept()?;
     let mut read_buffer = vec![0u8; READ_SIZE];
-    let mut out = vec![0u8; text.len() / 4 * 3];
+    let mut out = vec![0u8; len / 4 * 3];
     let mut cpu = Vec::with_capacity(rounds);
     for _ in 0..rounds {
         let cpu_start = thread_cpu();
         let (mut received, mut pending, mut written) = (0, 0, 0);
         let mut hasher = Sha256::new();
-        while received < text.len() {
-            let want = (text.len() - received).min(READ_SIZE - pending);
+        while received < len {
+            let want = (len - received).min(READ_SIZE - pending);
             let n = stream.read(&mut read_buffer[pending..pending + want])?;
             if n == 0 {
                 return Err(std::io::ErrorKind::UnexpectedEof.into());
@@ -138,7 +144,7 @@ pub fn socket_floor(size: usize) -> std::io::Result<Duration> {
             received += n;
             let available = pending + n;
             // Whole quads now; the text's last quad (it may carry padding) once all is in.
-            let take = if received == text.len() { available } else { available / 4 * 4 };
+            let take = if received == len { available } else { available / 4 * 4 };
             // In 64 KiB blocks, as the relay: each block's output is hashed while in cache.
             for block in read_buffer[..take].chunks(64 * 1024) {
                 let decoded = base64_simd::STANDARD
@@ -157,7 +163,6 @@ pub fn socket_floor(size: usize) -> std::io::Result<Duration> {
             return Err(std::io::Error::other("the floor's hash is wrong"));
         }
     }
-    sender.join().map_err(|_| std::io::Error::other("the floor's sender panicked"))??;
     Ok(Duration::from_secs_f64(median(&mut cpu[WARMUP_ROUNDS..])))
 }
 
