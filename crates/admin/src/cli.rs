@@ -42,7 +42,7 @@ fn run(config: Config, config_path: &Path) -> anyhow::Result<()> {
     let opened = crate::open(config)?;
     let listeners = crate::bind(&opened.config)?;
     let hardening = crate::DAEMON.lock_down(&policy, config_path)?;
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let runtime = harden::service_runtime()?;
     runtime.block_on(crate::serve(opened, hardening, listeners))
 }
 

@@ -70,10 +70,7 @@ fn run(config: Config, config_path: &Path) -> anyhow::Result<()> {
     let listeners = crate::bind(&opened.config)?;
     let hardening = crate::DAEMON.lock_down(&policy, config_path)?;
     let state = opened.start(hardening)?;
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .on_thread_park(harden::release_freed_memory)
-        .build()?;
+    let runtime = harden::service_runtime()?;
     runtime.block_on(crate::serve(state, listeners))
 }
 

@@ -96,6 +96,15 @@ pub fn release_freed_memory() {
     }
 }
 
+/// The multi-threaded tokio runtime a service serves on, built after its sandbox is in place:
+/// idle workers hand freed memory back ([`release_freed_memory`] as the park hook).
+///
+/// # Errors
+/// When the runtime's threads or I/O driver cannot be created.
+pub fn service_runtime() -> std::io::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread().enable_all().on_thread_park(release_freed_memory).build()
+}
+
 /// Whether an allocation of `size` bytes goes to glibc's `malloc` (else mimalloc).
 const fn is_large(size: usize) -> bool {
     size >= LARGE_ALLOCATION_BYTES

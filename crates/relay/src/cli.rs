@@ -48,10 +48,7 @@ fn run(config: Config, config_path: &Path) -> anyhow::Result<()> {
     if !returned {
         crate::DAEMON.log(format_args!("malloc kept its dynamic mmap threshold: freed payloads may stay resident"));
     }
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .on_thread_park(harden::release_freed_memory)
-        .build()?;
+    let runtime = harden::service_runtime()?;
     runtime.block_on(crate::serve(opened, hardening, listeners))
 }
 
